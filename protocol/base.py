@@ -1,0 +1,95 @@
+"""Base classes and field types shared by every model.
+
+Two kinds of model, on purpose:
+
+* `Message` - what we *receive* (requests' args, envelopes): frozen and
+  `extra="forbid"`, so a typo in a field name is an error, not silently ignored.
+* `Document` - what we *store* (current.json, costs.json...): frozen and
+  `extra="allow"`. A file written by a newer version with fields this version
+  does not know is read without error, and the unknown fields are written back
+  unchanged, so an older writer never destroys a newer one's data.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+__all__ = [
+    "MAX_TEXT_CHARS",
+    "Document",
+    "Message",
+    "Money",
+    "ProjectPath",
+    "ShortText",
+    "Timestamp",
+    "utc_now",
+]
+
+MAX_TEXT_CHARS = 10_000
+"""Longest free text (a query, a breadcrumb item) we accept; beyond it is abuse."""
+
+
+class Message(BaseModel):
+    """Something received from a client: strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+
+class Document(BaseModel):
+    """Something stored in a file: tolerant of fields from newer versions."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+def _to_utc(value: datetime) -> datetime:
+    # A timestamp without an offset is taken as UTC: that is how we store them,
+    # and a hand-edited file should not become unreadable for lack of a "Z".
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_to_utc)]
+"""An aware datetime, normalised to UTC; written as ISO 8601 with `Z`."""
+
+
+def utc_now() -> datetime:
+    """The current time in UTC (the only clock models use)."""
+    return datetime.now(UTC)
+
+
+Money = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=40)]
+"""US dollars as an exact Decimal; a JSON number with its exact digits on disk."""
+
+ShortText = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def _check_project_path(value: str) -> str:
+    # Pure, syntactic confinement; symlinks that escape are the service's check
+    # because only the service can look at the disk.
+    if not value:
+        raise ValueError("path must not be empty")
+    if "\\" in value:
+        raise ValueError("path must use '/' separators")
+    if "\x00" in value:
+        raise ValueError("path must not contain NUL")
+    if value.startswith("/") or _WINDOWS_DRIVE.match(value):
+        raise ValueError("path must be relative to the project root")
+    parts = value.split("/")
+    if any(part == ".." for part in parts):
+        raise ValueError("path must not leave the project root ('..')")
+    cleaned = [part for part in parts if part not in {"", "."}]
+    if not cleaned:
+        raise ValueError("path must name a file inside the project")
+    return "/".join(cleaned)
+
+
+ProjectPath = Annotated[str, Field(max_length=4096), AfterValidator(_check_project_path)]
+"""A path relative to the project root with `/` separators, never escaping it."""

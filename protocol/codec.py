@@ -1,0 +1,99 @@
+"""Bytes to and from JSON values, with money kept exact.
+
+Money is `Decimal` in memory and a JSON *number* on disk and on the wire,
+written with its exact decimal digits (`0.00000007`, never `7e-08` and never a
+rounded float). orjson does the work (12-33x faster than `json` with indent);
+`orjson.Fragment` lets a Decimal be written as a number without a float ever
+existing. Readers that need exact money parse numbers with `loads_exact`.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from enum import Enum
+from pathlib import PurePath
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+
+__all__ = [
+    "decimal_text",
+    "dumps",
+    "dumps_line",
+    "dumps_pretty",
+    "loads",
+    "loads_exact",
+    "to_jsonable",
+]
+
+_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
+
+
+def decimal_text(value: Decimal) -> str:
+    """Render a Decimal as plain positional digits with no exponent.
+
+    Trailing zeros are dropped (`0.150` -> `0.15`) so equal amounts always read
+    the same in a file a person opens.
+    """
+    if not value.is_finite():
+        raise ValueError(f"money must be finite, got {value}")
+    text = format(value.normalize(), "f")
+    return "0" if text in {"-0", "0"} else text
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(decimal_text(value).encode())
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="python", exclude_none=False)
+    if isinstance(value, PurePath):
+        return value.as_posix()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def to_jsonable(value: Any) -> Any:
+    """Return `value` with models dumped to plain Python, ready for `dumps`."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="python")
+    return value
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON bytes (one wire frame)."""
+    return orjson.dumps(to_jsonable(value), default=_default, option=_OPTIONS)
+
+
+def dumps_line(value: Any) -> bytes:
+    """One JSON Lines record: compact JSON and a newline."""
+    return orjson.dumps(
+        to_jsonable(value), default=_default, option=_OPTIONS | orjson.OPT_APPEND_NEWLINE
+    )
+
+
+def dumps_pretty(value: Any) -> bytes:
+    """Indented JSON with a final newline, for data files a person may open."""
+    return orjson.dumps(
+        to_jsonable(value),
+        default=_default,
+        option=_OPTIONS | orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE,
+    )
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON fast; numbers with a fraction become floats (not for money)."""
+    return orjson.loads(data)
+
+
+def loads_exact(data: bytes | str) -> Any:
+    """Parse JSON keeping every number with a fraction as an exact Decimal.
+
+    Slower than `loads`; used for the files that hold money and for anything
+    whose totals must equal the exact sum of their parts.
+    """
+    return json.loads(data, parse_float=Decimal)

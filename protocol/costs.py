@@ -1,0 +1,94 @@
+"""costs.json, one priced operation, budgets, totals and warnings."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from protocol.base import Document, Money, ShortText, Timestamp
+
+__all__ = [
+    "Budget",
+    "BudgetPeriod",
+    "BudgetWarning",
+    "CostOperation",
+    "CostTotals",
+    "CostsDocument",
+]
+
+BudgetPeriod = Literal["daily", "weekly", "monthly"]
+
+Tokens = Annotated[int, Field(ge=0, le=10**12)]
+
+
+class CostOperation(Document):
+    """One LLM call as the ledger recorded it.
+
+    `cost` is None exactly when `priced` is False: a call on a model we have no
+    price for is recorded and counted, never shown as $0.
+    """
+
+    timestamp: Timestamp
+    operation: ShortText
+    model: ShortText
+    input_tokens: Tokens
+    output_tokens: Tokens
+    cost: Money | None
+    priced: bool = True
+    session_id: str | None = None
+    request_id: str | None = None
+    price_source: str | None = None
+
+
+class Budget(Document):
+    """Spending limits in dollars; None means no limit for that period."""
+
+    daily_limit: Annotated[Money, Field(ge=0)] | None = Decimal("50")
+    weekly_limit: Annotated[Money, Field(ge=0)] | None = Decimal("200")
+    monthly_limit: Annotated[Money, Field(ge=0)] | None = Decimal("500")
+    warnings_enabled: bool = True
+
+
+class CostTotals(Document):
+    """The result of `cost.totals`: every figure the exact sum of its operations."""
+
+    session_total: Money = Decimal(0)
+    daily_total: Money = Decimal(0)
+    weekly_total: Money = Decimal(0)
+    monthly_total: Money = Decimal(0)
+    by_model: dict[str, Money] = Field(default_factory=dict)
+    unpriced_operations: Annotated[int, Field(ge=0)] = 0
+
+
+class BudgetWarning(Document):
+    """A budget warning, for the UI and the `budget.warning` event."""
+
+    period: BudgetPeriod
+    spent: Money
+    limit: Money
+    remaining: Money
+    fraction: Decimal
+    exceeded: bool
+    window: str
+    message: str
+
+
+class CostsDocument(Document):
+    """costs.json: the seed's shape plus `unpriced_operations` and the windows."""
+
+    session_id: str | None = None
+    session_total: Money = Decimal(0)
+    daily_total: Money = Decimal(0)
+    weekly_total: Money = Decimal(0)
+    monthly_total: Money = Decimal(0)
+    operations: list[CostOperation] = Field(default_factory=list)
+    by_model: dict[str, Money] = Field(default_factory=dict)
+    budget: Budget = Field(default_factory=Budget)
+    unpriced_operations: Annotated[int, Field(ge=0)] = 0
+    timezone: str | None = None
+    day: str | None = None
+    week: str | None = None
+    month: str | None = None
+    updated_at: Timestamp | None = None

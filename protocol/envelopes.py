@@ -1,0 +1,234 @@
+"""Request, reply and event envelopes, and the bytes <-> model functions.
+
+Pure: bytes in, models out, and the reverse. Every way a frame can be wrong
+ends in one `ProtocolError` carrying the contract's code and a sentence a
+person understands; nothing here raises anything else on bad input.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError
+
+from protocol.base import Message, Timestamp
+from protocol.codec import dumps, loads, loads_exact
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.names import PROTOCOL_VERSION
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_BYTES",
+    "EndpointsFile",
+    "ErrorBody",
+    "ErrorReply",
+    "Event",
+    "OkReply",
+    "Reply",
+    "Request",
+    "decode_event",
+    "describe_validation_error",
+    "decode_reply",
+    "decode_request",
+    "encode_error",
+    "encode_event",
+    "encode_ok",
+    "encode_request",
+]
+
+DEFAULT_MAX_FRAME_BYTES = 1_048_576
+"""Frames over 1 MiB are refused with `bad_request` (CONTRACT section 8)."""
+
+RequestId = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class Request(Message):
+    """`{"v": 1, "id": "c1-000017", "op": "session.set_stage", "args": {...}}`."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    id: RequestId
+    op: Annotated[str, Field(min_length=1, max_length=128)]
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorBody(Message):
+    """What went wrong: a code to branch on and a message to show."""
+
+    code: ErrorCode
+    message: str
+
+
+class OkReply(Message):
+    """A successful reply; for a mutating op, the change is already on disk."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    id: str
+    ok: Literal[True] = True
+    result: Any = None
+
+
+class ErrorReply(Message):
+    """A failed reply; `id` is empty only when the request's id was unreadable."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    id: str
+    ok: Literal[False] = False
+    error: ErrorBody
+
+
+Reply = OkReply | ErrorReply
+
+
+class Event(Message):
+    """One published event; `seq` rises by one per `source`."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    topic: Annotated[str, Field(min_length=1, max_length=128)]
+    source: Annotated[str, Field(min_length=1, max_length=128)]
+    seq: Annotated[int, Field(ge=0)]
+    ts: Timestamp
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class EndpointsFile(Message):
+    """`.session/run/endpoints.json`: its appearance means "ready"."""
+
+    protocol: Literal[1] = PROTOCOL_VERSION
+    command: str
+    events: str
+    supervisor_pid: int
+    session_id: str
+    started_at: Timestamp
+
+
+_REQUIRED = ("v", "id", "op")
+
+
+def _object(frame: bytes, *, max_bytes: int, exact: bool, what: str) -> dict[str, Any]:
+    if len(frame) > max_bytes:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            f"{what} is {len(frame)} bytes; the limit is {max_bytes} bytes",
+        )
+    try:
+        value = loads_exact(frame) if exact else loads(frame)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"{what} is not valid UTF-8 JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, f"{what} must be a JSON object, got {type(value).__name__}"
+        )
+    return value
+
+
+def decode_request(
+    frame: bytes, *, max_bytes: int = DEFAULT_MAX_FRAME_BYTES, exact: bool = False
+) -> Request:
+    """Parse one request frame or raise `ProtocolError` with the contract's code.
+
+    `exact=True` keeps numbers with a fraction as Decimal (money in args).
+    """
+    raw = _object(frame, max_bytes=max_bytes, exact=exact, what="request")
+    request_id = raw.get("id") if isinstance(raw.get("id"), str) else None
+    missing = [name for name in _REQUIRED if name not in raw]
+    if missing:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            f"request is missing {', '.join(missing)} (a request is "
+            '{"v": 1, "id": "...", "op": "...", "args": {...}})',
+            request_id=request_id,
+        )
+    if raw["v"] != PROTOCOL_VERSION or isinstance(raw["v"], bool):
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            f"unsupported protocol version {raw['v']!r}; this service speaks v{PROTOCOL_VERSION}",
+            request_id=request_id,
+        )
+    if "args" in raw and not isinstance(raw["args"], dict):
+        raise ProtocolError(
+            ErrorCode.INVALID_ARGS,
+            f"args must be a JSON object, got {type(raw['args']).__name__}",
+            request_id=request_id,
+        )
+    try:
+        return Request.model_validate(raw)
+    except ValidationError as exc:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, describe_validation_error(exc), request_id=request_id
+        ) from None
+
+
+def encode_request(request_id: str, op: str, args: dict[str, Any] | None = None) -> bytes:
+    """The frame a client sends."""
+    return dumps({"v": PROTOCOL_VERSION, "id": request_id, "op": op, "args": args or {}})
+
+
+def encode_ok(request_id: str, result: Any) -> bytes:
+    """The frame of a successful reply."""
+    return dumps({"v": PROTOCOL_VERSION, "id": request_id, "ok": True, "result": result})
+
+
+def encode_error(request_id: str | None, code: ErrorCode, message: str) -> bytes:
+    """The frame of an error reply."""
+    return dumps(
+        {
+            "v": PROTOCOL_VERSION,
+            "id": request_id or "",
+            "ok": False,
+            "error": {"code": code.value, "message": message},
+        }
+    )
+
+
+def decode_reply(frame: bytes, *, exact: bool = True) -> Reply:
+    """Parse a reply frame (a client's side); money stays exact by default."""
+    raw = _object(frame, max_bytes=2**31, exact=exact, what="reply")
+    try:
+        if raw.get("ok") is True:
+            return OkReply.model_validate(raw)
+        return ErrorReply.model_validate(raw)
+    except ValidationError as exc:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, describe_validation_error(exc)) from None
+
+
+def encode_event(topic: str, source: str, seq: int, ts: Any, data: Any) -> list[bytes]:
+    """The two frames of an event: topic, then the JSON envelope."""
+    body = dumps(
+        {"v": PROTOCOL_VERSION, "topic": topic, "source": source, "seq": seq, "ts": ts, "data": data}
+    )
+    return [topic.encode(), body]
+
+
+def decode_event(frames: list[bytes], *, exact: bool = True) -> Event:
+    """Parse an event's frames; the topic frame must match the envelope's."""
+    if len(frames) != 2:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"an event is 2 frames, got {len(frames)}")
+    raw = _object(frames[1], max_bytes=2**31, exact=exact, what="event")
+    try:
+        event = Event.model_validate(raw)
+    except ValidationError as exc:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, describe_validation_error(exc)) from None
+    if event.topic.encode() != frames[0]:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "event topic frame and envelope disagree")
+    return event
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Turn pydantic's report into sentences that name the field and the rule."""
+    sentences: list[str] = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "value"
+        kind = error["type"]
+        if kind == "missing":
+            sentences.append(f"{where} is required")
+        elif kind == "extra_forbidden":
+            sentences.append(f"{where} is not a known field")
+        elif kind == "enum":
+            expected = str(error.get("ctx", {}).get("expected", "")).replace("'", "")
+            expected = expected.replace(" or ", ", ")
+            sentences.append(f"{where} must be one of {expected}")
+        elif kind == "literal_error":
+            expected = str(error.get("ctx", {}).get("expected", ""))
+            sentences.append(f"{where} must be {expected}")
+        else:
+            sentences.append(f"{where}: {error['msg']}")
+    return "; ".join(sentences)

@@ -1,0 +1,267 @@
+"""The args and results of every op: one model per op, looked up by name.
+
+`OP_ARGS` is the tagged union keyed on `op`, kept as a table so the supervisor,
+the workers, the schema exporter and the docs all read the same source.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import Field, StrictBool, StrictInt, ValidationError, field_validator
+
+from protocol.base import Document, Message, Money, ProjectPath, ShortText, Timestamp
+from protocol.costs import Budget, CostOperation, CostTotals
+from protocol.envelopes import describe_validation_error
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.names import Op, Stage, WorkerState
+from protocol.session import Preferences
+
+__all__ = [
+    "OP_ARGS",
+    "AddRecentQueryArgs",
+    "CloseFileArgs",
+    "CostEstimateArgs",
+    "CostEstimateResult",
+    "CostLogArgs",
+    "CostLogResult",
+    "CostWarningResult",
+    "HistoryListArgs",
+    "NoArgs",
+    "OpenFileArgs",
+    "PreferencesSetArgs",
+    "SaveResult",
+    "SessionStatusResult",
+    "SetBreadcrumbArgs",
+    "SetBudgetArgs",
+    "SetModelPreferenceArgs",
+    "SetScreenArgs",
+    "SetStageArgs",
+    "SignificantActionArgs",
+    "SignificantActionResult",
+    "SupervisorStatus",
+    "WorkerStatus",
+    "parse_args",
+]
+
+Tokens = Annotated[StrictInt, Field(ge=0, le=10**12)]
+NonEmptyText = Annotated[ShortText, Field(min_length=1)]
+ModelName = Annotated[str, Field(min_length=1, max_length=200)]
+Limit = Annotated[Money, Field(ge=0)]
+
+
+class NoArgs(Message):
+    """An op that takes nothing."""
+
+
+class SetStageArgs(Message):
+    """`session.set_stage`."""
+
+    stage: Stage
+
+
+class SetScreenArgs(Message):
+    """`session.set_screen`."""
+
+    screen: NonEmptyText
+
+
+class SetBreadcrumbArgs(Message):
+    """`session.set_breadcrumb`."""
+
+    breadcrumb: Annotated[list[ShortText], Field(max_length=200)]
+
+
+class OpenFileArgs(Message):
+    """`session.open_file`: the path must stay inside the project."""
+
+    path: ProjectPath
+    cursor_line: Annotated[StrictInt, Field(ge=0)] = 0
+    cursor_col: Annotated[StrictInt, Field(ge=0)] = 0
+
+
+class CloseFileArgs(Message):
+    """`session.close_file`."""
+
+    path: ProjectPath
+
+
+class SetModelPreferenceArgs(Message):
+    """`session.set_model_preference`."""
+
+    stage: Stage
+    model: ModelName
+
+
+class AddRecentQueryArgs(Message):
+    """`session.add_recent_query`."""
+
+    query: NonEmptyText
+    source: NonEmptyText
+
+
+class SignificantActionArgs(Message):
+    """`session.significant_action`: saves the snapshot now."""
+
+    action: NonEmptyText
+
+
+class PreferencesSetArgs(Message):
+    """`preferences.set`: a partial update; unknown keys are refused."""
+
+    values: dict[str, Any]
+
+    @field_validator("values")
+    @classmethod
+    def _known_keys(cls, values: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(values) - set(Preferences.model_fields))
+        if unknown:
+            known = ", ".join(sorted(Preferences.model_fields))
+            raise ValueError(f"unknown preference(s) {', '.join(unknown)}; known: {known}")
+        return values
+
+
+class CostLogArgs(Message):
+    """`cost.log`: one LLM call that happened."""
+
+    operation: NonEmptyText
+    model: ModelName
+    input_tokens: Tokens
+    output_tokens: Tokens
+
+
+class CostEstimateArgs(Message):
+    """`cost.estimate`: what a call would cost and which warning it would trigger."""
+
+    model: ModelName
+    input_tokens: Tokens
+    output_tokens: Tokens = 0
+
+
+class SetBudgetArgs(Message):
+    """`cost.set_budget`: absent fields are unchanged, `null` removes a limit."""
+
+    daily_limit: Limit | None = None
+    weekly_limit: Limit | None = None
+    monthly_limit: Limit | None = None
+    warnings_enabled: StrictBool | None = None
+
+
+class HistoryListArgs(Message):
+    """`history.list`."""
+
+    limit: Annotated[StrictInt, Field(ge=1, le=10_000)] | None = None
+
+
+OP_ARGS: dict[Op, type[Message]] = {
+    Op.SESSION_GET: NoArgs,
+    Op.SESSION_STATUS: NoArgs,
+    Op.SESSION_SET_STAGE: SetStageArgs,
+    Op.SESSION_SET_SCREEN: SetScreenArgs,
+    Op.SESSION_SET_BREADCRUMB: SetBreadcrumbArgs,
+    Op.SESSION_OPEN_FILE: OpenFileArgs,
+    Op.SESSION_CLOSE_FILE: CloseFileArgs,
+    Op.SESSION_SET_MODEL_PREFERENCE: SetModelPreferenceArgs,
+    Op.SESSION_ADD_RECENT_QUERY: AddRecentQueryArgs,
+    Op.SESSION_SIGNIFICANT_ACTION: SignificantActionArgs,
+    Op.SESSION_SAVE: NoArgs,
+    Op.PREFERENCES_GET: NoArgs,
+    Op.PREFERENCES_SET: PreferencesSetArgs,
+    Op.COST_LOG: CostLogArgs,
+    Op.COST_ESTIMATE: CostEstimateArgs,
+    Op.COST_TOTALS: NoArgs,
+    Op.COST_WARNING: NoArgs,
+    Op.COST_SET_BUDGET: SetBudgetArgs,
+    Op.COST_RESET_SESSION: NoArgs,
+    Op.HISTORY_LIST: HistoryListArgs,
+    Op.SUPERVISOR_STATUS: NoArgs,
+}
+
+
+def parse_args(op: str, args: dict[str, Any], *, request_id: str | None = None) -> Message:
+    """Validate `args` for `op`, raising `ProtocolError` (`unknown_op`/`invalid_args`)."""
+    try:
+        model = OP_ARGS[Op(op)]
+    except ValueError:
+        raise ProtocolError(
+            ErrorCode.UNKNOWN_OP, f"unknown op {op!r}", request_id=request_id
+        ) from None
+    try:
+        return model.model_validate(args)
+    except ValidationError as exc:
+        raise ProtocolError(
+            ErrorCode.INVALID_ARGS, describe_validation_error(exc), request_id=request_id
+        ) from None
+
+
+class SessionStatusResult(Document):
+    """`session.status`: the truth about saving, and the status-bar text."""
+
+    session_id: str
+    dirty: bool
+    last_save_at: Timestamp | None
+    seconds_since_save: float | None
+    indicator: str
+    state: str
+    attempt: int = 0
+    max_attempts: int = 0
+    last_error: str | None = None
+
+
+class SaveResult(Document):
+    """`session.save`: `saved` is False when nothing had changed."""
+
+    saved: bool
+    saved_at: Timestamp | None
+
+
+class SignificantActionResult(Document):
+    """`session.significant_action`."""
+
+    saved_at: Timestamp | None
+
+
+class CostLogResult(Document):
+    """`cost.log`: the recorded operation, the new totals, any warning."""
+
+    operation: CostOperation
+    totals: CostTotals
+    warning: str | None = None
+
+
+class CostEstimateResult(Document):
+    """`cost.estimate`: what the call would cost and the warning it would trigger."""
+
+    cost: Money
+    warning: str | None = None
+    confirm: bool = False
+
+
+class CostWarningResult(Document):
+    """`cost.warning`: the most severe current warning, or null."""
+
+    warning: str | None = None
+
+
+class WorkerStatus(Document):
+    """One worker in `supervisor.status`."""
+
+    name: str
+    pid: int | None
+    state: WorkerState
+    restarts: int
+    started_at: datetime | None
+    uptime_s: float | None = None
+    last_exit: str | None = None
+
+
+class SupervisorStatus(Document):
+    """`supervisor.status` (and `supervisor status --json`)."""
+
+    session_id: str
+    workers: list[WorkerStatus]
+    supervisor_pid: int | None = None
+    started_at: Timestamp | None = None
+    project: str | None = None
+

@@ -1,0 +1,108 @@
+"""JSON Schemas of every file and message, generated from the models.
+
+The library part is pure (`all_schemas`, `render`); `python -m protocol.schema`
+writes them to `protocol/schemas/` and `--check` fails when the committed
+files drift from the models, so clients in other languages can trust them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from protocol.codec import dumps_pretty
+from protocol.costs import Budget, BudgetWarning, CostOperation, CostsDocument, CostTotals
+from protocol.envelopes import EndpointsFile, ErrorReply, Event, OkReply, Request
+from protocol.events import TOPIC_DATA
+from protocol.history import HistoryDocument, HistoryEntry
+from protocol.ops import (
+    OP_ARGS,
+    CostEstimateResult,
+    CostLogResult,
+    CostWarningResult,
+    SaveResult,
+    SessionStatusResult,
+    SignificantActionResult,
+    SupervisorStatus,
+)
+from protocol.session import Preferences, SessionDocument
+
+__all__ = ["SCHEMA_DIR", "all_schemas", "main", "render"]
+
+SCHEMA_DIR = Path(__file__).parent / "schemas"
+
+_NAMED: dict[str, type[BaseModel]] = {
+    "file.current": SessionDocument,
+    "file.preferences": Preferences,
+    "file.costs": CostsDocument,
+    "file.history": HistoryDocument,
+    "file.endpoints": EndpointsFile,
+    "record.cost_operation": CostOperation,
+    "record.history_entry": HistoryEntry,
+    "envelope.request": Request,
+    "envelope.ok_reply": OkReply,
+    "envelope.error_reply": ErrorReply,
+    "envelope.event": Event,
+    "result.budget": Budget,
+    "result.budget_warning": BudgetWarning,
+    "result.cost_totals": CostTotals,
+    "result.cost_log": CostLogResult,
+    "result.cost_estimate": CostEstimateResult,
+    "result.cost_warning": CostWarningResult,
+    "result.session_status": SessionStatusResult,
+    "result.save": SaveResult,
+    "result.significant_action": SignificantActionResult,
+    "result.supervisor_status": SupervisorStatus,
+}
+
+
+def all_schemas() -> dict[str, dict[str, Any]]:
+    """Every schema by file stem, e.g. `args.session.set_stage`."""
+    models: dict[str, type[BaseModel]] = dict(_NAMED)
+    models.update({f"args.{op.value}": model for op, model in OP_ARGS.items()})
+    models.update({f"event.{topic.value}": model for topic, model in TOPIC_DATA.items()})
+    schemas: dict[str, dict[str, Any]] = {}
+    for stem, model in sorted(models.items()):
+        schema = model.model_json_schema(mode="validation")
+        schema["$id"] = f"writers-factory/{stem}.schema.json"
+        schemas[stem] = schema
+    return schemas
+
+
+def render(schema: dict[str, Any]) -> bytes:
+    """The bytes a schema file holds (stable, indented)."""
+    return dumps_pretty(schema)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the schemas, or with `--check` report drift and exit 1."""
+    parser = argparse.ArgumentParser(prog="python -m protocol.schema")
+    parser.add_argument("--check", action="store_true", help="fail when files differ")
+    parser.add_argument("--dir", type=Path, default=SCHEMA_DIR)
+    options = parser.parse_args(argv)
+    wanted = {f"{stem}.schema.json": render(schema) for stem, schema in all_schemas().items()}
+    folder: Path = options.dir
+    present = {path.name for path in folder.glob("*.schema.json")} if folder.exists() else set()
+    drift = sorted(
+        name for name, data in wanted.items()
+        if name not in present or (folder / name).read_bytes() != data
+    ) + sorted(present - set(wanted))
+    if options.check:
+        for name in drift:
+            print(f"schema drift: {name}", file=sys.stderr)
+        return 1 if drift else 0
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in sorted(present - set(wanted)):
+        (folder / name).unlink()
+    for name, data in wanted.items():
+        (folder / name).write_bytes(data)
+    print(f"wrote {len(wanted)} schemas to {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,219 @@
+"""Atomic replacement of one JSON data file, and its careful reading.
+
+A save writes a temp file in the same folder, fsyncs it, renames it over the
+target and fsyncs the folder: after a crash at any point the file is the
+whole old document or the whole new one. Retries come from tenacity; the final
+failure is returned as a `SaveOutcome`, never swallowed and never raised past
+the caller who must show it. A file that does not parse is moved aside to
+`NAME.corrupt-<UTC>` (never overwritten, never deleted) and reported.
+
+One file has one writing process (CONTRACT section 1): only that process
+constructs an `AtomicJsonFile` with `writer=True`, which also removes temp
+files left by a crashed predecessor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from protocol.codec import dumps_pretty, loads_exact
+from services.store.fileops import FileOps, ensure_private_dir
+
+__all__ = [
+    "AtomicJsonFile",
+    "LoadOutcome",
+    "RetryPolicy",
+    "SaveOutcome",
+    "corrupt_name",
+    "read_document",
+]
+
+M = TypeVar("M", bound=BaseModel)
+
+_counter = itertools.count()
+
+AttemptFailed = Callable[[int, int, BaseException], None]
+"""Called with (attempt, max_attempts, error) after each failed try."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard a save tries before it reports failure."""
+
+    attempts: int = 3
+    wait_initial_s: float = 0.05
+    wait_max_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class SaveOutcome:
+    """What a save did; `ok=False` carries the last error for the status bar."""
+
+    ok: bool
+    attempts: int
+    saved_at: datetime | None = None
+    bytes_written: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadOutcome(Generic[M]):
+    """What a read found: a document, nothing, or a corrupt file moved aside."""
+
+    status: Literal["ok", "missing", "corrupt"]
+    value: M | None = None
+    moved_to: Path | None = None
+    error: str | None = None
+    cleaned: list[Path] = field(default_factory=list)
+
+
+def corrupt_name(path: Path, when: datetime) -> Path:
+    """`NAME.corrupt-<UTC timestamp>`, with a counter if that name is taken."""
+    stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    candidate = path.with_name(f"{path.name}.corrupt-{stamp}")
+    for n in itertools.count(1):
+        if not candidate.exists():
+            return candidate
+        candidate = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.tmp-"
+
+
+def read_document(path: Path, model: type[M]) -> LoadOutcome[M]:
+    """Read and validate `path` without changing anything (for readers, not owners)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return LoadOutcome(status="missing")
+    try:
+        return LoadOutcome(status="ok", value=model.model_validate(loads_exact(data)))
+    except (ValueError, ValidationError, UnicodeDecodeError) as exc:
+        return LoadOutcome(status="corrupt", error=_short(exc))
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+class AtomicJsonFile:
+    """One JSON data file, replaced atomically by its single owner."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        retry: RetryPolicy | None = None,
+        ops: FileOps | None = None,
+        writer: bool = True,
+    ) -> None:
+        self.path = path
+        self.retry = retry or RetryPolicy()
+        self.ops = ops or FileOps()
+        self.cleaned: list[Path] = []
+        if writer:
+            ensure_private_dir(path.parent)
+            self.cleaned = self.clean_leftovers()
+
+    def clean_leftovers(self) -> list[Path]:
+        """Remove temp files a crashed save left behind (only the owner may)."""
+        removed = []
+        prefix = _temp_prefix(self.path)
+        for entry in self.path.parent.iterdir():
+            if entry.name.startswith(prefix):
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+                    removed.append(entry)
+        return removed
+
+    def load(self, model: type[M]) -> LoadOutcome[M]:
+        """Read the document; a file that does not parse is moved aside and reported."""
+        outcome = read_document(self.path, model)
+        if outcome.status != "corrupt":
+            return LoadOutcome(
+                status=outcome.status, value=outcome.value, cleaned=list(self.cleaned)
+            )
+        target = corrupt_name(self.path, datetime.now(UTC))
+        # A hard link then unlink would also work; rename is atomic and never
+        # overwrites because `corrupt_name` picked a free name.
+        os.rename(self.path, target)
+        self.ops.fsync_dir(self.path.parent)
+        return LoadOutcome(
+            status="corrupt", moved_to=target, error=outcome.error, cleaned=list(self.cleaned)
+        )
+
+    def save(self, value: BaseModel | dict[str, Any], *, on_attempt_failed: AttemptFailed | None = None) -> SaveOutcome:
+        """Serialise (indented, human-readable) and replace the file atomically."""
+        return self.save_bytes(dumps_pretty(value), on_attempt_failed=on_attempt_failed)
+
+    def save_bytes(self, data: bytes, *, on_attempt_failed: AttemptFailed | None = None) -> SaveOutcome:
+        """Replace the file with `data`, retrying per policy; never raises OSError."""
+        attempts = max(1, self.retry.attempts)
+
+        def before_sleep(state: RetryCallState) -> None:
+            if on_attempt_failed is not None and state.outcome is not None:
+                error = state.outcome.exception()
+                if error is not None:
+                    on_attempt_failed(state.attempt_number, attempts, error)
+
+        retrying = Retrying(
+            stop=stop_after_attempt(attempts),
+            wait=wait_exponential(
+                multiplier=self.retry.wait_initial_s,
+                min=self.retry.wait_initial_s,
+                max=self.retry.wait_max_s,
+            ),
+            retry=retry_if_exception_type(OSError),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        tries = 0
+        try:
+            for attempt in retrying:
+                with attempt:
+                    tries = attempt.retry_state.attempt_number
+                    self._replace_once(data)
+        except OSError as exc:
+            if on_attempt_failed is not None:
+                on_attempt_failed(tries, attempts, exc)
+            return SaveOutcome(ok=False, attempts=tries, error=_short(exc))
+        return SaveOutcome(
+            ok=True, attempts=tries, saved_at=datetime.now(UTC), bytes_written=len(data)
+        )
+
+    def _replace_once(self, data: bytes) -> None:
+        ops = self.ops
+        temp = self.path.with_name(f"{_temp_prefix(self.path)}{os.getpid()}-{next(_counter)}")
+        fd = ops.open_new(temp)
+        try:
+            try:
+                ops.write_all(fd, data)
+                ops.fsync(fd)
+            finally:
+                ops.close(fd)
+            ops.replace(temp, self.path)
+        except BaseException:
+            # The old document is untouched; drop our half-written copy.
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            raise
+        ops.fsync_dir(self.path.parent)

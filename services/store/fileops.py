@@ -1,0 +1,71 @@
+"""The OS calls the store makes, behind one seam so tests can fail each one.
+
+Crash-point tests replace a `FileOps` with one whose chosen step raises,
+then check that the file on disk is the whole old or the whole new document.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["DATA_FILE_MODE", "DIR_MODE", "FileOps", "ensure_private_dir"]
+
+DATA_FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+class FileOps:
+    """Thin, named wrappers over the syscalls of an atomic replace and an append."""
+
+    def open_new(self, path: Path) -> int:
+        """Create `path` exclusively, private to the user."""
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, DATA_FILE_MODE)
+
+    def open_append(self, path: Path) -> int:
+        """Open (or create) `path` for appending, private to the user."""
+        return os.open(
+            path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, DATA_FILE_MODE
+        )
+
+    def write(self, fd: int, data: bytes | memoryview) -> int:
+        """One write(2); may be short, the caller loops."""
+        return os.write(fd, data)
+
+    def fsync(self, fd: int) -> None:
+        """Make a file's data durable."""
+        os.fsync(fd)
+
+    def close(self, fd: int) -> None:
+        """Close a descriptor."""
+        os.close(fd)
+
+    def replace(self, source: Path, target: Path) -> None:
+        """Atomically rename `source` over `target` (same folder)."""
+        os.replace(source, target)
+
+    def fsync_dir(self, folder: Path) -> None:
+        """Make a folder's entries (a rename, a new file) durable."""
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def truncate(self, fd: int, length: int) -> None:
+        """Cut a file to `length` bytes."""
+        os.ftruncate(fd, length)
+
+    def write_all(self, fd: int, data: bytes) -> None:
+        """Write every byte, looping over short writes."""
+        view = memoryview(data)
+        while view:
+            written = self.write(fd, view)
+            view = view[written:]
+
+
+def ensure_private_dir(folder: Path) -> None:
+    """Create `folder` (and parents) and make it 0700, as `.session/` must be."""
+    folder.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    if (folder.stat().st_mode & 0o777) != DIR_MODE:
+        folder.chmod(DIR_MODE)
