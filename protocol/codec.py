@@ -96,4 +96,12 @@ def loads_exact(data: bytes | str) -> Any:
     Slower than `loads`; used for the files that hold money and for anything
     whose totals must equal the exact sum of their parts.
     """
-    return json.loads(data, parse_float=Decimal)
+    try:
+        return json.loads(data, parse_float=Decimal, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("JSON is nested too deeply") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON; accepting them would turn into null on save.
+    raise ValueError(f"{name} is not a valid JSON number")

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError
 
-from protocol.base import Message, Timestamp
+from protocol.base import Document, Message, Timestamp
 from protocol.codec import dumps, loads, loads_exact
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.names import PROTOCOL_VERSION
@@ -26,9 +26,9 @@ __all__ = [
     "Reply",
     "Request",
     "decode_event",
-    "describe_validation_error",
     "decode_reply",
     "decode_request",
+    "describe_validation_error",
     "encode_error",
     "encode_event",
     "encode_ok",
@@ -89,8 +89,12 @@ class Event(Message):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class EndpointsFile(Message):
-    """`.session/run/endpoints.json`: its appearance means "ready"."""
+class EndpointsFile(Document):
+    """`.session/run/endpoints.json`: its appearance means "ready".
+
+    A Document (tolerant of unknown fields) so a newer supervisor can add
+    fields without breaking older clients.
+    """
 
     protocol: Literal[1] = PROTOCOL_VERSION
     command: str
@@ -112,7 +116,9 @@ def _object(frame: bytes, *, max_bytes: int, exact: bool, what: str) -> dict[str
     try:
         value = loads_exact(frame) if exact else loads(frame)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(ErrorCode.BAD_REQUEST, f"{what} is not valid UTF-8 JSON: {exc}") from None
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, f"{what} is not valid UTF-8 JSON: {exc}"
+        ) from None
     if not isinstance(value, dict):
         raise ProtocolError(
             ErrorCode.BAD_REQUEST, f"{what} must be a JSON object, got {type(value).__name__}"
@@ -193,7 +199,14 @@ def decode_reply(frame: bytes, *, exact: bool = True) -> Reply:
 def encode_event(topic: str, source: str, seq: int, ts: Any, data: Any) -> list[bytes]:
     """The two frames of an event: topic, then the JSON envelope."""
     body = dumps(
-        {"v": PROTOCOL_VERSION, "topic": topic, "source": source, "seq": seq, "ts": ts, "data": data}
+        {
+            "v": PROTOCOL_VERSION,
+            "topic": topic,
+            "source": source,
+            "seq": seq,
+            "ts": ts,
+            "data": data,
+        }
     )
     return [topic.encode(), body]
 

@@ -7,6 +7,7 @@ rename is one diff in one file and the JSON Schemas follow it.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Final
 
 __all__ = [
     "MUTATING_OPS",
@@ -21,7 +22,7 @@ __all__ = [
     "owner_of",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION: Final = 1
 
 
 class Stage(StrEnum):

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from pydantic import Field, StrictBool, StrictInt, ValidationError, field_validator
 
 from protocol.base import Document, Message, Money, ProjectPath, ShortText, Timestamp
-from protocol.costs import Budget, CostOperation, CostTotals
+from protocol.costs import CostOperation, CostTotals
 from protocol.envelopes import describe_validation_error
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.names import Op, Stage, WorkerState
@@ -203,7 +203,7 @@ class SessionStatusResult(Document):
     last_save_at: Timestamp | None
     seconds_since_save: float | None
     indicator: str
-    state: str
+    state: str = "saved"
     attempt: int = 0
     max_attempts: int = 0
     last_error: str | None = None
@@ -264,4 +264,3 @@ class SupervisorStatus(Document):
     supervisor_pid: int | None = None
     started_at: Timestamp | None = None
     project: str | None = None
-

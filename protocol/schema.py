@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     folder: Path = options.dir
     present = {path.name for path in folder.glob("*.schema.json")} if folder.exists() else set()
     drift = sorted(
-        name for name, data in wanted.items()
+        name
+        for name, data in wanted.items()
         if name not in present or (folder / name).read_bytes() != data
     ) + sorted(present - set(wanted))
     if options.check:

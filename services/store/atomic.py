@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -161,36 +162,60 @@ class AtomicJsonFile:
             status="corrupt", moved_to=target, error=outcome.error, cleaned=list(self.cleaned)
         )
 
-    def save(self, value: BaseModel | dict[str, Any], *, on_attempt_failed: AttemptFailed | None = None) -> SaveOutcome:
+    def save(
+        self, value: BaseModel | dict[str, Any], *, on_attempt_failed: AttemptFailed | None = None
+    ) -> SaveOutcome:
         """Serialise (indented, human-readable) and replace the file atomically."""
-        return self.save_bytes(dumps_pretty(value), on_attempt_failed=on_attempt_failed)
+        try:
+            data = dumps_pretty(value)
+        except TypeError as exc:  # e.g. an integer beyond 64 bits in an unknown field
+            return SaveOutcome(ok=False, attempts=0, error=f"cannot encode: {_short(exc)}")
+        return self.save_bytes(data, on_attempt_failed=on_attempt_failed)
 
-    def save_bytes(self, data: bytes, *, on_attempt_failed: AttemptFailed | None = None) -> SaveOutcome:
+    def save_bytes(
+        self, data: bytes, *, on_attempt_failed: AttemptFailed | None = None
+    ) -> SaveOutcome:
         """Replace the file with `data`, retrying per policy; never raises OSError."""
         attempts = max(1, self.retry.attempts)
+        try:
+            # Fast path: most saves succeed first time; tenacity only on failure.
+            self._replace_once(data)
+        except OSError as first:
+            if on_attempt_failed is not None:
+                on_attempt_failed(1, attempts, first)
+            if attempts == 1:
+                return SaveOutcome(ok=False, attempts=1, error=_short(first))
+            return self._retry(data, attempts, on_attempt_failed)
+        return SaveOutcome(ok=True, attempts=1, saved_at=datetime.now(UTC), bytes_written=len(data))
+
+    def _retry(
+        self, data: bytes, attempts: int, on_attempt_failed: AttemptFailed | None
+    ) -> SaveOutcome:
+        """Attempts 2..N under tenacity's back-off."""
 
         def before_sleep(state: RetryCallState) -> None:
             if on_attempt_failed is not None and state.outcome is not None:
                 error = state.outcome.exception()
-                if error is not None:
-                    on_attempt_failed(state.attempt_number, attempts, error)
+                if error is not None:  # tenacity counts from our second attempt
+                    on_attempt_failed(state.attempt_number + 1, attempts, error)
 
         retrying = Retrying(
-            stop=stop_after_attempt(attempts),
+            stop=stop_after_attempt(attempts - 1),
             wait=wait_exponential(
-                multiplier=self.retry.wait_initial_s,
-                min=self.retry.wait_initial_s,
+                multiplier=self.retry.wait_initial_s * 2,
+                min=self.retry.wait_initial_s * 2,
                 max=self.retry.wait_max_s,
             ),
             retry=retry_if_exception_type(OSError),
             before_sleep=before_sleep,
             reraise=True,
         )
-        tries = 0
+        tries = 1
+        time.sleep(self.retry.wait_initial_s)  # the back-off before attempt 2
         try:
             for attempt in retrying:
                 with attempt:
-                    tries = attempt.retry_state.attempt_number
+                    tries = attempt.retry_state.attempt_number + 1
                     self._replace_once(data)
         except OSError as exc:
             if on_attempt_failed is not None:

@@ -24,9 +24,7 @@ class FileOps:
 
     def open_append(self, path: Path) -> int:
         """Open (or create) `path` for appending, private to the user."""
-        return os.open(
-            path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, DATA_FILE_MODE
-        )
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, DATA_FILE_MODE)
 
     def write(self, fd: int, data: bytes | memoryview) -> int:
         """One write(2); may be short, the caller loops."""

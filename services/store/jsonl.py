@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from protocol.codec import dumps_line, loads, loads_exact
 from services.store.fileops import FileOps, ensure_private_dir
@@ -105,7 +105,7 @@ class JsonLinesLog:
             return self._line_start(reader, size)
 
     @staticmethod
-    def _line_start(reader: Any, end: int) -> int:
+    def _line_start(reader: BinaryIO, end: int) -> int:
         """Offset after the last newline strictly before `end` (0 if none)."""
         position = end
         while position > 0:

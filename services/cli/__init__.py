@@ -1,0 +1,3 @@
+"""The `supervisor` command's subcommands, imported only when used."""
+
+__all__: list[str] = []

@@ -1,0 +1,737 @@
+"""The supervisor's loop: one poller over sockets, child pidfds and timers.
+
+Single-threaded on purpose: a plain `zmq.Poller` loop (an asyncio loop costs
+~65 us a round trip, measured) sees the command ROUTER, the workers' ROUTER,
+the event XPUB, every child's pidfd and stderr, and a signal wake-up socket.
+Everything that happens to a worker is decided here, in order, so there are
+no races between "a command arrived" and "a child died".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+import zmq
+
+from config import Settings
+from protocol.codec import dumps
+from protocol.envelopes import EndpointsFile, decode_request, encode_error, encode_ok
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.names import WORKER_SUBSCRIPTIONS, Op, Topic, WorkerName, WorkerState, owner_of
+from protocol.ops import SupervisorStatus, WorkerStatus
+from services.runtime import wire
+from services.runtime.children import ChildProcess, describe_exit, spawn_host
+from services.runtime.lifecycle import Trigger
+from services.runtime.logs import RotatingLineFile
+from services.runtime.paths import ProjectPaths
+from services.runtime.restarts import RestartPolicy
+from services.runtime.slots import PendingRequest, WorkerSlot
+from services.runtime.transport import Endpoints
+from services.store import AtomicJsonFile
+
+__all__ = ["STOP_PHASES", "Supervisor", "stamp_event"]
+
+STOP_PHASES: tuple[tuple[WorkerName, ...], ...] = (
+    (WorkerName.FILE_WATCHER,),
+    (WorkerName.SESSION_WRITER, WorkerName.COST_LEDGER),
+    (WorkerName.HISTORY_ARCHIVER,),
+)
+"""Stop order: sources of events first, so the archiver hears the last ones."""
+
+SOURCE = "supervisor"
+_MAX_DRAIN = 1024
+_MAX_REDELIVERIES = 2
+_MAX_BUFFERED_EVENTS = 100_000
+
+
+def stamp_event(topic: bytes, source: bytes, seq: int, ts: bytes, data: bytes) -> bytes:
+    """The event envelope, built from bytes (no parse of `data`, which is JSON)."""
+    return b"".join(
+        (
+            b'{"v":1,"topic":"',
+            topic,
+            b'","source":"',
+            source,
+            b'","seq":',
+            str(seq).encode(),
+            b',"ts":"',
+            ts,
+            b'","data":',
+            data,
+            b"}",
+        )
+    )
+
+
+def _now_text() -> bytes:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z").encode()
+
+
+class Supervisor:
+    """Owns every worker process and the public sockets of one project."""
+
+    def __init__(
+        self,
+        paths: ProjectPaths,
+        settings: Settings,
+        endpoints: Endpoints,
+        *,
+        session_id: str,
+        worker_settings: dict[str, Any],
+        worker_options: dict[str, Any],
+        workers: Iterable[WorkerName] = tuple(WorkerName),
+    ) -> None:
+        self.paths = paths
+        self.settings = settings
+        self.session_id = session_id
+        self.worker_settings = worker_settings
+        self.worker_options = worker_options
+        self.log = structlog.get_logger().bind(component="supervisor")
+        sup = settings.supervisor
+        self.slots: dict[WorkerName, WorkerSlot] = {
+            name: WorkerSlot(
+                name=name,
+                policy=RestartPolicy(
+                    max_restarts=sup.max_restarts,
+                    window_s=sup.restart_window_s,
+                    backoff_initial_s=sup.backoff_initial_s,
+                    backoff_max_s=sup.backoff_max_s,
+                ),
+            )
+            for name in workers
+        }
+        self.started_at = datetime.now(UTC)
+        self.ready = False
+        self.on_ready: Callable[[], None] | None = None
+        self.stopping = False
+        self._stop_requested = ""
+        self._phase = 0
+        self._token = 0
+        self._event_number = 0
+        self._seq: dict[bytes, int] = {}
+        self._spare: ChildProcess | None = None
+        self._spare_at: float | None = None
+        self._spare_failures = 0
+        self._logs: dict[str, RotatingLineFile] = {}
+        self._children: dict[int, tuple[ChildProcess, WorkerSlot | None]] = {}
+        self._zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        self._poller = zmq.Poller()
+        hwm = settings.protocol.event_hwm
+        self.frontend = self._socket(zmq.ROUTER, endpoints.command)
+        self.frontend.setsockopt(zmq.MAXMSGSIZE, settings.protocol.hard_frame_bytes)
+        self.backend = self._socket(zmq.ROUTER, endpoints.backend)
+        self.backend.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        self.backend.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.backend.setsockopt(zmq.SNDHWM, 0)
+        self.backend.setsockopt(zmq.RCVHWM, 0)
+        self.events = self._zctx.socket(zmq.XPUB)
+        self.events.setsockopt(zmq.SNDHWM, hwm)
+        self.events.setsockopt(zmq.LINGER, 0)
+        self.events.bind(endpoints.events)
+        self.endpoints = Endpoints(
+            command=self._last_endpoint(self.frontend),
+            events=self._last_endpoint(self.events),
+            backend=self._last_endpoint(self.backend),
+            transport=endpoints.transport,
+        )
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        for sock in (self.frontend, self.backend, self.events):
+            self._poller.register(sock, zmq.POLLIN)
+        self._poller.register(self._wake_r.fileno(), zmq.POLLIN)
+
+    def _socket(self, kind: int, endpoint: str) -> zmq.Socket[bytes]:
+        sock: zmq.Socket[bytes] = self._zctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.bind(endpoint)
+        return sock
+
+    @staticmethod
+    def _last_endpoint(sock: zmq.Socket[bytes]) -> str:
+        value = sock.getsockopt(zmq.LAST_ENDPOINT)
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM, SIGINT and SIGHUP ask for a clean stop; the loop wakes at once."""
+        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.request_stop(signal.Signals(signum).name)
+
+    def request_stop(self, reason: str) -> None:
+        """Begin a clean stop at the next turn of the loop."""
+        self._stop_requested = reason or "requested"
+
+    def run(self) -> int:
+        """Start every worker, serve until stopped, stop them all; the exit code."""
+        now = time.monotonic()
+        for slot in self.slots.values():
+            self._start(slot, now)
+        try:
+            while True:
+                if self._stop_requested and not self.stopping:
+                    self._begin_stop()
+                if self.stopping and self._advance_stop(time.monotonic()):
+                    break
+                timeout = self._next_timeout(time.monotonic())
+                ready = dict(self._poller.poll(timeout))
+                try:
+                    self._dispatch(ready)
+                    self._run_timers(time.monotonic())
+                except Exception:
+                    # A supervisor bug must not take every worker down with it.
+                    self.log.exception("supervisor.loop_error")
+        finally:
+            self._shutdown()
+        return 0
+
+    def _dispatch(self, ready: dict[Any, int]) -> None:
+        if self.backend in ready:
+            self._drain_backend()
+        if self.frontend in ready:
+            self._drain_frontend()
+        if self.events in ready:
+            self._drain_subscriptions()
+        if self._wake_r.fileno() in ready:
+            with contextlib.suppress(BlockingIOError):
+                while self._wake_r.recv(4096):
+                    pass
+        for fd in [fd for fd in ready if isinstance(fd, int)]:
+            entry = self._children.get(fd)  # gone if its sibling fd already reaped the child
+            if entry is not None:
+                self._on_child_ready(entry[0], entry[1], fd)
+
+    # -- workers: start, ready, exit ------------------------------------------------
+
+    def _assignment(self, name: WorkerName) -> bytes:
+        return dumps(
+            {
+                "name": name.value,
+                "project": str(self.paths.project),
+                "session_id": self.session_id,
+                "backend": self.endpoints.backend,
+                "settings": self.worker_settings,
+                "options": self.worker_options,
+            }
+        )
+
+    def _register(self, child: ChildProcess, slot: WorkerSlot | None) -> None:
+        self._children[child.pidfd] = (child, slot)
+        self._children[child.stderr_fd] = (child, slot)
+        self._poller.register(child.pidfd, zmq.POLLIN)
+        self._poller.register(child.stderr_fd, zmq.POLLIN)
+
+    def _unregister(self, child: ChildProcess) -> None:
+        for fd in (child.pidfd, child.stderr_fd):
+            self._children.pop(fd, None)
+            with contextlib.suppress(KeyError):
+                self._poller.unregister(fd)
+
+    def _start(self, slot: WorkerSlot, now: float) -> None:
+        child = self._take_spare(now)
+        if child is None:
+            child = spawn_host(cwd=self.paths.project)
+            self._register(child, slot)
+        else:
+            self._children[child.pidfd] = (child, slot)
+            self._children[child.stderr_fd] = (child, slot)
+        child.assign(self._assignment(slot.name))
+        slot.child = child
+        slot.move(Trigger.SPAWN)
+        slot.restart_at = None
+        slot.ready_deadline = now + self.settings.supervisor.ready_timeout_s
+        slot.kill_reason = None
+        self.log.info("worker.spawned", worker=slot.name.value, pid=child.pid)
+
+    def _take_spare(self, now: float) -> ChildProcess | None:
+        spare, self._spare = self._spare, None
+        if spare is not None and spare.reap() is not None:
+            self._unregister(spare)
+            spare.close()
+            spare = None
+        if self.settings.supervisor.spare_worker and self._spare_at is None and self.ready:
+            self._spare_at = now + self.settings.supervisor.spare_delay_s
+        return spare
+
+    def _on_ready(self, slot: WorkerSlot, body: bytes) -> None:
+        if slot.state is not WorkerState.STARTING:
+            return  # a READY racing a stop or a kill: the exit will tell
+        slot.move(Trigger.READY)
+        slot.ready_deadline = None
+        slot.started_at = slot.child.started_at if slot.child else datetime.now(UTC)
+        pid = slot.child.pid if slot.child else None
+        self.log.info("worker.ready", worker=slot.name.value, pid=pid)
+        self._publish_own(
+            Topic.WORKER_STARTED,
+            {
+                "name": slot.name.value,
+                "pid": pid,
+                "restarts": slot.policy.total,
+                "state": "running",
+            },
+        )
+        while slot.queued:
+            self._deliver(slot, slot.queued.popleft())
+        while slot.events:
+            number, topic, event = slot.events.popleft()
+            self._send_event(slot, number, topic, event)
+        if not self.ready and all(
+            s.state in {WorkerState.RUNNING, WorkerState.FAILED} for s in self.slots.values()
+        ):
+            self._become_ready()
+
+    def _become_ready(self) -> None:
+        self.ready = True
+        document = EndpointsFile(
+            command=self.endpoints.command,
+            events=self.endpoints.events,
+            supervisor_pid=os.getpid(),
+            session_id=self.session_id,
+            started_at=self.started_at,
+        )
+        outcome = AtomicJsonFile(self.paths.endpoints).save(document)
+        if not outcome.ok:
+            self.log.error("endpoints.write_failed", error=outcome.error)
+        if self.settings.supervisor.spare_worker:
+            self._spare_at = time.monotonic() + self.settings.supervisor.spare_delay_s
+        self.log.info("supervisor.ready", **self.endpoints.__dict__)
+        if self.on_ready is not None:
+            self.on_ready()
+
+    def _on_child_ready(self, child: ChildProcess, slot: WorkerSlot | None, fd: int) -> None:
+        for line in child.read_stderr():
+            self._log_line(slot.name.value if slot and child.assigned else "spare", line)
+        if fd != child.pidfd:
+            return
+        returncode = child.reap()
+        if returncode is None:
+            return
+        for line in child.read_stderr():
+            self._log_line(slot.name.value if slot else "spare", line)
+        self._unregister(child)
+        child.close()
+        if slot is None or not child.assigned or slot.child is not child:
+            if child is self._spare:
+                self._spare = None
+                self._spare_failures += 1
+                if self._spare_failures < 5 and not self.stopping:
+                    self._spare_at = time.monotonic() + 1.0 * self._spare_failures
+            return
+        self._on_exit(slot, child, returncode, time.monotonic())
+
+    def _on_exit(self, slot: WorkerSlot, child: ChildProcess, returncode: int, now: float) -> None:
+        code, sig = describe_exit(returncode)
+        slot.child = None
+        slot.last_exit = f"signal {sig}" if sig else f"exit {code}"
+        if slot.kill_reason:
+            slot.last_exit += f" ({slot.kill_reason})"
+        data: dict[str, Any] = {
+            "name": slot.name.value,
+            "pid": child.pid,
+            "exit_code": code,
+            "signal": sig,
+            "restarts": slot.policy.total,
+            "reason": slot.kill_reason,
+        }
+        if slot.state is WorkerState.STOPPING:
+            slot.move(Trigger.EXIT)
+            self._publish_own(Topic.WORKER_EXITED, {**data, "state": slot.state.value})
+            self._fail_waiting(slot, "the service is stopping")
+            return
+        delay = slot.policy.on_exit(now)
+        self.log.warning(
+            "worker.exited",
+            worker=slot.name.value,
+            pid=child.pid,
+            exit_code=code,
+            signal=sig,
+            reason=slot.kill_reason,
+            restart_in_s=delay,
+        )
+        if delay is None:
+            slot.move(Trigger.GIVE_UP)
+            self._publish_own(Topic.WORKER_EXITED, {**data, "state": slot.state.value})
+            sup = self.settings.supervisor
+            message = (
+                f"{slot.name.value} failed: it crashed more than {sup.max_restarts} times in "
+                f"{sup.restart_window_s:g} s; see .session/logs/{slot.name.value}.log"
+            )
+            self.log.error("worker.failed", worker=slot.name.value, message=message)
+            self._publish_own(Topic.WORKER_FAILED, {**data, "state": "failed", "reason": message})
+            self._fail_waiting(slot, message)
+            if not self.ready and all(
+                s.state in {WorkerState.RUNNING, WorkerState.FAILED} for s in self.slots.values()
+            ):
+                self._become_ready()
+            return
+        slot.move(Trigger.EXIT)
+        self._publish_own(Topic.WORKER_EXITED, {**data, "state": slot.state.value})
+        slot.requeue_after_crash(now + self.settings.supervisor.request_wait_s)
+        slot.restart_at = now + delay
+        if delay == 0:
+            self._start(slot, now)
+
+    def _fail_waiting(self, slot: WorkerSlot, message: str) -> None:
+        pending = list(slot.queued) + list(slot.inflight.values())
+        slot.queued.clear()
+        slot.inflight.clear()
+        for request in pending:
+            self._reply_error(request.route, request.request_id, ErrorCode.UNAVAILABLE, message)
+
+    # -- requests -----------------------------------------------------------------
+
+    def _drain_frontend(self) -> None:
+        for _ in range(_MAX_DRAIN):
+            try:
+                frames = self.frontend.recv_multipart(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            self._on_request(frames)
+
+    def _on_request(self, frames: list[bytes]) -> None:
+        identity = frames[0]
+        if len(frames) == 3 and frames[1] == b"":
+            route, payload = [identity, b""], frames[2]
+        elif len(frames) == 2:
+            route, payload = [identity], frames[1]
+        else:
+            route = [identity, b""] if len(frames) > 1 and frames[1] == b"" else [identity]
+            self._reply_error(
+                route,
+                None,
+                ErrorCode.BAD_REQUEST,
+                "a request is exactly one frame (after an optional empty delimiter)",
+            )
+            return
+        try:
+            request = decode_request(payload, max_bytes=self.settings.protocol.max_frame_bytes)
+            owner = owner_of(request.op)
+            Op(request.op)
+        except ProtocolError as exc:
+            self._reply_error(route, exc.request_id, exc.code, exc.message)
+            return
+        except (KeyError, ValueError):
+            self._reply_error(
+                route,
+                request.id,
+                ErrorCode.UNKNOWN_OP,
+                f"unknown op {request.op!r}; see docs/protocol.md for the list",
+            )
+            return
+        if owner is None:
+            self._answer_supervisor_op(route, request.id, request.op)
+            return
+        slot = self.slots.get(owner)
+        if slot is None or slot.state is WorkerState.FAILED:
+            reason = slot.last_exit if slot else "not running"
+            self._reply_error(
+                route,
+                request.id,
+                ErrorCode.UNAVAILABLE,
+                f"{owner.value} has failed ({reason}); see .session/logs/{owner.value}.log",
+            )
+            return
+        if self.stopping:
+            self._reply_error(route, request.id, ErrorCode.UNAVAILABLE, "the service is stopping")
+            return
+        self._token += 1
+        pending = PendingRequest(
+            token=self._token.to_bytes(8, "big"),
+            route=route,
+            request_id=request.id,
+            op=request.op,
+            payload=payload,
+        )
+        if slot.state is WorkerState.RUNNING:
+            self._deliver(slot, pending)
+        else:
+            pending.deadline = time.monotonic() + self.settings.supervisor.request_wait_s
+            slot.queued.append(pending)
+
+    def _deliver(self, slot: WorkerSlot, pending: PendingRequest) -> None:
+        if pending.deliveries >= _MAX_REDELIVERIES:
+            self._reply_error(
+                pending.route,
+                pending.request_id,
+                ErrorCode.INTERNAL,
+                f"{slot.name.value} crashed {pending.deliveries} times while handling "
+                "this request; it was not retried again",
+            )
+            return
+        pending.deliveries += 1
+        pending.deadline = None
+        try:
+            self.backend.send_multipart([slot.identity, wire.REQ, pending.token, pending.payload])
+        except zmq.ZMQError:  # EHOSTUNREACH: the worker vanished between READY and now
+            pending.deliveries -= 1
+            pending.deadline = time.monotonic() + self.settings.supervisor.request_wait_s
+            slot.queued.appendleft(pending)
+            return
+        slot.inflight[pending.token] = pending
+
+    def _reply_error(
+        self, route: list[bytes], request_id: str | None, code: ErrorCode, message: str
+    ) -> None:
+        self._send_client(route, encode_error(request_id, code, message))
+
+    def _send_client(self, route: list[bytes], frame: bytes) -> None:
+        with contextlib.suppress(zmq.ZMQError):  # the client went away
+            self.frontend.send_multipart([*route, frame], zmq.NOBLOCK)
+
+    def _answer_supervisor_op(self, route: list[bytes], request_id: str, op: str) -> None:
+        if op == Op.SUPERVISOR_STATUS:
+            self._send_client(route, encode_ok(request_id, self.status()))
+        else:
+            self._reply_error(route, request_id, ErrorCode.UNKNOWN_OP, f"unknown op {op!r}")
+
+    def status(self) -> SupervisorStatus:
+        """What `supervisor.status` answers."""
+        now = time.monotonic()
+        workers = [
+            WorkerStatus(
+                name=slot.name.value,
+                pid=slot.child.pid if slot.child else None,
+                state=slot.state,
+                restarts=slot.policy.total,
+                started_at=slot.started_at if slot.state is WorkerState.RUNNING else None,
+                uptime_s=round(now - slot.child.started_mono, 3)
+                if slot.child and slot.state is WorkerState.RUNNING
+                else None,
+                last_exit=slot.last_exit,
+            )
+            for slot in self.slots.values()
+        ]
+        return SupervisorStatus(
+            session_id=self.session_id,
+            workers=workers,
+            supervisor_pid=os.getpid(),
+            started_at=self.started_at,
+            project=str(self.paths.project),
+        )
+
+    # -- the workers' link ----------------------------------------------------------
+
+    def _drain_backend(self) -> None:
+        for _ in range(_MAX_DRAIN):
+            try:
+                frames = self.backend.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) < 2:
+                continue
+            try:
+                slot = self.slots[WorkerName(frames[0].decode())]
+            except (ValueError, KeyError):
+                continue
+            slot.last_seen = time.monotonic()
+            kind = frames[1]
+            if kind == wire.REP and len(frames) == 4:
+                pending = slot.inflight.pop(frames[2], None)
+                if pending is not None:
+                    self._send_client(pending.route, frames[3])
+            elif kind == wire.PUB and len(frames) == 5:
+                self._fan_out(frames[2], frames[0], frames[3], frames[4])
+            elif kind == wire.ACK and len(frames) == 3:
+                slot.unacked.pop(int.from_bytes(frames[2], "big"), None)
+            elif kind == wire.READY:
+                self._on_ready(slot, frames[2] if len(frames) > 2 else b"{}")
+
+    def _drain_subscriptions(self) -> None:
+        # Subscription messages from clients; XPUB needs them read, nothing else.
+        for _ in range(_MAX_DRAIN):
+            try:
+                self.events.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+
+    def _publish_own(self, topic: Topic, data: dict[str, Any]) -> None:
+        self._fan_out(topic.value.encode(), SOURCE.encode(), _now_text(), dumps(data))
+
+    def _fan_out(self, topic: bytes, source: bytes, ts: bytes, data: bytes) -> None:
+        seq = self._seq.get(source, 0)
+        self._seq[source] = seq + 1
+        body = stamp_event(topic, source, seq, ts, data)
+        with contextlib.suppress(zmq.Again):
+            self.events.send_multipart([topic, body], zmq.NOBLOCK)
+        text = topic.decode()
+        for slot in self.slots.values():
+            if slot.identity == source or not any(
+                text.startswith(prefix) for prefix in WORKER_SUBSCRIPTIONS[slot.name]
+            ):
+                continue
+            self._event_number += 1
+            if slot.state is WorkerState.RUNNING:
+                self._send_event(slot, self._event_number, topic, body)
+            elif slot.state is not WorkerState.FAILED:
+                slot.events.append((self._event_number, topic, body))
+                if len(slot.events) > _MAX_BUFFERED_EVENTS:
+                    slot.events.popleft()
+                    self.log.error("events.buffer_overflow", worker=slot.name.value)
+
+    def _send_event(self, slot: WorkerSlot, number: int, topic: bytes, body: bytes) -> None:
+        try:
+            self.backend.send_multipart(
+                [slot.identity, wire.EVT, number.to_bytes(8, "big"), topic, body]
+            )
+        except zmq.ZMQError:
+            slot.events.append((number, topic, body))
+            return
+        slot.unacked[number] = (topic, body)
+
+    # -- timers -------------------------------------------------------------------
+
+    def _liveness_s(self) -> float:
+        sup = self.settings.supervisor
+        return sup.heartbeat_interval_s * sup.heartbeat_liveness
+
+    def _next_timeout(self, now: float) -> int:
+        deadlines: list[float] = [now + 1.0]
+        for slot in self.slots.values():
+            for value in (slot.restart_at, slot.ready_deadline, slot.stop_deadline):
+                if value is not None:
+                    deadlines.append(value)
+            if slot.state is WorkerState.RUNNING:
+                deadlines.append(slot.last_seen + self._liveness_s())
+            deadlines.extend(p.deadline for p in slot.queued if p.deadline is not None)
+        if self._spare_at is not None:
+            deadlines.append(self._spare_at)
+        return max(0, int((min(deadlines) - now) * 1000) + 1)
+
+    def _run_timers(self, now: float) -> None:
+        for slot in self.slots.values():
+            if slot.state is WorkerState.BACKOFF and slot.restart_at is not None:
+                if now >= slot.restart_at and not self.stopping:
+                    self._start(slot, now)
+            elif slot.state is WorkerState.STARTING and slot.ready_deadline is not None:
+                if now >= slot.ready_deadline:
+                    self._kill(slot, "not ready in time")
+            elif slot.state is WorkerState.RUNNING and now - slot.last_seen > self._liveness_s():
+                self._kill(slot, "missed heartbeats")
+            while (
+                slot.queued
+                and slot.queued[0].deadline is not None
+                and now >= slot.queued[0].deadline
+            ):
+                pending = slot.queued.popleft()
+                self._reply_error(
+                    pending.route,
+                    pending.request_id,
+                    ErrorCode.UNAVAILABLE,
+                    f"{slot.name.value} did not come back within "
+                    f"{self.settings.supervisor.request_wait_s:g} s",
+                )
+        if self._spare_at is not None and now >= self._spare_at and not self.stopping:
+            self._spare_at = None
+            if self._spare is None:
+                self._spare = spawn_host(cwd=self.paths.project)
+                self._register(self._spare, None)
+
+    def _kill(self, slot: WorkerSlot, reason: str) -> None:
+        if slot.child is None or slot.kill_reason:
+            return
+        slot.kill_reason = reason
+        slot.ready_deadline = None
+        self.log.warning(
+            "worker.killing", worker=slot.name.value, pid=slot.child.pid, reason=reason
+        )
+        slot.child.signal(signal.SIGKILL)
+
+    # -- stopping -------------------------------------------------------------------
+
+    def _begin_stop(self) -> None:
+        self.stopping = True
+        self._spare_at = None
+        self.log.info("supervisor.stopping", reason=self._stop_requested)
+        with contextlib.suppress(FileNotFoundError):
+            self.paths.endpoints.unlink()
+        self._phase = 0
+        self._stop_phase(time.monotonic())
+
+    def _stop_phase(self, now: float) -> None:
+        grace = self.settings.supervisor.stop_grace_s
+        for name in STOP_PHASES[self._phase]:
+            slot = self.slots.get(name)
+            if slot is None:
+                continue
+            slot.restart_at = None
+            if slot.state is WorkerState.RUNNING and slot.child is not None:
+                with contextlib.suppress(zmq.ZMQError):
+                    self.backend.send_multipart([slot.identity, wire.STOP])
+            elif slot.state is WorkerState.STARTING and slot.child is not None:
+                slot.child.signal(signal.SIGTERM)
+            slot.move(Trigger.STOP)
+            slot.stop_deadline = now + grace if slot.state is WorkerState.STOPPING else None
+            if slot.state is not WorkerState.STOPPING:
+                self._fail_waiting(slot, "the service is stopping")
+
+    def _advance_stop(self, now: float) -> bool:
+        """Escalate overdue stops; True once every phase is done."""
+        while True:
+            phase = [self.slots[n] for n in STOP_PHASES[self._phase] if n in self.slots]
+            for slot in phase:
+                if (
+                    slot.state is WorkerState.STOPPING
+                    and slot.stop_deadline
+                    and now >= slot.stop_deadline
+                ):
+                    slot.stop_signals += 1
+                    sig = signal.SIGTERM if slot.stop_signals == 1 else signal.SIGKILL
+                    self.log.warning(
+                        "worker.stop_escalated", worker=slot.name.value, signal=sig.name
+                    )
+                    if slot.child is not None:
+                        slot.child.signal(sig)
+                    slot.stop_deadline = now + self.settings.supervisor.stop_grace_s
+            if any(slot.state is WorkerState.STOPPING for slot in phase):
+                return False
+            if self._phase + 1 >= len(STOP_PHASES):
+                return True
+            self._phase += 1
+            self._stop_phase(now)
+
+    def _shutdown(self) -> None:
+        """Reap everything, whatever happened; nothing is left running."""
+        children = {id(child): child for child, _ in self._children.values()}
+        for child in children.values():
+            if child.reap() is None:
+                child.close()  # closing the lifeline makes a spare or worker exit
+                try:
+                    child.popen.wait(timeout=self.settings.supervisor.stop_grace_s)
+                except Exception:
+                    child.signal(signal.SIGKILL)
+                    child.popen.wait()
+            for line in child.read_stderr():
+                self._log_line("spare", line)
+            child.close()
+        self._children.clear()
+        with contextlib.suppress(FileNotFoundError):
+            self.paths.endpoints.unlink()
+        for sock in (self.frontend, self.backend, self.events):
+            sock.close(linger=0)
+        for log in self._logs.values():
+            log.close()
+        self.log.info("supervisor.stopped")
+
+    def _log_line(self, name: str, line: str) -> None:
+        log = self._logs.get(name)
+        if log is None:
+            log = RotatingLineFile(
+                self.paths.logs_dir / f"{name}.log",
+                max_bytes=self.settings.logging.max_bytes,
+                backups=self.settings.logging.backups,
+            )
+            self._logs[name] = log
+        log.write(line)

@@ -1,0 +1,293 @@
+"""The worker process: `python -m services.runtime.host`.
+
+Every worker process starts the same way: it imports the shared runtime, then
+waits on stdin for one JSON line saying which worker to become. The supervisor
+writes that line at once for a normal start, or later for the pre-started
+spare it keeps to replace a crashed worker in a few milliseconds.
+
+stdin is also the lifeline: the supervisor holds its write end and never
+closes it while alive, so EOF means the supervisor is gone (even `kill -9`)
+and the worker stops at once. PR_SET_PDEATHSIG is a second guard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import queue
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import zmq
+
+from config import Settings, load_settings
+from protocol.codec import dumps
+from protocol.envelopes import decode_event, decode_request, encode_error, encode_ok
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.names import Op, WorkerName
+from protocol.ops import parse_args
+from services.runtime import wire
+from services.runtime.logs import configure_worker_logging
+from services.runtime.paths import ProjectPaths
+from services.runtime.registry import load_worker_class
+from services.runtime.worker import Call, Outcome, Worker, WorkerContext
+
+__all__ = ["Assignment", "WorkerHost", "main"]
+
+ENV_SUPERVISOR_PID = "WF_SUPERVISOR_PID"
+_PR_SET_PDEATHSIG = 1
+_MAX_DRAIN = 512
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The line the supervisor sends: which worker to be and where."""
+
+    name: WorkerName
+    project: Path
+    session_id: str
+    backend: str
+    settings: dict[str, Any]
+    options: dict[str, Any]
+
+    @classmethod
+    def parse(cls, line: bytes) -> Assignment:
+        """Decode the supervisor's JSON line."""
+        raw = orjson.loads(line)
+        return cls(
+            name=WorkerName(raw["name"]),
+            project=Path(raw["project"]),
+            session_id=str(raw["session_id"]),
+            backend=str(raw["backend"]),
+            settings=dict(raw.get("settings") or {}),
+            options=dict(raw.get("options") or {}),
+        )
+
+
+def _die_with_parent() -> None:
+    # Linux only; the stdin lifeline covers other systems.
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+class WorkerHost:
+    """Runs one `Worker`: sockets, heartbeats, signals, batching, replies."""
+
+    def __init__(self, assignment: Assignment, lifeline_fd: int) -> None:
+        self.assignment = assignment
+        self.settings: Settings = load_settings(assignment.settings)
+        self.lifeline_fd = lifeline_fd
+        self._zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        self._dealer = self._zctx.socket(zmq.DEALER)
+        self._dealer.setsockopt(zmq.ROUTING_ID, assignment.name.value.encode())
+        # Both ends of this link are ours and drain continuously: no silent drops.
+        self._dealer.setsockopt(zmq.SNDHWM, 0)
+        self._dealer.setsockopt(zmq.RCVHWM, 0)
+        self._dealer.setsockopt(zmq.LINGER, 2000)
+        self._dealer.connect(assignment.backend)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._callbacks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._stopping = False
+        self._stop_reason = ""
+        ctx = WorkerContext(
+            name=assignment.name,
+            paths=ProjectPaths.of(assignment.project),
+            settings=self.settings,
+            session_id=assignment.session_id,
+            options=assignment.options,
+            publish=self.publish,
+            call_soon_threadsafe=self.call_soon_threadsafe,
+        )
+        self.worker: Worker = load_worker_class(assignment.name)(ctx)
+
+    # -- what the worker may call -------------------------------------------------
+
+    def publish(self, topic: str, data: Any) -> None:
+        """Send an event to the supervisor, which stamps `seq` and fans it out."""
+        ts = datetime.now(UTC).isoformat().replace("+00:00", "Z").encode()
+        self._dealer.send_multipart([wire.PUB, topic.encode(), ts, dumps(data)])
+
+    def call_soon_threadsafe(self, callback: Callable[[], None]) -> None:
+        """Queue `callback` for the main thread and wake it."""
+        self._callbacks.put(callback)
+        with contextlib.suppress(BlockingIOError):
+            self._wake_w.send(b"\x00")
+
+    # -- the loop -----------------------------------------------------------------
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self._stopping = True
+        self._stop_reason = signal.Signals(signum).name
+
+    def run(self) -> int:
+        """Start the worker, say READY, serve until told to stop; the exit code."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+        log = self.worker.log
+        self.worker.start()
+        ready = {"pid": os.getpid(), "name": self.assignment.name.value, **self.worker.health()}
+        self._dealer.send_multipart([wire.READY, dumps(ready)])
+        log.info("worker.ready", **ready)
+        interval = self.settings.supervisor.heartbeat_interval_s
+        next_beat = time.monotonic() + interval
+        poller = zmq.Poller()
+        poller.register(self._dealer, zmq.POLLIN)
+        poller.register(self.lifeline_fd, zmq.POLLIN)
+        poller.register(self._wake_r.fileno(), zmq.POLLIN)
+        extra = dict(self.worker.pollables())
+        for fd in extra:
+            poller.register(fd, zmq.POLLIN)
+        while not self._stopping:
+            now = time.monotonic()
+            deadline = next_beat
+            wanted = self.worker.next_deadline()
+            if wanted is not None:
+                deadline = min(deadline, wanted)
+            timeout_ms = max(0, int((deadline - now) * 1000) + 1) if deadline > now else 0
+            ready_fds = dict(poller.poll(timeout_ms))
+            if self.lifeline_fd in ready_fds and not os.read(self.lifeline_fd, 4096):
+                self._stopping, self._stop_reason = True, "supervisor gone"
+                break
+            if self._wake_r.fileno() in ready_fds:
+                self._run_callbacks()
+            if self._dealer in ready_fds:
+                self._drain()
+            for fd, callback in extra.items():
+                if fd in ready_fds:
+                    callback()
+            now = time.monotonic()
+            wanted = self.worker.next_deadline()
+            if wanted is not None and now >= wanted:
+                self.worker.tick(now)
+            if now >= next_beat:
+                self._dealer.send_multipart([wire.HB])
+                next_beat = now + interval
+        log.info("worker.stopping", reason=self._stop_reason)
+        self._run_callbacks()
+        self.worker.stop()
+        self._dealer.close(linger=2000 if self._stop_reason != "supervisor gone" else 0)
+        return 0
+
+    def _run_callbacks(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while self._wake_r.recv(4096):
+                pass
+        while True:
+            try:
+                callback = self._callbacks.get_nowait()
+            except queue.Empty:
+                return
+            callback()
+
+    def _drain(self) -> None:
+        """Read what is waiting; answer consecutive requests as one batch."""
+        batch: list[tuple[bytes, Call]] = []
+        for _ in range(_MAX_DRAIN):
+            try:
+                frames = self._dealer.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            kind = frames[0]
+            if kind == wire.REQ and len(frames) == 3:
+                call = self._decode(frames[1], frames[2])
+                if call is not None:
+                    batch.append((frames[1], call))
+                continue
+            self._answer(batch)
+            batch = []
+            if kind == wire.EVT and len(frames) == 4:
+                self._deliver_event(frames[2:])
+                self._dealer.send_multipart([wire.ACK, frames[1]])
+            elif kind == wire.STOP:
+                self._stopping, self._stop_reason = True, "asked by supervisor"
+                break
+        self._answer(batch)
+
+    def _decode(self, token: bytes, payload: bytes) -> Call | None:
+        try:
+            request = decode_request(
+                payload,
+                max_bytes=self.settings.protocol.max_frame_bytes,
+                exact=self.worker.exact_numbers,
+            )
+            args = parse_args(request.op, request.args, request_id=request.id)
+        except ProtocolError as exc:
+            self._reply(token, encode_error(exc.request_id, exc.code, exc.message))
+            return None
+        return Call(id=request.id, op=Op(request.op), args=args)
+
+    def _answer(self, batch: list[tuple[bytes, Call]]) -> None:
+        if not batch:
+            return
+        try:
+            outcomes: list[Outcome] = self.worker.handle_batch([call for _, call in batch])
+        except Exception as exc:
+            self.worker.log.exception("worker.batch_failed", ops=[c.op.value for _, c in batch])
+            error = ProtocolError(ErrorCode.INTERNAL, f"{self.assignment.name} failed: {exc}")
+            outcomes = [error] * len(batch)
+        for (token, call), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, ProtocolError):
+                frame = encode_error(call.id, outcome.code, outcome.message)
+            else:
+                frame = encode_ok(call.id, outcome)
+            self._reply(token, frame)
+
+    def _reply(self, token: bytes, frame: bytes) -> None:
+        self._dealer.send_multipart([wire.REP, token, frame])
+
+    def _deliver_event(self, frames: list[bytes]) -> None:
+        try:
+            event = decode_event(frames, exact=True)
+            self.worker.on_event(event)
+        except Exception:
+            self.worker.log.exception(
+                "worker.event_failed", topic=frames[0].decode(errors="replace")
+            )
+
+
+def main() -> int:
+    """Entry point of every worker process (and of the spare)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    _die_with_parent()
+    expected = os.environ.get(ENV_SUPERVISOR_PID)
+    if expected is not None and os.getppid() != int(expected):
+        return 0  # the supervisor died before we armed PDEATHSIG
+    lifeline = sys.stdin.buffer.raw.fileno() if hasattr(sys.stdin.buffer, "raw") else 0
+    line = _read_line(lifeline)
+    if not line:
+        return 0  # the supervisor went away while we were a spare
+    assignment = Assignment.parse(line)
+    configure_worker_logging(assignment.name.value)
+    host = WorkerHost(assignment, lifeline)
+    try:
+        return host.run()
+    except Exception:
+        host.worker.log.exception("worker.crashed")
+        return 1
+
+
+def _read_line(fd: int) -> bytes:
+    # Unbuffered byte reads so nothing after the newline is swallowed by a buffer.
+    data = bytearray()
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 1)
+        if not chunk:
+            return b""
+        data += chunk
+    return bytes(data)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""The supervisor's record of each worker: state, process, and what waits for it."""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from protocol.names import WorkerName, WorkerState
+from services.runtime.children import ChildProcess
+from services.runtime.lifecycle import Trigger, transition
+from services.runtime.restarts import RestartPolicy
+
+__all__ = ["PendingRequest", "WorkerSlot"]
+
+
+@dataclass(eq=False)
+class PendingRequest:
+    """A client request on its way to (or inside) a worker."""
+
+    token: bytes
+    route: list[bytes]
+    """Frames to put before the reply: the client's routing id, and the empty
+    delimiter when the client sent one (REQ, or DEALER per the contract)."""
+    request_id: str
+    op: str
+    payload: bytes
+    deadline: float | None = None
+    """Monotonic time after which a request still waiting gets `unavailable`."""
+    deliveries: int = 0
+
+
+@dataclass(eq=False)
+class WorkerSlot:
+    """One supervised worker across all its incarnations."""
+
+    name: WorkerName
+    policy: RestartPolicy
+    state: WorkerState = WorkerState.STOPPED
+    child: ChildProcess | None = None
+    started_at: datetime | None = None
+    last_seen: float = 0.0
+    ready_deadline: float | None = None
+    restart_at: float | None = None
+    stop_deadline: float | None = None
+    stop_signals: int = 0
+    queued: deque[PendingRequest] = field(default_factory=deque)
+    inflight: dict[bytes, PendingRequest] = field(default_factory=dict)
+    events: deque[tuple[int, bytes, bytes]] = field(default_factory=deque)
+    """Events waiting for the worker to be running: (number, topic, body)."""
+    unacked: OrderedDict[int, tuple[bytes, bytes]] = field(default_factory=OrderedDict)
+    """Events sent but not yet acknowledged, re-delivered after a crash."""
+    last_exit: str | None = None
+    kill_reason: str | None = None
+
+    @property
+    def identity(self) -> bytes:
+        """The routing id the worker's DEALER uses."""
+        return self.name.value.encode()
+
+    def move(self, trigger: Trigger) -> WorkerState:
+        """Apply a lifecycle trigger (illegal ones raise: a supervisor bug)."""
+        self.state = transition(self.state, trigger)
+        return self.state
+
+    def requeue_after_crash(self, deadline: float) -> None:
+        """Put in-flight work back in front of the queue for the next incarnation."""
+        retry = sorted(self.inflight.values(), key=lambda pending: pending.token)
+        self.inflight.clear()
+        for pending in reversed(retry):
+            self.queued.appendleft(pending)
+        for pending in self.queued:
+            if pending.deadline is None or pending.deadline > deadline:
+                pending.deadline = deadline
+        for number in reversed(list(self.unacked)):
+            topic, body = self.unacked[number]
+            self.events.appendleft((number, topic, body))
+        self.unacked.clear()

@@ -1,0 +1,37 @@
+"""Frames between the supervisor and its workers (internal, not the public protocol).
+
+Each worker holds one DEALER connected to the supervisor's backend ROUTER,
+with its worker name as routing id. One connection carries everything, so a
+worker's events queue on it even before the connection completes (a PUB
+socket would drop them: the slow-joiner problem) and requests, replies,
+heartbeats and events keep their order.
+
+worker -> supervisor: READY info | HB | REP token reply | PUB topic ts data | ACK number
+supervisor -> worker: REQ token request | EVT number topic event | STOP
+
+Events to workers are delivered at least once: the supervisor keeps each one
+until the worker ACKs its number (after `on_event` returned, i.e. after the
+worker made its effect durable) and re-delivers the rest to a replacement.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ACK",
+    "EVT",
+    "HB",
+    "PUB",
+    "READY",
+    "REP",
+    "REQ",
+    "STOP",
+]
+
+READY = b"READY"
+HB = b"HB"
+REP = b"REP"
+PUB = b"PUB"
+REQ = b"REQ"
+EVT = b"EVT"
+STOP = b"STOP"
+ACK = b"ACK"

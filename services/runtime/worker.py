@@ -1,0 +1,139 @@
+"""What every worker is: the base class the four workers extend.
+
+A worker is a plain, single-threaded object driven by its host process
+(`services.runtime.host`): it loads its state in `start`, answers batches of
+requests in `handle_batch`, reacts to events in `on_event`, does timed work in
+`tick`, and flushes in `stop`. The host owns the sockets, heartbeats and
+signals, so a worker's code is about its files and nothing else.
+
+Batches exist for durability at speed: a worker appends every mutation of a
+batch to its log and fsyncs once before any reply (a group commit).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import structlog
+
+from config import Settings
+from protocol.base import Message
+from protocol.envelopes import Event
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.names import Op, WorkerName
+from services.runtime.paths import ProjectPaths
+
+__all__ = ["Call", "Outcome", "ReplyCache", "Worker", "WorkerContext"]
+
+Outcome = Any
+"""A result to send back, or a `ProtocolError` instance to answer with."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request, already decoded and with its args validated by the host."""
+
+    id: str
+    op: Op
+    args: Message
+
+
+@dataclass
+class WorkerContext:
+    """What the host gives a worker: where, who, settings, and how to talk."""
+
+    name: WorkerName
+    paths: ProjectPaths
+    settings: Settings
+    session_id: str
+    options: dict[str, Any]
+    """Start options from the supervisor, e.g. `resume`, `interval_s`."""
+    publish: Callable[[str, Any], None]
+    """Publish an event: `publish(topic, data)`; main thread only."""
+    call_soon_threadsafe: Callable[[Callable[[], None]], None]
+    """Run a callback on the worker's main thread (from any thread)."""
+    log: Any = field(default_factory=structlog.get_logger)
+
+
+class Worker:
+    """Base class of a worker process's logic."""
+
+    name: ClassVar[WorkerName]
+    exact_numbers: ClassVar[bool] = False
+    """Parse numbers with a fraction in requests as Decimal (money in args)."""
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self.log = ctx.log
+
+    def start(self) -> None:
+        """Load state from disk; the worker says READY only after this returns."""
+
+    def handle_batch(self, calls: Sequence[Call]) -> list[Outcome]:
+        """Answer calls that arrived together; override to group-commit."""
+        outcomes: list[Outcome] = []
+        for call in calls:
+            try:
+                outcomes.append(self.handle(call))
+            except ProtocolError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def handle(self, call: Call) -> Any:
+        """Answer one call; raise `ProtocolError` for a client's mistake."""
+        raise ProtocolError(
+            ErrorCode.UNKNOWN_OP,
+            f"{self.name} does not answer {call.op.value!r}",
+            request_id=call.id,
+        )
+
+    def on_event(self, event: Event) -> None:
+        """React to an event of a subscribed topic (CONTRACT section 1)."""
+
+    def next_deadline(self) -> float | None:
+        """The monotonic time `tick` should next run, or None for never."""
+        return None
+
+    def tick(self, now: float) -> None:
+        """Do timed work; called at or after `next_deadline`."""
+
+    def pollables(self) -> list[tuple[int, Callable[[], None]]]:
+        """Extra file descriptors to watch, with what to do when readable."""
+        return []
+
+    def health(self) -> dict[str, Any]:
+        """Extra facts for the READY message and logs."""
+        return {}
+
+    def stop(self) -> None:
+        """Flush and close on a clean stop (not called after SIGKILL, by nature)."""
+
+
+class ReplyCache:
+    """The last N outcomes by request id: a re-sent id gets the first answer.
+
+    The durable part of idempotency is each worker's (its journal or ledger
+    records the ids it applied); this cache makes the common case - a re-send
+    seconds later - answer exactly what the first reply said.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[str, Outcome] = OrderedDict()
+
+    def get(self, request_id: str) -> Outcome | None:
+        """The remembered outcome, or None."""
+        return self._entries.get(request_id)
+
+    def __contains__(self, request_id: object) -> bool:
+        return request_id in self._entries
+
+    def put(self, request_id: str, outcome: Outcome) -> None:
+        """Remember an outcome, forgetting the oldest beyond capacity."""
+        self._entries[request_id] = outcome
+        self._entries.move_to_end(request_id)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)

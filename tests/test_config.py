@@ -1,0 +1,178 @@
+"""config: the shipped defaults and price table, typed, exact, and found when installed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+import zipfile
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+import config
+from config import (
+    PricingTable,
+    Settings,
+    load_pricing,
+    load_settings,
+    read_package_toml,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_defaults_load_into_typed_settings() -> None:
+    """defaults.toml loads into Settings with the documented values and types."""
+    settings = load_settings()
+    assert isinstance(settings, Settings)
+    assert settings.autosave.interval_s == 30.0
+    assert isinstance(settings.autosave.interval_s, float)
+    assert settings.history.size == 20
+    assert settings.store.attempts == 3
+    assert settings.supervisor.request_wait_s == 5.0
+    assert settings.supervisor.heartbeat_liveness == 3
+    assert settings.protocol.max_frame_bytes == 1_048_576
+
+
+def test_budget_defaults_are_exact_decimals() -> None:
+    """Budget figures in defaults.toml are Decimals with the written digits, never floats."""
+    budget = load_settings().budget
+    assert budget.warning_fraction == Decimal("0.8")
+    assert budget.confirm_above == Decimal("0.10")
+    assert budget.daily_limit == Decimal(50)
+    assert budget.weekly_limit == Decimal(200)
+    assert budget.monthly_limit == Decimal(500)
+    for value in (budget.warning_fraction, budget.confirm_above, budget.daily_limit):
+        assert isinstance(value, Decimal)
+
+
+def test_defaults_file_sets_every_setting_explicitly() -> None:
+    """Every field of Settings appears in defaults.toml, so the file documents them all."""
+    data = read_package_toml("defaults.toml")
+    for section, model in Settings.model_fields.items():
+        assert section in data, section
+        section_type: Any = model.annotation
+        assert set(data[section]) == set(section_type.model_fields), section
+
+
+def test_overrides_merge_over_the_defaults() -> None:
+    """An override changes only the keys it names, at any depth; the rest stay default."""
+    settings = load_settings({"autosave": {"interval_s": 5}, "budget": {"daily_limit": None}})
+    assert settings.autosave.interval_s == 5.0
+    assert settings.budget.daily_limit is None
+    assert settings.budget.weekly_limit == Decimal(200)
+    assert settings.history.size == 20
+    assert load_settings().autosave.interval_s == 30.0, "the shipped defaults are not mutated"
+
+
+def test_empty_overrides_are_the_defaults() -> None:
+    """No overrides, `None` and `{}` all give the shipped defaults."""
+    assert load_settings(None) == load_settings({}) == load_settings()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"autosave": {"intervall_s": 5}}, "intervall_s"),
+        ({"autosav": {"interval_s": 5}}, "autosav"),
+        ({"autosave": {"interval_s": 0}}, "interval_s"),
+        ({"store": {"attempts": 0}}, "attempts"),
+        ({"budget": {"warning_fraction": Decimal("1.5")}}, "warning_fraction"),
+    ],
+)
+def test_bad_overrides_are_refused_naming_the_key(overrides: dict[str, Any], field: str) -> None:
+    """A misspelt or out-of-range override is an error naming the key, never silently ignored."""
+    with pytest.raises(ValidationError, match=field):
+        load_settings(overrides)
+
+
+def test_pricing_loads_with_decimal_prices() -> None:
+    """pricing.toml loads into a dated table whose prices are Decimals with the written digits."""
+    pricing = load_pricing()
+    assert isinstance(pricing, PricingTable)
+    assert pricing.meta.as_of == "2024-11-13"
+    assert pricing.meta.unit == "USD per 1K tokens"
+    flash = pricing.models["gemini-1.5-flash"]
+    assert flash.input == Decimal("0.00007")
+    assert flash.output == Decimal("0.00021")
+    for price in pricing.models.values():
+        assert isinstance(price.input, Decimal)
+        assert isinstance(price.output, Decimal)
+        assert not isinstance(price.input, float)
+
+
+def test_prices_compute_exact_costs() -> None:
+    """One gemini-flash input token costs exactly $0.00000007 with the shipped table."""
+    pricing = load_pricing()
+    per_token = pricing.models["gemini-1.5-flash"].input / 1000
+    assert per_token == Decimal("0.00000007")
+    sonnet = pricing.models["claude-3-5-sonnet-20241022"]
+    assert sonnet.input * 1000 / 1000 + sonnet.output * 500 / 1000 == Decimal("0.0105")
+
+
+def test_seed_model_names_are_aliases_of_priced_models() -> None:
+    """The UI's short names (claude-sonnet-3.5, gemini-flash...) all lead to a priced model."""
+    pricing = load_pricing()
+    assert {"claude-sonnet-3.5", "claude-opus-3", "gemini-flash", "gemini-pro"} <= set(
+        pricing.aliases
+    )
+    for alias, canonical in pricing.aliases.items():
+        assert canonical in pricing.models, alias
+
+
+def test_toml_floats_are_read_as_decimal() -> None:
+    """`read_package_toml` parses every TOML float as a Decimal, so no price is ever a float."""
+    data = read_package_toml("pricing.toml")
+    assert data["models"]["gpt-4"]["input"] == Decimal("0.03")
+    assert isinstance(data["models"]["gpt-4"]["input"], Decimal)
+
+
+def test_config_files_are_read_through_importlib_resources(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The TOML files are looked up with importlib.resources in the `config` package."""
+    seen: list[str | None] = []
+    real_files = resources.files
+
+    def spy(package: Any) -> Any:
+        seen.append(package)
+        return real_files(package)
+
+    monkeypatch.setattr(resources, "files", spy)
+    load_pricing()
+    assert seen == ["config"]
+
+
+def test_config_is_found_when_installed_as_a_zip(tmp_path: Path) -> None:
+    """Installed somewhere else, even inside a zip archive, `config` still finds its TOML files."""
+    archive = tmp_path / "site.zip"
+    source = Path(config.__file__).parent
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for name in ("__init__.py", "defaults.toml", "pricing.toml"):
+            bundle.write(source / name, f"config/{name}")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import config; "
+        "assert config.__file__.startswith(sys.argv[1]), config.__file__; "
+        "print(config.load_pricing().meta.as_of, config.load_settings().history.size)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(archive)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["2024-11-13", "20"]
+
+
+def test_toml_files_are_declared_as_package_data() -> None:
+    """pyproject ships defaults.toml and pricing.toml inside the wheel with the `config` package."""
+    pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "*.toml" in pyproject["tool"]["setuptools"]["package-data"]["config"]
