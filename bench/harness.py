@@ -82,12 +82,25 @@ class Target:
     """A bound on the candidate relative to its baseline, e.g. p50 <= 1.2x."""
 
     stat: Stat
-    max_ratio: float
+    max_ratio: float | None = None
+    max_seconds: float | None = None
+    """An absolute bound, for targets such as "restart p50 <= 100 ms"."""
 
     @property
     def text(self) -> str:
         """How the target reads in the table."""
-        return f"{self.stat} <= {self.max_ratio:g}x"
+        parts = []
+        if self.max_ratio is not None:
+            parts.append(f"{self.max_ratio:g}x")
+        if self.max_seconds is not None:
+            parts.append(_duration(self.max_seconds))
+        return f"{self.stat} <= {' and '.join(parts)}"
+
+    def met(self, row: Row) -> bool:
+        """Whether `row` satisfies every bound of this target."""
+        if self.max_ratio is not None and row.ratio(self.stat) > self.max_ratio:
+            return False
+        return self.max_seconds is None or row.stat(self.stat) <= self.max_seconds
 
 
 @dataclass(frozen=True)
@@ -119,7 +132,7 @@ class Row:
         """pass/FAIL against the target; `info` when there is none."""
         if self.target is None:
             return "info"
-        return "pass" if self.ratio(self.target.stat) <= self.target.max_ratio else "FAIL"
+        return "pass" if self.target.met(self) else "FAIL"
 
 
 @dataclass

@@ -88,6 +88,7 @@ class Supervisor:
         worker_settings: dict[str, Any],
         worker_options: dict[str, Any],
         workers: Iterable[WorkerName] = tuple(WorkerName),
+        prespawned: Iterable[ChildProcess] = (),
     ) -> None:
         self.paths = paths
         self.settings = settings
@@ -118,6 +119,8 @@ class Supervisor:
         self._event_number = 0
         self._seq: dict[bytes, int] = {}
         self._spare: ChildProcess | None = None
+        self._prespawned = list(prespawned)
+        """Hosts started before the supervisor finished importing: used first."""
         self._spare_at: float | None = None
         self._spare_failures = 0
         self._logs: dict[str, RotatingLineFile] = {}
@@ -242,13 +245,19 @@ class Supervisor:
 
     def _start(self, slot: WorkerSlot, now: float) -> None:
         child = self._take_spare(now)
+        if child is not None:
+            self._children[child.pidfd] = (child, slot)
+            self._children[child.stderr_fd] = (child, slot)
+            try:
+                child.assign(self._assignment(slot.name))
+            except OSError:  # the warm host died meanwhile: its exit is handled as a spare's
+                self._children[child.pidfd] = (child, None)
+                self._children[child.stderr_fd] = (child, None)
+                child = None
         if child is None:
             child = spawn_host(cwd=self.paths.project)
             self._register(child, slot)
-        else:
-            self._children[child.pidfd] = (child, slot)
-            self._children[child.stderr_fd] = (child, slot)
-        child.assign(self._assignment(slot.name))
+            child.assign(self._assignment(slot.name))
         slot.child = child
         slot.move(Trigger.SPAWN)
         slot.restart_at = None
@@ -257,6 +266,10 @@ class Supervisor:
         self.log.info("worker.spawned", worker=slot.name.value, pid=child.pid)
 
     def _take_spare(self, now: float) -> ChildProcess | None:
+        if self._prespawned:
+            child = self._prespawned.pop()
+            self._register(child, None)
+            return child
         spare, self._spare = self._spare, None
         if spare is not None and spare.reap() is not None:
             self._unregister(spare)

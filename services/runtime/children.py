@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.runtime.host import ENV_SUPERVISOR_PID
+from services.runtime.wire import ENV_SUPERVISOR_PID
 
 __all__ = ["ChildProcess", "describe_exit", "spawn_host"]
 
@@ -102,7 +102,9 @@ def spawn_host(*, cwd: Path) -> ChildProcess:
     env[ENV_SUPERVISOR_PID] = str(os.getpid())
     root = _code_root()
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    # pydantic scans every installed package's entry points for plugins at
+    # import; workers use none, and the scan is on the restart path.
+    env.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     popen = subprocess.Popen(
         [sys.executable, "-m", _HOST_MODULE],
         stdin=subprocess.PIPE,

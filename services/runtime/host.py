@@ -43,7 +43,6 @@ from services.runtime.worker import Call, Outcome, Worker, WorkerContext
 
 __all__ = ["Assignment", "WorkerHost", "main"]
 
-ENV_SUPERVISOR_PID = "WF_SUPERVISOR_PID"
 _PR_SET_PDEATHSIG = 1
 _MAX_DRAIN = 512
 
@@ -261,7 +260,7 @@ def main() -> int:
     """Entry point of every worker process (and of the spare)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
     _die_with_parent()
-    expected = os.environ.get(ENV_SUPERVISOR_PID)
+    expected = os.environ.get(wire.ENV_SUPERVISOR_PID)
     if expected is not None and os.getppid() != int(expected):
         return 0  # the supervisor died before we armed PDEATHSIG
     lifeline = sys.stdin.buffer.raw.fileno() if hasattr(sys.stdin.buffer, "raw") else 0

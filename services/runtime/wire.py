@@ -18,6 +18,7 @@ from __future__ import annotations
 
 __all__ = [
     "ACK",
+    "ENV_SUPERVISOR_PID",
     "EVT",
     "HB",
     "PUB",
@@ -26,6 +27,9 @@ __all__ = [
     "REQ",
     "STOP",
 ]
+
+ENV_SUPERVISOR_PID = "WF_SUPERVISOR_PID"
+"""Tells a worker host which pid must be its parent (else it exits at once)."""
 
 READY = b"READY"
 HB = b"HB"

@@ -1,0 +1,136 @@
+"""Supervisor benchmarks: restart after kill -9, round trip, cold start, memory, idle CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import zmq
+
+from bench.harness import BenchContext, Row, Target, benchmark
+from bench.service_tree import BENCH_TIMINGS, ServiceTree, cpu_seconds, tree_memory
+
+__all__ = ["runtime"]
+
+_ECHO = """
+import sys, zmq
+ctx = zmq.Context(); rep = ctx.socket(zmq.REP); rep.bind(sys.argv[1])
+reply = sys.stdin.buffer.read()
+while True:
+    if rep.recv() == b"quit":
+        rep.send(b""); break
+    rep.send(reply)
+"""
+
+_VICTIMS = (
+    ("session_writer", "session.get"),
+    ("cost_ledger", "cost.totals"),
+    ("history_archiver", "history.list"),
+)
+
+
+def _kill_and_ask(tree: ServiceTree, worker: str, op: str) -> float:
+    pid = tree.pid_of(worker)
+    started = time.perf_counter()
+    os.kill(pid, signal.SIGKILL)
+    reply = tree.request(op)
+    took = time.perf_counter() - started
+    if not reply["ok"]:
+        raise RuntimeError(f"{op} failed after kill: {reply}")
+    return took
+
+
+@benchmark("runtime")
+def runtime(ctx: BenchContext) -> list[Row]:
+    """Supervisor: kill -9 to answer, read round trip, cold start, memory and idle CPU."""
+    rows: list[Row] = []
+    spare = ServiceTree(ctx.workdir / "spare")
+    cold = ServiceTree(
+        ctx.workdir / "cold",
+        config={"supervisor": {**BENCH_TIMINGS["supervisor"], "spare_worker": False}},
+    )
+    with spare.running(), cold.running():
+        time.sleep(0.5)  # let the spare start
+        kills = ctx.rounds(20, 3)
+        with_spare: list[float] = []
+        without: list[float] = []
+        for index in range(kills):
+            worker, op = _VICTIMS[index % len(_VICTIMS)]
+            pair = ((spare, with_spare), (cold, without))
+            for tree, sink in pair if index % 2 == 0 else reversed(pair):
+                sink.append(_kill_and_ask(tree, worker, op))
+            time.sleep(0.6)  # the spare is replaced 0.2 s after use; leave it time to start
+        rows.append(
+            Row("kill -9 -> answer (spare)", with_spare, "cold spawn", without,
+                Target("p50", max_seconds=0.100))
+        )
+        rows.append(_round_trip(ctx, spare))
+        pids = spare.pids()
+        rss, pss = tree_memory(pids)
+        before = cpu_seconds(pids)
+        idle_s = 1.0 if ctx.quick else 3.0
+        time.sleep(idle_s)
+        cpu = (cpu_seconds(pids) - before) / idle_s * 100
+        ctx.notes.append(
+            f"memory of the tree ({len(pids)} processes incl. the spare): RSS {rss:.0f} MiB, "
+            f"PSS {pss:.0f} MiB (target <= 150 MB); idle CPU {cpu:.1f}% of one core over {idle_s:g} s"
+        )
+    rows.append(_cold_start(ctx))
+    ctx.notes.append("cold spawn = the same supervisor with spare_worker = false (a fresh interpreter)")
+    return rows
+
+
+def _round_trip(ctx: BenchContext, tree: ServiceTree) -> Row:
+    """`session.get` through the supervisor vs a direct REQ/REP pair with the same reply."""
+    reply = tree.request("session.get")
+    payload = (b'{"v":1,"id":"x","ok":true,"result":' +
+               json.dumps(reply["result"]).encode() + b"}")
+    endpoint = f"ipc://{ctx.workdir / 'echo.sock'}"
+    echo = subprocess.Popen([sys.executable, "-c", _ECHO, endpoint], stdin=subprocess.PIPE)
+    if echo.stdin is None:
+        raise RuntimeError("echo server has no stdin")
+    echo.stdin.write(payload)
+    echo.stdin.close()
+    context = zmq.Context.instance()
+    direct = context.socket(zmq.REQ)
+    direct.connect(endpoint)
+    via = context.socket(zmq.REQ)
+    via.connect(json.loads((tree.project / ".session/run/endpoints.json").read_text())["command"])
+    request = b'{"v":1,"id":"rt","op":"session.get","args":{}}'
+
+    def through() -> None:
+        via.send(request)
+        via.recv()
+
+    def straight() -> None:
+        direct.send(request)
+        direct.recv()
+
+    rounds = ctx.rounds(3000, 200)
+    cand, base = ctx.interleave(through, straight, rounds=rounds, warmup=50)
+    direct.send(b"quit")
+    direct.recv()
+    echo.wait(timeout=5)
+    direct.close(linger=0)
+    via.close(linger=0)
+    return Row("session.get via supervisor", cand, "direct REQ/REP", base,
+               Target("p50", max_seconds=0.0003))
+
+
+def _cold_start(ctx: BenchContext) -> Row:
+    """Spawn to endpoints.json, against a bare interpreter that imports zmq and exits."""
+    starts: list[float] = []
+    bare: list[float] = []
+    for index in range(ctx.rounds(5, 2)):
+        tree = ServiceTree(ctx.workdir / f"cold-start-{index}")
+        began = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import zmq"], check=True)
+        bare.append(time.perf_counter() - began)
+        starts.append(tree.start())
+        tree.stop()
+    return Row("cold start to ready", starts, "python -c 'import zmq'", bare,
+               Target("p50", max_seconds=0.6))

@@ -1,0 +1,153 @@
+"""Start, query, measure and stop a real service tree for the benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+__all__ = ["ServiceTree", "tree_memory", "write_config"]
+
+BENCH_TIMINGS: dict[str, dict[str, Any]] = {
+    "supervisor": {"max_restarts": 10_000, "restart_window_s": 1.0, "spare_delay_s": 0.2},
+}
+
+
+def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
+    """A TOML override file of flat sections."""
+    lines = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        lines += [
+            f"{key} = {str(value).lower() if isinstance(value, bool) else json.dumps(value)}"
+            for key, value in values.items()
+        ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@dataclass
+class ServiceTree:
+    """A `supervisor start` process tree on one project folder."""
+
+    project: Path
+    config: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(BENCH_TIMINGS))
+    process: subprocess.Popen[bytes] | None = None
+    context: zmq.Context[zmq.Socket[bytes]] = field(default_factory=zmq.Context)
+    _socket: zmq.Socket[bytes] | None = None
+    _counter: int = 0
+
+    def start(self, timeout_s: float = 30.0) -> float:
+        """Start and wait for endpoints.json; seconds from spawn to ready."""
+        self.project.mkdir(parents=True, exist_ok=True)
+        config = write_config(self.project.parent / f"{self.project.name}.toml", self.config)
+        endpoints = self.project / ".session" / "run" / "endpoints.json"
+        endpoints.unlink(missing_ok=True)
+        started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "supervisor", "start", "--project", str(self.project),
+             "--config", str(config), "--fresh"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        while not endpoints.exists():
+            if self.process.poll() is not None or time.perf_counter() - started > timeout_s:
+                raise RuntimeError(f"service did not start in {self.project}")
+            time.sleep(0.002)
+        took = time.perf_counter() - started
+        return took
+
+    @property
+    def socket(self) -> zmq.Socket[bytes]:
+        """A DEALER connected to the command endpoint."""
+        if self._socket is None:
+            endpoints = json.loads((self.project / ".session/run/endpoints.json").read_text())
+            self._socket = self.context.socket(zmq.DEALER)
+            self._socket.setsockopt(zmq.LINGER, 0)
+            self._socket.connect(endpoints["command"])
+        return self._socket
+
+    def request(self, op: str, args: dict[str, Any] | None = None, timeout_s: float = 10) -> Any:
+        """One request; the reply document."""
+        self._counter += 1
+        request_id = f"b{self._counter}"
+        frame = json.dumps({"v": 1, "id": request_id, "op": op, "args": args or {}}).encode()
+        self.socket.send_multipart([b"", frame])
+        while True:
+            if not self.socket.poll(int(timeout_s * 1000)):
+                raise TimeoutError(op)
+            reply = json.loads(self.socket.recv_multipart()[-1])
+            if reply["id"] == request_id:
+                return reply
+
+    def pid_of(self, worker: str) -> int:
+        """The pid of a running worker."""
+        for entry in self.request("supervisor.status")["result"]["workers"]:
+            if entry["name"] == worker and entry["state"] == "running" and entry["pid"]:
+                return int(entry["pid"])
+        raise LookupError(worker)
+
+    def pids(self) -> list[int]:
+        """Supervisor and every child (workers and the spare)."""
+        if self.process is None:
+            return []
+        found = [self.process.pid]
+        with contextlib.suppress(OSError):
+            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+            found += [int(pid) for pid in children.read_text().split()]
+        return found
+
+    def stop(self) -> None:
+        """SIGTERM and reap."""
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[ServiceTree]:
+        """Start, yield, stop."""
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
+
+def tree_memory(pids: list[int]) -> tuple[float, float]:
+    """(sum of RSS, sum of PSS) in MiB over `pids` (PSS shares common pages fairly)."""
+    rss = pss = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1]) / 1024
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1]) / 1024
+    return rss, pss
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User+system CPU seconds consumed so far by `pids`."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
