@@ -65,8 +65,13 @@ def runtime(ctx: BenchContext) -> list[Row]:
                 sink.append(_kill_and_ask(tree, worker, op))
             time.sleep(0.6)  # the spare is replaced 0.2 s after use; leave it time to start
         rows.append(
-            Row("kill -9 -> answer (spare)", with_spare, "cold spawn", without,
-                Target("p50", max_seconds=0.100))
+            Row(
+                "kill -9 -> answer (spare)",
+                with_spare,
+                "cold spawn",
+                without,
+                Target("p50", max_seconds=0.100),
+            )
         )
         rows.append(_round_trip(ctx, spare))
         pids = spare.pids()
@@ -80,22 +85,23 @@ def runtime(ctx: BenchContext) -> list[Row]:
             f"PSS {pss:.0f} MiB (target <= 150 MB); idle CPU {cpu:.1f}% of one core over {idle_s:g} s"
         )
     rows.append(_cold_start(ctx))
-    ctx.notes.append("cold spawn = the same supervisor with spare_worker = false (a fresh interpreter)")
+    ctx.notes.append(
+        "cold spawn = the same supervisor with spare_worker = false (a fresh interpreter)"
+    )
     return rows
 
 
 def _round_trip(ctx: BenchContext, tree: ServiceTree) -> Row:
     """`session.get` through the supervisor vs a direct REQ/REP pair with the same reply."""
     reply = tree.request("session.get")
-    payload = (b'{"v":1,"id":"x","ok":true,"result":' +
-               json.dumps(reply["result"]).encode() + b"}")
+    payload = b'{"v":1,"id":"x","ok":true,"result":' + json.dumps(reply["result"]).encode() + b"}"
     endpoint = f"ipc://{ctx.workdir / 'echo.sock'}"
     echo = subprocess.Popen([sys.executable, "-c", _ECHO, endpoint], stdin=subprocess.PIPE)
     if echo.stdin is None:
         raise RuntimeError("echo server has no stdin")
     echo.stdin.write(payload)
     echo.stdin.close()
-    context = zmq.Context.instance()
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     direct = context.socket(zmq.REQ)
     direct.connect(endpoint)
     via = context.socket(zmq.REQ)
@@ -117,8 +123,13 @@ def _round_trip(ctx: BenchContext, tree: ServiceTree) -> Row:
     echo.wait(timeout=5)
     direct.close(linger=0)
     via.close(linger=0)
-    return Row("session.get via supervisor", cand, "direct REQ/REP", base,
-               Target("p50", max_seconds=0.0003))
+    return Row(
+        "session.get via supervisor",
+        cand,
+        "direct REQ/REP",
+        base,
+        Target("p50", max_seconds=0.0003),
+    )
 
 
 def _cold_start(ctx: BenchContext) -> Row:
@@ -132,5 +143,10 @@ def _cold_start(ctx: BenchContext) -> Row:
         bare.append(time.perf_counter() - began)
         starts.append(tree.start())
         tree.stop()
-    return Row("cold start to ready", starts, "python -c 'import zmq'", bare,
-               Target("p50", max_seconds=0.6))
+    return Row(
+        "cold start to ready",
+        starts,
+        "python -c 'import zmq'",
+        bare,
+        Target("p50", max_seconds=0.6),
+    )

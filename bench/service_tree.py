@@ -55,16 +55,26 @@ class ServiceTree:
         endpoints.unlink(missing_ok=True)
         started = time.perf_counter()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "supervisor", "start", "--project", str(self.project),
-             "--config", str(config), "--fresh"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "supervisor",
+                "start",
+                "--project",
+                str(self.project),
+                "--config",
+                str(config),
+                "--fresh",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         while not endpoints.exists():
             if self.process.poll() is not None or time.perf_counter() - started > timeout_s:
                 raise RuntimeError(f"service did not start in {self.project}")
             time.sleep(0.002)
-        took = time.perf_counter() - started
-        return took
+        return time.perf_counter() - started
 
     @property
     def socket(self) -> zmq.Socket[bytes]:
