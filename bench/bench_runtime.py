@@ -82,7 +82,8 @@ def runtime(ctx: BenchContext) -> list[Row]:
         cpu = (cpu_seconds(pids) - before) / idle_s * 100
         ctx.notes.append(
             f"memory of the tree ({len(pids)} processes incl. the spare): RSS {rss:.0f} MiB, "
-            f"PSS {pss:.0f} MiB (target <= 150 MB); idle CPU {cpu:.1f}% of one core over {idle_s:g} s"
+            f"PSS {pss:.0f} MiB (target <= 150 MB); "
+            f"idle CPU {cpu:.1f}% of one core over {idle_s:g} s"
         )
     rows.append(_cold_start(ctx))
     ctx.notes.append(

@@ -92,7 +92,8 @@ async def scene(project: Path) -> None:
             else "no price known (recorded, flagged)"
         )
         say(
-            f"  Logged {operation} on {model}: {price}. Session total ${result.totals.session_total}."
+            f"  Logged {operation} on {model}: {price}. "
+            f"Session total ${result.totals.session_total}."
         )
 
     chapter = project / "manuscript" / "volume-2" / "ACT_4" / "chapter-5.md"

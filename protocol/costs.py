@@ -52,7 +52,13 @@ class Budget(Document):
 
 
 class CostTotals(Document):
-    """The result of `cost.totals`: every figure the exact sum of its operations."""
+    """The result of `cost.totals`: every figure the exact sum of its operations.
+
+    `session_total`, `by_model` and `unpriced_operations` cover the current
+    session (since its last `cost.reset_session`); the daily, weekly and monthly
+    figures cover the calendar windows of now in the writer's time zone.
+    Unpriced calls are counted, never added as $0.
+    """
 
     session_total: Money = Decimal(0)
     daily_total: Money = Decimal(0)
@@ -60,6 +66,9 @@ class CostTotals(Document):
     monthly_total: Money = Decimal(0)
     by_model: dict[str, Money] = Field(default_factory=dict)
     unpriced_operations: Annotated[int, Field(ge=0)] = 0
+    daily_unpriced: Annotated[int, Field(ge=0)] = 0
+    weekly_unpriced: Annotated[int, Field(ge=0)] = 0
+    monthly_unpriced: Annotated[int, Field(ge=0)] = 0
 
 
 class BudgetWarning(Document):
@@ -73,10 +82,19 @@ class BudgetWarning(Document):
     exceeded: bool
     window: str
     message: str
+    unpriced_operations: Annotated[int, Field(ge=0)] = 0
+    """Calls in the window with no price (not included in `spent`)."""
 
 
 class CostsDocument(Document):
-    """costs.json: the seed's shape plus `unpriced_operations` and the windows."""
+    """costs.json: the seed's shape plus `unpriced_operations` and the windows.
+
+    A snapshot for people and readers, rewritten atomically within a second of
+    a change; the ledger (`.session/ledger/`) is the truth. `operations` holds
+    the current session's most recent operations only (at most 1,000, oldest
+    first); `operations_count` says how many the session has and
+    `operations_note` where the others are.
+    """
 
     session_id: str | None = None
     session_total: Money = Decimal(0)
@@ -92,3 +110,11 @@ class CostsDocument(Document):
     week: str | None = None
     month: str | None = None
     updated_at: Timestamp | None = None
+    daily_unpriced: Annotated[int, Field(ge=0)] = 0
+    weekly_unpriced: Annotated[int, Field(ge=0)] = 0
+    monthly_unpriced: Annotated[int, Field(ge=0)] = 0
+    unpriced_by_model: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    operations_count: Annotated[int, Field(ge=0)] = 0
+    operations_note: str | None = None
+    warning: str | None = None
+    prices: str | None = None

@@ -15,7 +15,11 @@ SessionStatusName = Literal["active", "ended", "interrupted"]
 
 
 class HistoryEntry(Document):
-    """One session as the history shows it (the seed's entry plus `status`)."""
+    """One session as the history shows it (the seed's entry plus `status`).
+
+    While a session is `active`, `end_time` is the last moment it was known to
+    be alive, so an interrupted session keeps a truthful end.
+    """
 
     session_id: str
     start_time: Timestamp
@@ -26,6 +30,10 @@ class HistoryEntry(Document):
     files_created: list[ProjectPath] = Field(default_factory=list)
     operations_count: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
     status: SessionStatusName = "active"
+    files_deleted: list[ProjectPath] = Field(default_factory=list)
+    """Files that existed before the session and were deleted (or renamed away) in it."""
+    unpriced_operations: Annotated[int, Field(ge=0)] = 0
+    """Operations on a model with no price: counted, never shown as $0 in `total_cost`."""
 
 
 class HistoryDocument(Document):

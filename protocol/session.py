@@ -80,7 +80,9 @@ def _check_zone(value: str | None) -> str | None:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as 'Europe/Paris')") from exc
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name such as 'Europe/Paris')"
+        ) from exc
     return value
 
 
