@@ -33,6 +33,7 @@ __all__ = [
     "encode_event",
     "encode_ok",
     "encode_request",
+    "peek_id",
 ]
 
 DEFAULT_MAX_FRAME_BYTES = 1_048_576
@@ -112,6 +113,7 @@ def _object(frame: bytes, *, max_bytes: int, exact: bool, what: str) -> dict[str
         raise ProtocolError(
             ErrorCode.BAD_REQUEST,
             f"{what} is {len(frame)} bytes; the limit is {max_bytes} bytes",
+            request_id=peek_id(frame),
         )
     try:
         value = loads_exact(frame) if exact else loads(frame)
@@ -124,6 +126,16 @@ def _object(frame: bytes, *, max_bytes: int, exact: bool, what: str) -> dict[str
             ErrorCode.BAD_REQUEST, f"{what} must be a JSON object, got {type(value).__name__}"
         )
     return value
+
+
+def peek_id(frame: bytes) -> str | None:
+    """The `id` of a request that is otherwise refused, so its error can be matched."""
+    try:
+        value = loads(frame)
+    except ValueError:
+        return None
+    request_id = value.get("id") if isinstance(value, dict) else None
+    return request_id if isinstance(request_id, str) and len(request_id) <= 256 else None
 
 
 def decode_request(

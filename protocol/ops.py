@@ -236,6 +236,7 @@ class CostEstimateResult(Document):
     cost: Money
     warning: str | None = None
     confirm: bool = False
+    price_source: str | None = None
 
 
 class CostWarningResult(Document):

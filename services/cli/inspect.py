@@ -60,7 +60,6 @@ def render_preferences(document: BaseModel) -> str:
 def inspect(project: Path, what: str, *, as_json: bool) -> int:
     """Print one of the four data files; exit 1 when it is missing or unreadable."""
     from protocol.codec import dumps_pretty
-    from protocol.costs import CostsDocument
     from protocol.session import Preferences, SessionDocument
     from services.runtime.paths import ProjectPaths
     from services.store import read_document
@@ -77,10 +76,18 @@ def inspect(project: Path, what: str, *, as_json: bool) -> int:
 
             print(render_history(paths))
         return EXIT_OK
+    if what == "costs":
+        # Rendered from the ledger itself: works before costs.json first exists.
+        from services.cost.render import costs_summary, render_costs
+
+        if as_json:
+            sys.stdout.write(dumps_pretty(costs_summary(paths)).decode())
+        else:
+            print(render_costs(paths, now=datetime.now(UTC)))
+        return EXIT_OK
     files: dict[str, tuple[Path, type[BaseModel]]] = {
         "session": (paths.current, SessionDocument),
         "preferences": (paths.preferences, Preferences),
-        "costs": (paths.costs, CostsDocument),
     }
     path, model = files[what]
     outcome = read_document(path, model)
@@ -96,10 +103,6 @@ def inspect(project: Path, what: str, *, as_json: bool) -> int:
         return EXIT_FAILURE
     if as_json:
         sys.stdout.write(dumps_pretty(outcome.value).decode())
-    elif what == "costs":
-        from services.cost.render import render_costs
-
-        print(render_costs(paths, now=datetime.now(UTC)))
     elif what == "session":
         print(render_session(outcome.value))
     else:

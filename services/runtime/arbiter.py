@@ -23,7 +23,7 @@ import zmq
 
 from config import Settings
 from protocol.codec import dumps
-from protocol.envelopes import EndpointsFile, decode_request, encode_error, encode_ok
+from protocol.envelopes import EndpointsFile, decode_request, encode_error, encode_ok, peek_id
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.names import WORKER_SUBSCRIPTIONS, Op, Topic, WorkerName, WorkerState, owner_of
 from protocol.ops import SupervisorStatus, WorkerStatus
@@ -128,17 +128,21 @@ class Supervisor:
         self._zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._poller = zmq.Poller()
         hwm = settings.protocol.event_hwm
-        self.frontend = self._socket(zmq.ROUTER, endpoints.command)
-        self.frontend.setsockopt(zmq.MAXMSGSIZE, settings.protocol.hard_frame_bytes)
-        self.backend = self._socket(zmq.ROUTER, endpoints.backend)
-        self.backend.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        self.backend.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self.backend.setsockopt(zmq.SNDHWM, 0)
-        self.backend.setsockopt(zmq.RCVHWM, 0)
-        self.events = self._zctx.socket(zmq.XPUB)
-        self.events.setsockopt(zmq.SNDHWM, hwm)
-        self.events.setsockopt(zmq.LINGER, 0)
-        self.events.bind(endpoints.events)
+        self.frontend = self._socket(
+            zmq.ROUTER, endpoints.command, MAXMSGSIZE=settings.protocol.hard_frame_bytes
+        )
+        # The workers' link: both ends are ours and drain continuously, so no
+        # limit (a full queue would block or drop silently); MANDATORY makes a
+        # send to a vanished worker fail loudly instead of vanishing.
+        self.backend = self._socket(
+            zmq.ROUTER,
+            endpoints.backend,
+            ROUTER_HANDOVER=1,
+            ROUTER_MANDATORY=1,
+            SNDHWM=0,
+            RCVHWM=0,
+        )
+        self.events = self._socket(zmq.XPUB, endpoints.events, SNDHWM=hwm)
         self.endpoints = Endpoints(
             command=self._last_endpoint(self.frontend),
             events=self._last_endpoint(self.events),
@@ -152,9 +156,12 @@ class Supervisor:
             self._poller.register(sock, zmq.POLLIN)
         self._poller.register(self._wake_r.fileno(), zmq.POLLIN)
 
-    def _socket(self, kind: int, endpoint: str) -> zmq.Socket[bytes]:
+    def _socket(self, kind: int, endpoint: str, **options: int) -> zmq.Socket[bytes]:
+        # Options must be set before bind: libzmq applies them to new connections only.
         sock: zmq.Socket[bytes] = self._zctx.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
+        for name, value in options.items():
+            sock.setsockopt(getattr(zmq, name), value)
         sock.bind(endpoint)
         return sock
 
@@ -424,7 +431,7 @@ class Supervisor:
             route = [identity, b""] if len(frames) > 1 and frames[1] == b"" else [identity]
             self._reply_error(
                 route,
-                None,
+                peek_id(frames[-1]),
                 ErrorCode.BAD_REQUEST,
                 "a request is exactly one frame (after an optional empty delimiter)",
             )
@@ -487,7 +494,9 @@ class Supervisor:
         pending.deliveries += 1
         pending.deadline = None
         try:
-            self.backend.send_multipart([slot.identity, wire.REQ, pending.token, pending.payload])
+            self.backend.send_multipart(
+                [slot.identity, wire.REQ, pending.token, pending.payload], zmq.NOBLOCK
+            )
         except zmq.ZMQError:  # EHOSTUNREACH: the worker vanished between READY and now
             pending.deliveries -= 1
             pending.deadline = time.monotonic() + self.settings.supervisor.request_wait_s
@@ -597,7 +606,7 @@ class Supervisor:
     def _send_event(self, slot: WorkerSlot, number: int, topic: bytes, body: bytes) -> None:
         try:
             self.backend.send_multipart(
-                [slot.identity, wire.EVT, number.to_bytes(8, "big"), topic, body]
+                [slot.identity, wire.EVT, number.to_bytes(8, "big"), topic, body], zmq.NOBLOCK
             )
         except zmq.ZMQError:
             slot.events.append((number, topic, body))

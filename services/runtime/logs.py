@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import sys
-from pathlib import Path
 from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any, TextIO
 
 import structlog

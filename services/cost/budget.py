@@ -1,0 +1,204 @@
+"""Budget limits and the warnings they raise, in words a writer understands.
+
+A limit warns from `fraction` (preference `budget_warning_fraction`, 0.8) of
+it and is *exceeded* at 100%: "Daily budget: $41.20 of $50.00 spent (82%);
+$8.80 left." Unpriced calls are never counted as $0: when a window holds
+some, the message says how many are not included.
+
+Which warnings already fired is the ledger's business (a `warned` record per
+period, window, level and limit); this module only says what is due.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any, Literal
+
+from protocol.costs import BudgetWarning
+from services.cost.money import MONEY, percent_text, usd
+from services.cost.windows import PERIODS, Period
+
+__all__ = [
+    "PERIOD_TITLES",
+    "BudgetLimits",
+    "DueWarning",
+    "Level",
+    "PeriodSpend",
+    "budget_warnings",
+    "due_warnings",
+    "limit_text",
+    "most_severe",
+    "most_severe_due",
+]
+
+Level = Literal["warning", "exceeded"]
+
+PERIOD_TITLES: dict[Period, str] = {
+    "daily": "Daily budget",
+    "weekly": "Weekly budget",
+    "monthly": "Monthly budget",
+}
+
+_FRACTION_PLACES = Decimal("0.0001")
+
+
+@dataclass(frozen=True)
+class BudgetLimits:
+    """The budget in force; a None limit means no limit for that period."""
+
+    daily_limit: Decimal | None
+    weekly_limit: Decimal | None
+    monthly_limit: Decimal | None
+    warnings_enabled: bool = True
+
+    def limit(self, period: Period) -> Decimal | None:
+        """The limit of `period`."""
+        value: Decimal | None = getattr(self, f"{period}_limit")
+        return value
+
+    def updated(self, changes: dict[str, Any]) -> BudgetLimits:
+        """A copy with `changes` applied (only the keys given change)."""
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The `Budget` shape (costs.json, `cost.set_budget` replies, ledger records)."""
+        return {
+            "daily_limit": self.daily_limit,
+            "weekly_limit": self.weekly_limit,
+            "monthly_limit": self.monthly_limit,
+            "warnings_enabled": self.warnings_enabled,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BudgetLimits:
+        """Read the `Budget` shape back (money exact: Decimal, int or its text)."""
+
+        def limit(key: str) -> Decimal | None:
+            value = data.get(key)
+            return None if value is None else Decimal(value)
+
+        return cls(
+            limit("daily_limit"),
+            limit("weekly_limit"),
+            limit("monthly_limit"),
+            bool(data.get("warnings_enabled", True)),
+        )
+
+
+@dataclass(frozen=True)
+class PeriodSpend:
+    """What was spent in one current window."""
+
+    period: Period
+    window: str
+    spent: Decimal
+    unpriced: int = 0
+
+
+def limit_text(limit: Decimal) -> str:
+    """A limit as the fired-warning key spells it (`50`, never `5E+1` or `50.0`)."""
+    return format(MONEY.normalize(limit), "f")
+
+
+def _fraction(spent: Decimal, limit: Decimal) -> Decimal:
+    if limit == 0:
+        return Decimal(1) if spent > 0 else Decimal(0)
+    return (spent / limit).quantize(_FRACTION_PLACES, rounding=ROUND_HALF_EVEN)
+
+
+@dataclass(frozen=True)
+class DueWarning:
+    """A warning that is due, before its words are written (cheap to compute per call)."""
+
+    spend: PeriodSpend
+    limit: Decimal
+    exceeded: bool
+    fraction: Decimal
+
+    @property
+    def level(self) -> Level:
+        """`exceeded` at 100% and beyond, else `warning`."""
+        return "exceeded" if self.exceeded else "warning"
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """What makes it 'the same warning': period, window, level and limit."""
+        level = self.level
+        return (self.spend.period, self.spend.window, level, limit_text(self.limit))
+
+    def message(self) -> str:
+        """The sentence a writer reads."""
+        spend, limit = self.spend, self.limit
+        title = PERIOD_TITLES[spend.period]
+        left = MONEY.subtract(limit, spend.spent)
+        share = percent_text(spend.spent / limit) if limit > 0 else "all"
+        if self.exceeded:
+            text = (
+                f"{title} exceeded: {usd(spend.spent)} spent of {usd(limit)} ({share}); "
+                f"{usd(-left)} over the limit."
+            )
+        else:
+            text = f"{title}: {usd(spend.spent)} of {usd(limit)} spent ({share}); {usd(left)} left."
+        if spend.unpriced:
+            calls = "call" if spend.unpriced == 1 else "calls"
+            text += f" {spend.unpriced} unpriced {calls} not included."
+        return text
+
+    def warning(self) -> BudgetWarning:
+        """The `BudgetWarning` (event data and UI)."""
+        spend = self.spend
+        return BudgetWarning.model_construct(  # our own values: no validation needed
+            period=spend.period,
+            spent=spend.spent,
+            limit=self.limit,
+            remaining=MONEY.subtract(self.limit, spend.spent),
+            fraction=self.fraction,
+            exceeded=self.exceeded,
+            window=spend.window,
+            message=self.message(),
+            unpriced_operations=spend.unpriced,
+        )
+
+
+def due_warnings(
+    limits: BudgetLimits, spends: list[PeriodSpend], fraction: Decimal
+) -> list[DueWarning]:
+    """Every warning due now, one per period at most (none if warnings are off)."""
+    if not limits.warnings_enabled:
+        return []
+    due: list[DueWarning] = []
+    for spend in spends:
+        limit = limits.limit(spend.period)
+        if limit is None:
+            continue
+        if limit == 0:
+            if spend.spent > 0:
+                due.append(DueWarning(spend, limit, True, Decimal(1)))
+            continue
+        if spend.spent >= limit * fraction:
+            exceeded = spend.spent >= limit
+            due.append(DueWarning(spend, limit, exceeded, _fraction(spend.spent, limit)))
+    return due
+
+
+def budget_warnings(
+    limits: BudgetLimits, spends: list[PeriodSpend], fraction: Decimal
+) -> list[BudgetWarning]:
+    """Every warning due now, in words."""
+    return [due.warning() for due in due_warnings(limits, spends, fraction)]
+
+
+def _severity(item: DueWarning | BudgetWarning) -> tuple[bool, Decimal, int]:
+    period: Period = item.spend.period if isinstance(item, DueWarning) else item.period
+    return (item.exceeded, item.fraction, PERIODS.index(period))
+
+
+def most_severe_due(due: list[DueWarning]) -> DueWarning | None:
+    """Exceeded before approaching, then the largest share, then the longest period."""
+    return max(due, key=_severity) if due else None
+
+
+def most_severe(warnings: list[BudgetWarning]) -> BudgetWarning | None:
+    """The same order as `most_severe_due`, for warnings already in words."""
+    return max(warnings, key=_severity) if warnings else None

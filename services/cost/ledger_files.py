@@ -1,0 +1,264 @@
+"""The files of `.session/ledger/`: monthly JSON Lines and one checkpoint.
+
+`YYYY-MM.jsonl` holds the records whose time falls in that UTC month (UTC so
+a change of the writer's time zone never moves a record between files).
+Appends go through `services.store.JsonLinesLog` (one write and one fsync per
+batch); reading here is read-only - a torn last line is skipped, never cut
+(cutting is the owning process's job, done when it opens the log).
+
+`checkpoint.json` is the state at a position of the ledger (file, offset) plus
+a digest of the line that ends there. It is only a cache: a checkpoint whose
+position is not in the ledger (file gone, file shorter, different line) is
+ignored and the state is rebuilt from the month files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from protocol.codec import dumps, loads_exact
+from services.cost.records import reply_of
+from services.store import AtomicJsonFile, RetryPolicy, SaveOutcome
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_NAME",
+    "BadRecord",
+    "LedgerFiles",
+    "Position",
+    "RecordedReply",
+    "month_file_name",
+]
+
+CHECKPOINT_NAME = "checkpoint.json"
+CHECKPOINT_FORMAT = 1
+_MONTH_FILE = re.compile(r"^\d{4}-\d{2}\.jsonl$")
+_BACKSCAN = 64 * 1024
+
+
+_OP_COST = re.compile(rb'"cost":(-?[0-9][0-9.eE+-]*)')
+
+
+def _parse_for_replay(line: bytes) -> Any:
+    record = orjson.loads(line)
+    if not isinstance(record, dict) or record.get("kind") != "op":
+        return loads_exact(line)
+    if record.get("cost") is not None:
+        # The first "cost": key of an op line is the top-level one (a string value
+        # cannot hold an unescaped quote; by_model comes later in the line).
+        found = _OP_COST.search(line)
+        if found is None:
+            return loads_exact(line)
+        record["cost"] = Decimal(found.group(1).decode())
+    return record
+
+
+@dataclass(frozen=True)
+class RecordedReply:
+    """A first reply still in its ledger line: parsed exactly only if a re-send asks."""
+
+    line: bytes
+
+    def resolve(self) -> Any:
+        """The reply, exactly as first sent."""
+        return reply_of(loads_exact(self.line))
+
+
+def month_file_name(moment: datetime) -> str:
+    """`2026-11.jsonl` for a moment in November 2026 (UTC)."""
+    return f"{moment.year:04d}-{moment.month:02d}.jsonl"
+
+
+@dataclass(frozen=True)
+class Position:
+    """A place in the ledger: just after the line ending at `offset` in `file`."""
+
+    file: str
+    offset: int
+    digest: str
+    """sha256 of the line that ends at `offset` ("" when offset is 0)."""
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """A complete line that does not parse (kept on disk, skipped, reported)."""
+
+    file: str
+    offset: int
+    error: str
+
+
+class LedgerFiles:
+    """Reads the month files and the checkpoint; never writes a month file."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.bad_records: list[BadRecord] = []
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """`.session/ledger/checkpoint.json`."""
+        return self.folder / CHECKPOINT_NAME
+
+    def month_files(self) -> list[Path]:
+        """Every month file, oldest first."""
+        if not self.folder.is_dir():
+            return []
+        return sorted(p for p in self.folder.iterdir() if _MONTH_FILE.match(p.name))
+
+    def records(
+        self, path: Path, start: int = 0
+    ) -> Iterator[tuple[int, dict[str, Any], bytes]]:
+        """Yield `(end offset, record, line)` for each complete line from `start`.
+
+        Replay speed matters (it is on the restart path), so `op` lines are
+        parsed with orjson and only their `cost` is re-read exactly from the
+        line's own digits; their `totals` are floats and must not be used as
+        money (a first reply is rebuilt from `line` with `reply_from_line`).
+        Every other kind is parsed exactly.
+        """
+        with path.open("rb") as reader:
+            reader.seek(start)
+            offset = start
+            for line in reader:
+                if not line.endswith(b"\n"):
+                    return  # a torn last line was never acknowledged
+                offset += len(line)
+                if not line.strip():
+                    continue
+                try:
+                    record = _parse_for_replay(line)
+                except (ValueError, ArithmeticError) as exc:
+                    self.bad_records.append(BadRecord(path.name, offset - len(line), str(exc)))
+                    continue
+                if isinstance(record, dict):
+                    yield offset, record, line
+
+    def position_at(self, path: Path, offset: int) -> Position:
+        """The position just after the line that ends at `offset` in `path`."""
+        return Position(path.name, offset, self._digest(path, offset) or "")
+
+    def _digest(self, path: Path, offset: int) -> str | None:
+        """sha256 of the line ending at `offset`; None if no line ends there."""
+        if offset == 0:
+            return ""
+        try:
+            with path.open("rb") as reader:
+                start = offset
+                tail = b""
+                while start > 0:
+                    step = min(_BACKSCAN, start)
+                    start -= step
+                    reader.seek(start)
+                    tail = reader.read(step) + tail
+                    cut = tail.rfind(b"\n", 0, len(tail) - 1)
+                    if cut != -1:
+                        tail = tail[cut + 1 :]
+                        break
+        except OSError:
+            return None
+        if not tail.endswith(b"\n"):
+            return None
+        return hashlib.sha256(tail).hexdigest()
+
+    def holds(self, position: Position) -> bool:
+        """Whether the ledger still has exactly that line at that place."""
+        path = self.folder / position.file
+        try:
+            if path.stat().st_size < position.offset:
+                return False
+        except OSError:
+            return False
+        return self._digest(path, position.offset) == position.digest
+
+    # -- checkpoint -----------------------------------------------------------------
+
+    def read_checkpoint(self) -> tuple[dict[str, Any] | None, str | None]:
+        """(checkpoint, None), (None, None) when there is none, or (None, why not)."""
+        try:
+            data = self.checkpoint_path.read_bytes()
+        except FileNotFoundError:
+            return None, None
+        except OSError as exc:
+            return None, f"unreadable: {exc}"
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            return None, f"does not parse: {exc}"
+        if not isinstance(value, dict) or value.get("format") != CHECKPOINT_FORMAT:
+            return None, "unknown format"
+        return value, None
+
+    def write_checkpoint(
+        self, position: Position, state: dict[str, Any], *, retry: RetryPolicy | None = None
+    ) -> SaveOutcome:
+        """Replace the checkpoint atomically (a cache: a failure only costs replay time)."""
+        document = {
+            "format": CHECKPOINT_FORMAT,
+            "position": {
+                "file": position.file,
+                "offset": position.offset,
+                "digest": position.digest,
+            },
+            **state,
+        }
+        target = AtomicJsonFile(self.checkpoint_path, retry=retry, writer=True)
+        return target.save_bytes(orjson.dumps(document))
+
+    @staticmethod
+    def checkpoint_position(checkpoint: dict[str, Any]) -> Position | None:
+        """The position a checkpoint was taken at, if it says so properly."""
+        raw = checkpoint.get("position")
+        if not isinstance(raw, dict):
+            return None
+        try:
+            return Position(str(raw["file"]), int(raw["offset"]), str(raw["digest"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    # -- finding a first reply --------------------------------------------------------
+
+    def find_request(self, request_id: str) -> dict[str, Any] | None:
+        """The record of `request_id`, newest file first (a rare path: re-sends
+        that outlived the reply cache)."""
+        needle = b'"id":' + dumps(request_id) + b","
+        for path in reversed(self.month_files()):
+            found = self._search(path, needle, request_id)
+            if found is not None:
+                return found
+        return None
+
+    @staticmethod
+    def _search(path: Path, needle: bytes, request_id: str) -> dict[str, Any] | None:
+        try:
+            with path.open("rb") as handle:
+                if handle.seek(0, 2) == 0:
+                    return None
+                with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
+                    end = len(view)
+                    while True:
+                        hit = view.rfind(needle, 0, end)
+                        if hit == -1:
+                            return None
+                        start = view.rfind(b"\n", 0, hit) + 1
+                        stop = view.find(b"\n", hit)
+                        if stop != -1:
+                            try:
+                                record = loads_exact(view[start:stop])
+                            except ValueError:
+                                record = None
+                            if isinstance(record, dict) and record.get("id") == request_id:
+                                return record
+                        end = hit
+        except OSError:
+            return None

@@ -1,0 +1,200 @@
+"""What each `cost.*` op does to the state: records to append, a reply, events.
+
+No I/O here. `CostDesk` applies a call to the `LedgerState` and collects, in a
+`Batch`, the ledger records to append (with one fsync, by the worker), the
+first replies by request id and the events to publish once the records are
+durable. A `cost.log` record carries its own reply (`totals`, `warning`) so the
+ledger can answer a re-sent id exactly, even after restarts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from protocol.base import Message
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.names import Op, Topic
+from protocol.ops import CostEstimateArgs, CostLogArgs, SetBudgetArgs
+from services.cost.budget import BudgetLimits, due_warnings, most_severe_due
+from services.cost.preferences import CostPreferences
+from services.cost.pricing import OVERRIDES_NAME, PriceBook
+from services.cost.records import (
+    budget_record,
+    format_ts,
+    op_record,
+    reply_of,
+    reset_record,
+    warned_record,
+)
+from services.cost.state import LedgerState
+from services.runtime.worker import Call
+
+__all__ = ["MUTATING", "Batch", "CostDesk"]
+
+A = TypeVar("A", bound=Message)
+
+MUTATING = frozenset({Op.COST_LOG, Op.COST_SET_BUDGET, Op.COST_RESET_SESSION})
+"""The ops whose request id is an idempotency key (each leaves a ledger record)."""
+
+
+@dataclass
+class Batch:
+    """What one batch adds: records to append, first replies, events to publish."""
+
+    now: datetime
+    budget_before: BudgetLimits
+    """The budget in force before the batch (a new month file starts with it)."""
+    records: list[dict[str, Any]] = field(default_factory=list)
+    replies: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[str, Any]] = field(default_factory=list)
+
+    @property
+    def ts(self) -> str:
+        """The batch's time as records store it."""
+        return format_ts(self.now)
+
+
+def _args_of(call: Call, model: type[A]) -> A:
+    """The call's args as the model its op takes (the host validated them)."""
+    if isinstance(call.args, model):
+        return call.args
+    raise ProtocolError(
+        ErrorCode.INVALID_ARGS, f"{call.op.value} takes {model.__name__}", request_id=call.id
+    )
+
+
+class CostDesk:
+    """Answers `cost.*` calls against a state, prices and preferences."""
+
+    def __init__(
+        self,
+        *,
+        state: Callable[[], LedgerState],
+        prices: PriceBook,
+        preferences: Callable[[], CostPreferences],
+        session_id: str,
+    ) -> None:
+        self._state = state
+        self.prices = prices
+        self._preferences = preferences
+        self.session_id = session_id
+        self.handlers: dict[Op, Callable[[Call, Batch], Any]] = {
+            Op.COST_LOG: self.log_operation,
+            Op.COST_SET_BUDGET: self.set_budget,
+            Op.COST_RESET_SESSION: self.reset_session,
+            Op.COST_ESTIMATE: self.estimate,
+            Op.COST_TOTALS: lambda _call, _batch: self._state().totals(),
+            Op.COST_WARNING: lambda _call, _batch: {"warning": self.current_warning()},
+        }
+
+    def log_operation(self, call: Call, batch: Batch) -> Any:
+        """`cost.log`: price, record, total, warn; unknown models recorded unpriced."""
+        args, state = _args_of(call, CostLogArgs), self._state()
+        price = self.prices.price(args.model, args.input_tokens, args.output_tokens, at=batch.now)
+        record = op_record(
+            request_id=call.id,
+            ts=batch.ts,
+            session_id=self.session_id,
+            operation=args.operation,
+            model=args.model,
+            input_tokens=args.input_tokens,
+            output_tokens=args.output_tokens,
+            price=price,
+        )
+        view = state.apply(record)
+        record["totals"] = totals = state.totals()
+        batch.records.append(record)
+        record["warning"] = self._fire_due_warnings(batch)
+        reply = batch.replies[call.id] = reply_of(record)
+        batch.events.append(
+            (Topic.COST_LOGGED.value, {"operation": view, "totals": totals, "cost": record["cost"]})
+        )
+        if price is None:
+            message = (
+                f"no price for model {args.model!r}: the call was recorded unpriced "
+                f"(add it to .session/{OVERRIDES_NAME})"
+            )
+            unpriced = {"operation": view, "message": message}
+            batch.events.append((Topic.COST_UNPRICED.value, unpriced))
+        return reply
+
+    def set_budget(self, call: Call, batch: Batch) -> Any:
+        """`cost.set_budget`: absent fields unchanged, null removes a limit."""
+        args, state = _args_of(call, SetBudgetArgs), self._state()
+        changes = {name: getattr(args, name) for name in args.model_fields_set}
+        if "warnings_enabled" in changes and changes["warnings_enabled"] is None:
+            raise ProtocolError(
+                ErrorCode.INVALID_ARGS, "warnings_enabled must be true or false", request_id=call.id
+            )
+        record = budget_record(
+            state.budget.updated(changes),
+            ts=batch.ts,
+            request_id=call.id,
+            session_id=self.session_id,
+        )
+        state.apply(record)
+        batch.records.append(record)
+        self._fire_due_warnings(batch)  # a limit set below what is spent says so at once
+        reply = batch.replies[call.id] = reply_of(record)
+        return reply
+
+    def reset_session(self, call: Call, batch: Batch) -> Any:
+        """`cost.reset_session`: the session total starts again; windows untouched."""
+        state = self._state()
+        record = reset_record(request_id=call.id, ts=batch.ts, session_id=self.session_id)
+        state.apply(record)
+        record["totals"] = state.totals()
+        batch.records.append(record)
+        reply = batch.replies[call.id] = reply_of(record)
+        return reply
+
+    def estimate(self, call: Call, batch: Batch) -> Any:
+        """`cost.estimate`: the cost, the warning it would trigger, whether to ask first."""
+        args, state = _args_of(call, CostEstimateArgs), self._state()
+        price = self.prices.price(args.model, args.input_tokens, args.output_tokens, at=batch.now)
+        if price is None:
+            example = next(iter(self.prices.seed.aliases), "gpt-4")
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_MODEL,
+                f"no price for model {args.model!r}; add it to .session/{OVERRIDES_NAME} "
+                f"or use a known id such as {example!r}",
+                request_id=call.id,
+            )
+        prefs = self._preferences()
+        projected = due_warnings(
+            state.budget, state.spends(extra=price.cost), prefs.warning_fraction
+        )
+        worst = most_severe_due(projected)
+        return {
+            "cost": price.cost,
+            "warning": worst.message() if worst else None,
+            "confirm": price.cost > prefs.confirm_above,
+            "price_source": price.source,
+        }
+
+    def current_warning(self) -> str | None:
+        """The most severe warning of now, in words, or None."""
+        state = self._state()
+        due = due_warnings(state.budget, state.spends(), self._preferences().warning_fraction)
+        worst = most_severe_due(due)
+        return worst.message() if worst else None
+
+    def _fire_due_warnings(self, batch: Batch) -> str | None:
+        """Record and announce each warning not yet fired in its window; the worst's words."""
+        state = self._state()
+        due = due_warnings(state.budget, state.spends(), self._preferences().warning_fraction)
+        for item in due:
+            if item.key in state.fired:
+                continue
+            warning = item.warning()
+            record = warned_record(
+                item.key, ts=batch.ts, spent=warning.spent, message=warning.message
+            )
+            state.apply(record)
+            batch.records.append(record)
+            batch.events.append((Topic.BUDGET_WARNING.value, warning))
+        worst = most_severe_due(due)
+        return worst.message() if worst else None

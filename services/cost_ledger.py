@@ -1,0 +1,382 @@
+"""The cost ledger worker: every LLM call priced exactly, durably, once.
+
+It owns `.session/costs.json` and `.session/ledger/` (CONTRACT sections 1, 2,
+4, 6). A batch of requests is applied in memory, appended to the month's JSON
+Lines file with one write and one fsync (a group commit), and only then
+answered; events follow the fsync. A request id seen before is answered with
+its first result and never applied twice, across restarts too (each ledger
+line carries its reply). costs.json is a snapshot written from `tick` within
+`SNAPSHOT_DELAY_S` of a change; a checkpoint every `CHECKPOINT_EVERY_RECORDS`
+records keeps start-up short however long the ledger grows.
+
+Choices a user may notice (documented here, where the code is):
+
+- Idempotency window: the last `APPLIED_IDS_KEPT` (100 k) mutating request
+  ids; after a start without a usable checkpoint, those of the month files of
+  the last `LOOKBACK_DAYS` (40 days). Every re-send inside the window gets its
+  exact first reply (from the reply cache, else from its ledger line).
+- Events are published right after the fsync and before the replies; a crash
+  in between loses the event, not the operation (a re-send gets the first
+  reply and no second event, so subscribers never count a call twice).
+- `unpriced_operations` and `by_model` are per session, like `session_total`;
+  `daily_unpriced`/`weekly_unpriced`/`monthly_unpriced` count the windows.
+- A warning fires once per (period, window, level, limit): raising a limit
+  re-arms it; a restart does not re-fire (each firing is a `warned` record).
+- Records go to the file of their UTC month; if the clock steps back across
+  a month, appends continue in the newest file.
+
+Files it reads but does not own: `.session/preferences.json` (time zone,
+warning fraction, confirm threshold; see `services.cost.preferences`) and the
+user's price overrides `.session/pricing.toml` (see `services.cost.pricing`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, ClassVar
+
+import orjson
+
+from protocol.base import utc_now
+from protocol.costs import CostsDocument
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.names import WorkerName
+from services.cost.budget import BudgetLimits
+from services.cost.ledger_files import LedgerFiles, RecordedReply, month_file_name
+from services.cost.loader import load_state
+from services.cost.preferences import PREFERENCES_POLL_S, PreferenceWatch
+from services.cost.pricing import OVERRIDES_NAME, PriceBook
+from services.cost.records import budget_record, reply_of
+from services.cost.requests import MUTATING, Batch, CostDesk
+from services.cost.snapshot import costs_document
+from services.cost.state import LedgerState
+from services.runtime.worker import Call, Outcome, ReplyCache, Worker, WorkerContext
+from services.store import AtomicJsonFile, JsonLinesLog, RetryPolicy, ensure_private_dir
+
+__all__ = ["CHECKPOINT_EVERY_RECORDS", "CHECKPOINT_MAX_AGE_S", "SNAPSHOT_DELAY_S", "CostLedger"]
+
+SNAPSHOT_DELAY_S = 0.5
+"""costs.json is rewritten this long after the first unsaved change (at most)."""
+
+CHECKPOINT_EVERY_RECORDS = 2000
+"""A checkpoint after this many records: start-up replays no more than that."""
+
+CHECKPOINT_MAX_AGE_S = 60.0
+"""...and at the latest this long after the first record it does not cover."""
+
+_CHECKPOINT_RETRY_S = 5.0
+"""After a failed checkpoint (a cache: nothing is lost), wait this long."""
+
+
+class CostLedger(Worker):
+    """The cost ledger process (see the module docstring)."""
+
+    name: ClassVar[WorkerName] = WorkerName.COST_LEDGER
+    exact_numbers: ClassVar[bool] = True
+
+    checkpoint_every_records = CHECKPOINT_EVERY_RECORDS
+    checkpoint_max_age_s = CHECKPOINT_MAX_AGE_S
+    snapshot_delay_s = SNAPSHOT_DELAY_S
+
+    def __init__(
+        self,
+        ctx: WorkerContext,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+        use_genai_prices: bool = True,
+    ) -> None:
+        super().__init__(ctx)
+        self._clock = clock
+        self._monotonic = monotonic
+        self._use_genai_prices = use_genai_prices
+        store = ctx.settings.store
+        self._retry = RetryPolicy(store.attempts, store.wait_initial_s, store.wait_max_s)
+        self._files = LedgerFiles(ctx.paths.ledger_dir)
+        self._replies = ReplyCache(ctx.settings.protocol.idempotency_entries)
+        self._log: JsonLinesLog | None = None
+        self._dirty_since: float | None = None
+        self._since_checkpoint = 0
+        self._checkpoint_at = 0.0
+        self._checkpoint_retry_at = 0.0
+        self._next_poll = 0.0
+        self.loaded_info: dict[str, Any] = {}
+
+    # -- life cycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Read prices and preferences, rebuild the state, open this month's file."""
+        paths = self.ctx.paths
+        ensure_private_dir(paths.ledger_dir)
+        self._prefs = PreferenceWatch(paths.preferences, self.ctx.settings)
+        if self._prefs.problem:
+            self.log.warning("cost_ledger.preferences_unreadable", error=self._prefs.problem)
+        self._prices = PriceBook.load(
+            paths.session_dir / OVERRIDES_NAME, use_genai_prices=self._use_genai_prices
+        )
+        if self._prices.overrides_problem:
+            self.log.error("cost_ledger.overrides_ignored", error=self._prices.overrides_problem)
+        self._desk = CostDesk(
+            state=lambda: self._state,
+            prices=self._prices,
+            preferences=lambda: self._prefs.current,
+            session_id=self.ctx.session_id,
+        )
+        self._costs_file = AtomicJsonFile(paths.costs, retry=self._retry)
+        self._check_costs_file()
+        self._load()
+        self._next_poll = self._monotonic() + PREFERENCES_POLL_S
+
+    def _check_costs_file(self) -> None:
+        """Move an unparsable costs.json aside (it is rebuilt from the ledger)."""
+        try:
+            data = self._costs_file.path.read_bytes()
+        except FileNotFoundError:
+            return
+        try:
+            if isinstance(orjson.loads(data), dict):
+                return
+        except orjson.JSONDecodeError:
+            pass
+        outcome = self._costs_file.load(CostsDocument)
+        if outcome.status == "corrupt":
+            self.log.warning(
+                "cost_ledger.costs_json_corrupt",
+                moved_to=str(outcome.moved_to),
+                error=outcome.error,
+            )
+
+    def _load(self) -> None:
+        now = self._clock()
+        existing = self._files.month_files()
+        if existing:
+            # Only the newest file is ever appended to, so only it can have a torn tail.
+            self._log = JsonLinesLog(existing[-1])
+            if self._log.repair is not None:
+                self.log.warning(
+                    "cost_ledger.torn_tail_cut",
+                    file=existing[-1].name,
+                    offset=self._log.repair.offset,
+                    removed_bytes=self._log.repair.removed_bytes,
+                )
+        settings = self.ctx.settings.budget
+        loaded = load_state(
+            self._files,
+            session_id=self.ctx.session_id,
+            zone=self._prefs.current.zone,
+            now=now,
+            default_budget=BudgetLimits(
+                settings.daily_limit, settings.weekly_limit, settings.monthly_limit
+            ),
+            on_reply=lambda request_id, line: self._replies.put(request_id, RecordedReply(line)),
+        )
+        self._state: LedgerState = loaded.state
+        self._since_checkpoint = loaded.replayed
+        self._checkpoint_at = self._monotonic()
+        if not loaded.checkpoint_used and loaded.replayed:
+            self._since_checkpoint = max(loaded.replayed, self.checkpoint_every_records)
+        self._dirty_since = self._monotonic()
+        self.loaded_info = {
+            "checkpoint_used": loaded.checkpoint_used,
+            "checkpoint_problem": loaded.checkpoint_problem,
+            "records_replayed": loaded.replayed,
+            "files_read": loaded.files_read,
+            "bad_lines": len(self._files.bad_records),
+        }
+        self.log.info("cost_ledger.loaded", **self.loaded_info)
+
+    def _reload(self) -> None:
+        """Rebuild from disk after a failed append (memory must match the ledger)."""
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        self._load()
+
+    def stop(self) -> None:
+        """Write costs.json and a checkpoint, close the ledger."""
+        if self._dirty_since is not None:
+            self._snapshot()
+        if self._since_checkpoint:
+            self._checkpoint()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def close(self) -> None:
+        """Close the ledger file without writing costs.json or a checkpoint.
+
+        What a crash leaves behind, minus the crash: for tests and benchmarks
+        that restart a ledger without a clean stop.
+        """
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def health(self) -> dict[str, Any]:
+        """How the state was rebuilt, for READY and the log."""
+        return dict(self.loaded_info)
+
+    # -- requests -------------------------------------------------------------------
+
+    def handle_batch(self, calls: Sequence[Call]) -> list[Outcome]:
+        """Apply every call, append the batch with one fsync, then answer."""
+        now = self._clock()
+        if self._state.refresh(now):
+            self._mark_dirty(self._monotonic())  # a new day: costs.json follows
+        batch = Batch(now, self._state.budget)
+        outcomes: list[Outcome] = []
+        try:
+            for call in calls:
+                try:
+                    outcomes.append(self._answer(call, batch))
+                except ProtocolError as exc:
+                    outcomes.append(exc)
+            if batch.records:
+                self._commit(batch)
+        except OSError as exc:
+            self.log.exception("cost_ledger.append_failed", error=str(exc))
+            self._reload()
+            failure = ProtocolError(
+                ErrorCode.INTERNAL,
+                f"the cost ledger could not be written ({exc}); nothing was recorded, "
+                "re-send the request",
+            )
+            return [failure for _ in calls]
+        except Exception:
+            self._reload()  # never answer from a state the ledger does not hold
+            raise
+        for request_id, reply in batch.replies.items():
+            self._replies.put(request_id, reply)
+        for topic, data in batch.events:
+            self.ctx.publish(topic, data)
+        return outcomes
+
+    def _answer(self, call: Call, batch: Batch) -> Any:
+        if call.op in MUTATING:
+            first = self._first_reply(call.id, batch)
+            if first is not None:
+                return first
+        handler = self._desk.handlers.get(call.op)
+        if handler is None:
+            return self.handle(call)  # not a cost op: unknown_op
+        return handler(call, batch)
+
+    def _first_reply(self, request_id: str, batch: Batch) -> Any:
+        """The first result of an id already applied, or None for a new id."""
+        if request_id in batch.replies:
+            return batch.replies[request_id]
+        if request_id not in self._state.applied:
+            return None
+        cached = self._replies.get(request_id)
+        if isinstance(cached, RecordedReply):
+            cached = cached.resolve()
+            self._replies.put(request_id, cached)
+        if cached is not None:
+            return cached
+        record = self._files.find_request(request_id)
+        if record is None:
+            raise ProtocolError(
+                ErrorCode.INTERNAL,
+                f"request {request_id!r} was applied but its ledger record is gone",
+                request_id=request_id,
+            )
+        reply = reply_of(record)
+        self._replies.put(request_id, reply)
+        return reply
+
+    def _commit(self, batch: Batch) -> None:
+        """Append the batch to the month's file: one write, one fsync."""
+        name = month_file_name(batch.now)
+        records = batch.records
+        if self._log is None or name > self._log.path.name:
+            if self._log is not None:
+                self._log.close()
+            self._log = JsonLinesLog(self.ctx.paths.ledger_dir / name)
+        if self._log.size == 0:
+            carried = budget_record(
+                batch.budget_before,
+                ts=batch.ts,
+                request_id=None,
+                session_id=self.ctx.session_id,
+                carried=True,
+            )
+            records = [carried, *records]
+        self._log.append_many(records)
+        self._since_checkpoint += len(records)
+        if self._dirty_since is None:
+            self._dirty_since = self._monotonic()
+
+    # -- timed work -----------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """The next poll, snapshot, checkpoint or window boundary."""
+        deadlines = [self._next_poll]
+        if self._dirty_since is not None:
+            deadlines.append(self._dirty_since + self.snapshot_delay_s)
+        checkpoint_due = self._checkpoint_due_at()
+        if checkpoint_due is not None:
+            deadlines.append(checkpoint_due)
+        until_boundary = (self._state.next_boundary() - self._clock()).total_seconds()
+        deadlines.append(self._monotonic() + max(0.0, until_boundary))
+        return min(deadlines)
+
+    def tick(self, now: float) -> None:
+        """Follow preferences and the calendar, snapshot costs.json, checkpoint."""
+        if now >= self._next_poll:
+            self._next_poll = now + PREFERENCES_POLL_S
+            before = self._prefs.current
+            if self._prefs.poll():
+                if self._prefs.current.zone != before.zone:
+                    self._state.set_zone(self._prefs.current.zone, self._clock())
+                self._mark_dirty(now)
+        if self._state.refresh(self._clock()):
+            self._mark_dirty(now)
+        due_at = self._checkpoint_due_at()
+        if due_at is not None and now >= due_at:
+            self._checkpoint()
+        if self._dirty_since is not None and now >= self._dirty_since + self.snapshot_delay_s:
+            self._snapshot()
+
+    def _checkpoint_due_at(self) -> float | None:
+        """When the next checkpoint is due (None: nothing to cover)."""
+        if not self._since_checkpoint:
+            return None
+        if self._since_checkpoint >= self.checkpoint_every_records:
+            return self._checkpoint_retry_at
+        return max(self._checkpoint_retry_at, self._checkpoint_at + self.checkpoint_max_age_s)
+
+    def _mark_dirty(self, now: float) -> None:
+        if self._dirty_since is None:
+            self._dirty_since = now
+
+    def _snapshot(self) -> None:
+        document = costs_document(
+            self._state,
+            preferences=self._prefs.current,
+            prices=self._prices.describe(),
+            warning=self._desk.current_warning(),
+            now=self._clock(),
+        )
+        outcome = self._costs_file.save(document)
+        if outcome.ok:
+            self._dirty_since = None
+        else:
+            self.log.error("cost_ledger.snapshot_failed", error=outcome.error)
+            self._dirty_since = self._monotonic()  # try again after the delay
+
+    def _checkpoint(self) -> None:
+        self._checkpoint_at = self._monotonic()
+        if self._log is None:
+            self._since_checkpoint = 0
+            return
+        position = self._files.position_at(self._log.path, self._log.size)
+        outcome = self._files.write_checkpoint(
+            position, self._state.to_checkpoint(), retry=self._retry
+        )
+        if outcome.ok:
+            self._since_checkpoint = 0
+        else:
+            self.log.error("cost_ledger.checkpoint_failed", error=outcome.error)
+            self._checkpoint_retry_at = self._checkpoint_at + _CHECKPOINT_RETRY_S
