@@ -21,6 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 __all__ = [
     "MAX_TEXT_CHARS",
+    "ClientPath",
     "Document",
     "Message",
     "Money",
@@ -93,3 +94,18 @@ def _check_project_path(value: str) -> str:
 
 ProjectPath = Annotated[str, Field(max_length=4096), AfterValidator(_check_project_path)]
 """A path relative to the project root with `/` separators, never escaping it."""
+
+
+def _check_client_path(value: str) -> str:
+    # An absolute path is accepted here and judged by the service, which knows
+    # the project root (CONTRACT section 4: only paths *outside* it are refused).
+    if value.startswith("/") and "\\" not in value and "\x00" not in value:
+        if any(part == ".." for part in value.split("/")):
+            raise ValueError("path must not leave the project root ('..')")
+        return value
+    return _check_project_path(value)
+
+
+ClientPath = Annotated[str, Field(max_length=4096), AfterValidator(_check_client_path)]
+"""A path as a client may send it: relative to the project root, or absolute
+inside it (the service makes it relative before storing it)."""

@@ -120,7 +120,7 @@ class ClientError(Exception):
     """Base of everything this client raises on purpose."""
 
 
-class ServiceUnavailable(ClientError):  # noqa: N818 - the contract's own word, read as a state
+class ServiceUnavailable(ClientError):
     """Nothing answered: no service runs, it could not start, or every attempt timed out.
 
     Safe to retry a mutation with the same `request_id`: the service applies an
@@ -157,7 +157,7 @@ class ServiceError(ClientError):
         return f"ServiceError({self.code.value!r}, {self.message!r})"
 
 
-class ClientClosed(ClientError):  # noqa: N818 - named after the state, like trio's ClosedResourceError
+class ClientClosed(ClientError):
     """The client (or session) was closed by this program; it cannot be used again."""
 
 

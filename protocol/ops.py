@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, StrictBool, StrictInt, ValidationError, field_validator
 
-from protocol.base import Document, Message, Money, ProjectPath, ShortText, Timestamp
+from protocol.base import ClientPath, Document, Message, Money, ShortText, Timestamp
 from protocol.costs import CostOperation, CostTotals
 from protocol.envelopes import describe_validation_error
 from protocol.errors import ErrorCode, ProtocolError
@@ -76,7 +76,7 @@ class SetBreadcrumbArgs(Message):
 class OpenFileArgs(Message):
     """`session.open_file`: the path must stay inside the project."""
 
-    path: ProjectPath
+    path: ClientPath
     cursor_line: Annotated[StrictInt, Field(ge=0)] = 0
     cursor_col: Annotated[StrictInt, Field(ge=0)] = 0
 
@@ -84,7 +84,7 @@ class OpenFileArgs(Message):
 class CloseFileArgs(Message):
     """`session.close_file`."""
 
-    path: ProjectPath
+    path: ClientPath
 
 
 class SetModelPreferenceArgs(Message):

@@ -242,7 +242,7 @@ _COST_LOG = {"operation": "draft", "model": "gpt-4", "input_tokens": 1, "output_
         ("session.significant_action", {"action": ""}, "action", []),
         ("session.open_file", {"path": "../x"}, "path", [".."]),
         ("session.open_file", {"path": "manuscript/../../x"}, "path", [".."]),
-        ("session.open_file", {"path": "/etc/passwd"}, "path", ["relative"]),
+        ("session.open_file", {"path": "C:/novel/a.md"}, "path", ["relative"]),
         ("session.open_file", {"path": "a\\b"}, "path", ["'/'"]),
         ("session.open_file", {"path": "C:/x"}, "path", ["relative"]),
         ("session.open_file", {"path": ""}, "path", ["empty"]),

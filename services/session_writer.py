@@ -1,0 +1,415 @@
+"""The session writer: nothing acknowledged is ever lost, and the indicator tells the truth.
+
+It owns `.session/current.json`, `.session/preferences.json` and
+`.session/journal/` (CONTRACT sections 1, 2, 4, 7). Every mutation is a
+journal line, fsynced before its `ok` (one fsync per batch: a group commit),
+preferences included: preferences.json is rewritten by the saver right after,
+never before the journal has the change. current.json is a human-readable
+snapshot written in a background thread every interval and at once after a
+significant action; the journal segments it covers are then deleted. A
+restart loads the snapshot and replays the journal with its recorded
+timestamps. See docs/ui-integration.md for what a UI sees.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, ClassVar
+
+from protocol.base import utc_now
+from protocol.envelopes import Event
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.names import Op, WorkerName
+from protocol.ops import (
+    CloseFileArgs,
+    OpenFileArgs,
+    PreferencesSetArgs,
+    SaveResult,
+    SignificantActionArgs,
+    SignificantActionResult,
+)
+from protocol.session import Preferences, SessionDocument
+from services.runtime.worker import Call, Outcome, ReplyCache, Worker, WorkerContext
+from services.session.confine import confine
+from services.session.journal import SessionJournal
+from services.session.replay import RememberedReply
+from services.session.saving import AutoSave
+from services.session.state import READ_OPS, SAVE_OPS, activity_detail, apply_op, record_activity
+from services.session.status import session_status
+from services.store import AtomicJsonFile, FileOps, RetryPolicy, ensure_private_dir
+
+__all__ = ["CARRIED_ACTIVITY", "CARRIED_IDS", "SessionWriter"]
+
+CARRIED_IDS = 256
+"""Request ids carried into each new journal segment: the idempotency window
+that survives compaction *and* a restart (the live process also remembers the
+last `settings.protocol.idempotency_entries` replies exactly)."""
+
+CARRIED_ACTIVITY = 64
+"""Event keys carried into each new journal segment (re-deliveries come within seconds)."""
+
+_ACTIVITY_KEYS = 1024
+
+
+class _Group:
+    """Mutations applied in memory since the batch's last journal commit."""
+
+    def __init__(self, writer: SessionWriter) -> None:
+        self.checkpoint = (writer._doc, writer._prefs, writer._rev, writer._prefs_version)
+        self.records: list[dict[str, Any]] = []
+        self.applied: list[tuple[int, Call, RememberedReply]] = []
+        self.reads: list[tuple[int, Call]] = []
+        self.reasons: list[str] = []
+        self.pending: dict[str, RememberedReply] = {}
+        self.repeats: list[int] = []  # re-sends, within this group, of an id it applies
+
+
+class SessionWriter(Worker):
+    """The session writer process: session ops, preferences, auto-save, recovery."""
+
+    name: ClassVar[WorkerName] = WorkerName.SESSION_WRITER
+    exact_numbers: ClassVar[bool] = True  # preference amounts are money
+
+    def __init__(
+        self,
+        ctx: WorkerContext,
+        *,
+        snapshot_ops: FileOps | None = None,
+        journal_ops: FileOps | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(ctx)
+        self.clock = clock
+        self.monotonic = monotonic
+        self.snapshot_ops = snapshot_ops or FileOps()
+        self.journal = SessionJournal(ctx.paths.journal_dir, ops=journal_ops)
+        self._replies = ReplyCache(ctx.settings.protocol.idempotency_entries)
+        self._recent: OrderedDict[str, RememberedReply] = OrderedDict()
+        self._activity_keys: OrderedDict[str, None] = OrderedDict()
+        self._startup_events: list[tuple[str, Any]] = []
+        self._doc: SessionDocument
+        self._prefs: Preferences
+        self._rev = 0
+        self._prefs_version = 0
+        self.autosave: AutoSave
+
+    @property
+    def document(self) -> SessionDocument:
+        """The session document as `session.get` returns it."""
+        return self._doc
+
+    @property
+    def preferences(self) -> Preferences:
+        """The preferences as `preferences.get` returns them."""
+        return self._prefs
+
+    @property
+    def revision(self) -> int:
+        """The last journal revision applied in memory (and durable, between batches)."""
+        return self._rev
+
+    @property
+    def preferences_version(self) -> int:
+        """Counts preference changes in this process, for the saver's bookkeeping."""
+        return self._prefs_version
+
+    # -- start ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the snapshot, replay the journal, then begin or continue the session."""
+        from services.session.startup import begin_or_continue, load_state
+
+        ctx = self.ctx
+        ensure_private_dir(ctx.paths.session_dir)
+        store = ctx.settings.store
+        retry = RetryPolicy(store.attempts, store.wait_initial_s, store.wait_max_s)
+        current = AtomicJsonFile(ctx.paths.current, retry=retry, ops=self.snapshot_ops)
+        prefs_file = AtomicJsonFile(ctx.paths.preferences, retry=retry, ops=self.snapshot_ops)
+        loaded = load_state(self, current, prefs_file)
+        self._prefs, self._rev = loaded.preferences, loaded.revision
+        self._prefs_version = 1 if loaded.preferences_dirty else 0
+        for reply in loaded.replies:
+            self._replies.put(reply.id, reply)
+            self._remember(reply)
+        for key in loaded.activity_keys:
+            self._remember_activity(key)
+        if self.journal.segment is None:
+            self.journal.rotate(base_rev=self._rev, carried=[], created_at=self.clock())
+        decision = begin_or_continue(self, loaded.document)
+        self._doc = decision.document
+        self._startup_events.extend(decision.events)
+        if decision.record is not None:
+            self.journal.append_many([decision.record])
+            self._rev = int(decision.record["rev"])
+        self.autosave = AutoSave(
+            self,
+            current=current,
+            preferences=prefs_file,
+            snapshot_revision=loaded.snapshot_revision,
+            last_save_at=self._doc.last_saved_at,
+        )
+        override = ctx.options.get("interval_s")
+        self.autosave.reschedule(float(override) if override else self._prefs.autosave_interval_s)
+        self.log.info(
+            "session.ready",
+            session_id=self._doc.session_id,
+            revision=self._rev,
+            replayed=loaded.replayed,
+            interval_s=self.autosave.interval_s,
+        )
+        if decision.record is not None or self._prefs_version:
+            self.autosave.snapshot("start")
+
+    # -- requests -------------------------------------------------------------
+
+    def handle_batch(self, calls: Sequence[Call]) -> list[Outcome]:
+        """Apply the batch in memory, journal it with one fsync, then answer."""
+        self.autosave.take_reports()
+        outcomes: list[Outcome] = [None] * len(calls)
+        group = _Group(self)
+        for index, call in enumerate(calls):
+            if call.op in READ_OPS:
+                outcomes[index] = self._read(call.op)
+                group.reads.append((index, call))
+                continue
+            remembered = self._remembered(call, group)
+            if remembered is not None:
+                outcomes[index] = remembered
+                if call.id in group.pending:
+                    group.repeats.append(index)
+            elif call.op in SAVE_OPS:
+                self._commit(group, outcomes)  # the snapshot must not run ahead of the journal
+                group = _Group(self)
+                outcomes[index] = self._save(call)
+            else:
+                outcomes[index] = self._apply(index, call, group)
+        self._commit(group, outcomes)
+        return outcomes
+
+    def _read(self, op: Op) -> Outcome:
+        if op is Op.SESSION_GET:
+            return self._doc
+        if op is Op.PREFERENCES_GET:
+            return self._prefs
+        self.autosave.take_reports(start_waiting=False)  # records may be uncommitted here
+        return session_status(self.autosave)
+
+    def _remembered(self, call: Call, group: _Group) -> Outcome | None:
+        entry = group.pending.get(call.id) or self._replies.get(call.id)
+        if not isinstance(entry, RememberedReply):
+            return None
+        if entry.op != call.op.value:
+            return ProtocolError(
+                ErrorCode.INVALID_ARGS,
+                f"request id {call.id!r} was already used for {entry.op}; "
+                "a new request needs a new id",
+            )
+        if entry.result is not None:
+            return entry.result
+        # Applied before the snapshot we started from: never again; answer with the state now.
+        return self._prefs if entry.op == Op.PREFERENCES_SET.value else self._doc
+
+    def _apply(self, index: int, call: Call, group: _Group) -> Outcome:
+        args = call.args
+        try:
+            if isinstance(args, OpenFileArgs | CloseFileArgs) and args.path.startswith("/"):
+                # Stored paths are relative: judge and convert an absolute one first.
+                args = args.model_copy(update={"path": confine(self.ctx.paths.project, args.path)})
+            if isinstance(args, OpenFileArgs):
+                confine(self.ctx.paths.project, args.path)
+            elif isinstance(args, CloseFileArgs) and all(
+                entry.path != args.path for entry in self._doc.open_files
+            ):
+                confine(self.ctx.paths.project, args.path)  # closing an open file always works
+            ts = self.clock()
+            change = apply_op(self._doc, self._prefs, call.op, args, ts, revision=self._rev + 1)
+        except ProtocolError as exc:
+            self._replies.put(call.id, RememberedReply(call.id, call.op.value, 0, exc))
+            return exc
+        self._rev += 1
+        self._doc = change.document
+        if change.preferences is not self._prefs:
+            self._prefs, self._prefs_version = change.preferences, self._prefs_version + 1
+        group.records.append(
+            {
+                "kind": "op",
+                "rev": self._rev,
+                "session_id": self._doc.session_id,
+                "id": call.id,
+                "op": call.op.value,
+                "args": args.model_dump(),
+                "ts": ts,
+            }
+        )
+        result = self._prefs if call.op is Op.PREFERENCES_SET else self._doc
+        reply = RememberedReply(call.id, call.op.value, self._rev, result)
+        group.applied.append((index, call, reply))
+        group.pending[call.id] = reply
+        if change.snapshot_reason is not None:
+            group.reasons.append(change.snapshot_reason)
+        return result
+
+    def _commit(self, group: _Group, outcomes: list[Outcome]) -> None:
+        if not group.records:
+            return
+        try:
+            self.journal.append_many(group.records)
+        except Exception as exc:
+            self._doc, self._prefs, self._rev, self._prefs_version = group.checkpoint
+            self.log.exception("session.journal_failed", error=str(exc), changed="nothing")
+            error = ProtocolError(
+                ErrorCode.INTERNAL,
+                f"could not write the journal ({exc}); nothing was changed — "
+                "re-send the request with the same id",
+            )
+            for index in [i for i, _, _ in group.applied] + group.repeats:
+                outcomes[index] = error
+            for index, call in group.reads:
+                outcomes[index] = self._read(call.op)
+            return
+        for _, call, reply in group.applied:
+            self._replies.put(call.id, reply)
+            self._remember(reply)
+            if isinstance(call.args, PreferencesSetArgs) and (
+                "autosave_interval_s" in call.args.values
+            ):
+                self.autosave.reschedule(self._prefs.autosave_interval_s)  # at once
+        for reason in dict.fromkeys(group.reasons):
+            self.autosave.snapshot(reason)
+        self.autosave.check_journal_size()
+
+    def _save(self, call: Call) -> Outcome:
+        action = call.args.action if isinstance(call.args, SignificantActionArgs) else None
+        reason = "significant_action" if action is not None else "session.save"
+        done = self.autosave.snapshot(reason, sync=True, action=action)
+        if done is not None and not done.ok:
+            return ProtocolError(
+                ErrorCode.INTERNAL,
+                f"could not write the snapshot after {done.attempts} attempts ({done.error}); "
+                "every acknowledged change is safe in the journal and auto-save will retry",
+            )
+        saved_at = done.job.saved_at if done is not None else self.autosave.last_save_at
+        result: Any = (
+            SignificantActionResult(saved_at=saved_at)
+            if action is not None
+            else SaveResult(saved=done is not None, saved_at=saved_at)
+        )
+        self._replies.put(call.id, RememberedReply(call.id, call.op.value, 0, result))
+        return result
+
+    # -- what the auto-save asks of the writer --------------------------------
+
+    def carried_ids(self) -> list[dict[str, Any]]:
+        """The recent request ids a new journal segment carries (see `CARRIED_IDS`)."""
+        carried = []
+        for reply in self._recent.values():
+            entry: dict[str, Any] = {"id": reply.id, "op": reply.op, "rev": reply.rev}
+            if reply.op == Op.PREFERENCES_SET.value and reply.result is not None:
+                entry["result"] = reply.result  # small, and exact beats "the state now"
+            carried.append(entry)
+        return carried
+
+    def carried_activity(self) -> list[str]:
+        """Keys of the last recorded events, so a re-delivery after compaction is still ignored."""
+        return list(self._activity_keys)[-CARRIED_ACTIVITY:]
+
+    def note_saved(self, saved_at: datetime) -> None:
+        """A snapshot reached the disk: the document now says when."""
+        self._doc = self._doc.model_copy(update={"last_saved_at": saved_at})
+
+    def _remember(self, reply: RememberedReply) -> None:
+        self._recent[reply.id] = reply
+        self._recent.move_to_end(reply.id)
+        while len(self._recent) > CARRIED_IDS:
+            self._recent.popitem(last=False)
+
+    def _remember_activity(self, key: str) -> None:
+        self._activity_keys[key] = None
+        while len(self._activity_keys) > _ACTIVITY_KEYS:
+            self._activity_keys.popitem(last=False)
+
+    # -- events, time, stop -----------------------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        """A file saved by the writer, or an expensive call: journal the activity, snapshot now."""
+        try:
+            detail = activity_detail(event, self._prefs.confirm_above)
+        except ValueError as exc:
+            self.log.warning("session.event_ignored", topic=event.topic, error=str(exc))
+            return
+        key = f"{event.source}:{event.seq}:{event.ts.isoformat()}"
+        if detail is None or key in self._activity_keys:
+            return  # not significant, or a re-delivery whose effect is already durable
+        rev = self._rev + 1
+        record = {
+            "kind": "activity",
+            "rev": rev,
+            "session_id": self._doc.session_id,
+            "key": key,
+            "topic": event.topic,
+            **detail,
+            "ts": event.ts,
+        }
+        try:
+            self.journal.append_many([record])  # durable before the host acknowledges
+        except OSError as exc:
+            self.log.exception("session.journal_failed", topic=event.topic, error=str(exc))
+            return
+        self._doc = record_activity(self._doc, event.ts).model_copy(update={"revision": rev})
+        self._rev = rev
+        self._remember_activity(key)
+        self.autosave.snapshot(event.topic)
+
+    def next_deadline(self) -> float | None:
+        """Now while start-up events wait, else the next interval save point."""
+        return 0.0 if self._startup_events else self.autosave.next_at
+
+    def tick(self, now: float) -> None:
+        """Publish start-up events; at the interval, snapshot if the snapshot is behind."""
+        self.autosave.take_reports()
+        events, self._startup_events = self._startup_events, []
+        for topic, data in events:
+            self.ctx.publish(topic, data)
+        self.autosave.due(now)
+
+    def health(self) -> dict[str, Any]:
+        """Facts for the READY message."""
+        return {"session_id": self._doc.session_id, "revision": self._rev}
+
+    def stop(self) -> None:
+        """Clean stop: the clean-end marker goes to the journal, then a final snapshot."""
+        from services.session.recovery import pid_alive
+
+        grace = self.ctx.settings.supervisor.stop_grace_s
+        self.autosave.saver.wait_idle(grace)
+        self.autosave.take_reports()
+        supervisor = self.ctx.options.get("supervisor_pid")
+        # When the supervisor died this is no clean end: the session stays interrupted.
+        if supervisor is None or pid_alive(int(supervisor)):
+            ts = self.clock()
+            record = {
+                "kind": "end",
+                "rev": self._rev + 1,
+                "session_id": self._doc.session_id,
+                "ts": ts,
+            }
+            try:
+                self.journal.append_many([record])
+            except OSError as exc:
+                self.log.exception("session.end_marker_failed", error=str(exc))
+            else:
+                self._rev += 1
+                self._doc = self._doc.model_copy(update={"ended_at": ts, "revision": self._rev})
+        done = self.autosave.snapshot("stop", sync=True)
+        self.log.info(
+            "session.stopped",
+            session_id=self._doc.session_id,
+            ended=self._doc.ended_at is not None,
+            saved=done is None or done.ok,
+        )
+        self.autosave.close(grace)
+        self.journal.close()
