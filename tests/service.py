@@ -175,8 +175,13 @@ def run_cli(project: Path, *args: str, timeout_s: float = 30.0) -> subprocess.Co
     """Run a `supervisor` subcommand to completion and capture its output."""
     command = [sys.executable, "-m", "supervisor", *args, "--project", str(project)]
     return subprocess.run(
-        command, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL,
-        check=False, cwd=project,
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        cwd=project,
     )
 
 
@@ -197,7 +202,10 @@ def start_service(
     with output.open("ab") as sink:
         process = subprocess.Popen(
             [*supervisor_command(project, "start"), "--config", str(config_path), *extra],
-            stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, cwd=project,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=sink,
+            cwd=project,
         )
     service = RunningService(project=project, process=process, output=output)
     deadline = time.monotonic() + timeout_s

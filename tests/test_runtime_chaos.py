@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import zmq
-
 from service import pid_alive, run_cli, running_service, start_service
 
 pytestmark = pytest.mark.slow
@@ -34,7 +33,7 @@ def _wait(predicate: Any, timeout_s: float, what: str) -> float:
 
 
 def test_kill_9_of_each_worker_while_requests_flow_answers_every_request(tmp_path: Path) -> None:
-    """Every request sent while each worker is SIGKILLed gets an ok reply, and the worker is back."""
+    """Requests sent while each worker is SIGKILLed all get ok replies; the worker is back."""
     with running_service(tmp_path / "novel") as service:
         stop = threading.Event()
         answers: list[dict[str, Any]] = []
@@ -56,7 +55,9 @@ def test_kill_9_of_each_worker_while_requests_flow_answers_every_request(tmp_pat
         for name in ("session_writer", "cost_ledger", "history_archiver", "file_watcher"):
             before = service.wait_running(name)
             os.kill(before["pid"], signal.SIGKILL)
-            _wait(lambda n=name, p=before["pid"]: service.worker(n)["pid"] not in (None, p), 5, name)
+            _wait(
+                lambda n=name, p=before["pid"]: service.worker(n)["pid"] not in (None, p), 5, name
+            )
             after = service.wait_running(name)
             assert after["restarts"] == 1
             time.sleep(0.1)
@@ -64,7 +65,9 @@ def test_kill_9_of_each_worker_while_requests_flow_answers_every_request(tmp_pat
         for thread in threads:
             thread.join(timeout=20)
         assert not errors, errors
-        assert answers and all(reply["ok"] for reply in answers), [a for a in answers if not a["ok"]]
+        assert answers and all(reply["ok"] for reply in answers), [
+            a for a in answers if not a["ok"]
+        ]
 
 
 def test_request_waits_for_a_restarting_worker(tmp_path: Path) -> None:
@@ -89,9 +92,7 @@ def test_worker_events_announce_exit_and_restart_with_rising_seq(tmp_path: Path)
         os.kill(pid, signal.SIGKILL)
         seen: list[dict[str, Any]] = []
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and not any(
-            e["topic"] == "worker.started" for e in seen
-        ):
+        while time.monotonic() < deadline and not any(e["topic"] == "worker.started" for e in seen):
             if sub.poll(100):
                 topic, body = sub.recv_multipart()
                 event = json.loads(body)
@@ -217,9 +218,18 @@ MALFORMED: list[tuple[list[bytes], str]] = [
     ([b"", b'{"v":1,"id":"m","op":"a"}', b"extra"], "bad_request"),
     ([b"", b'{"v": 1, "id": "u", "op": "session.fly"}'], "unknown_op"),
     ([b"", b'{"v": 1, "id": "w", "op": "nothing.here"}'], "unknown_op"),
-    ([b"", b'{"v": 1, "id": "a", "op": "session.set_stage", "args": {"stage": "x"}}'], "invalid_args"),
-    ([b"", b'{"v": 1, "id": "n", "op": "cost.log", "args": {"operation": "x", "model": "m",'
-      b' "input_tokens": -5, "output_tokens": 1}}'], "invalid_args"),
+    (
+        [b"", b'{"v": 1, "id": "a", "op": "session.set_stage", "args": {"stage": "x"}}'],
+        "invalid_args",
+    ),
+    (
+        [
+            b"",
+            b'{"v": 1, "id": "n", "op": "cost.log", "args": {"operation": "x", "model": "m",'
+            b' "input_tokens": -5, "output_tokens": 1}}',
+        ],
+        "invalid_args",
+    ),
     ([b"", b'{"v": 1, "id": "s", "op": "session.get", "args": []}'], "invalid_args"),
 ]
 

@@ -221,7 +221,7 @@ def test_symlinks_that_escape_the_project_are_refused(project: Path, tmp_path: P
 
 
 def test_absolute_paths_inside_the_project_are_stored_relative(project: Path) -> None:
-    """An absolute path inside the project is accepted and stored relative; one elsewhere is refused."""
+    """An absolute path inside the project is stored relative; one elsewhere is refused."""
     writer, harness = start(project)
     inside = ok(
         harness.call(
