@@ -71,6 +71,11 @@ def stamp_event(topic: bytes, source: bytes, seq: int, ts: bytes, data: bytes) -
     )
 
 
+def _readable(sock: zmq.Socket[bytes]) -> bool:
+    # Asking EVENTS is ~1 us; a NOBLOCK recv that raises zmq.Again is ~12 us.
+    return bool(int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
+
+
 def _now_text() -> bytes:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z").encode()
 
@@ -415,10 +420,9 @@ class Supervisor:
 
     def _drain_frontend(self) -> None:
         for _ in range(_MAX_DRAIN):
-            try:
-                frames = self.frontend.recv_multipart(zmq.NOBLOCK, copy=True)
-            except zmq.Again:
+            if not _readable(self.frontend):
                 return
+            frames = self.frontend.recv_multipart(copy=True)
             self._on_request(frames)
 
     def _on_request(self, frames: list[bytes]) -> None:
@@ -548,10 +552,9 @@ class Supervisor:
 
     def _drain_backend(self) -> None:
         for _ in range(_MAX_DRAIN):
-            try:
-                frames = self.backend.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
+            if not _readable(self.backend):
                 return
+            frames = self.backend.recv_multipart()
             if len(frames) < 2:
                 continue
             try:
@@ -574,10 +577,9 @@ class Supervisor:
     def _drain_subscriptions(self) -> None:
         # Subscription messages from clients; XPUB needs them read, nothing else.
         for _ in range(_MAX_DRAIN):
-            try:
-                self.events.recv(zmq.NOBLOCK)
-            except zmq.Again:
+            if not _readable(self.events):
                 return
+            self.events.recv()
 
     def _publish_own(self, topic: Topic, data: dict[str, Any]) -> None:
         self._fan_out(topic.value.encode(), SOURCE.encode(), _now_text(), dumps(data))

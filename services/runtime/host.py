@@ -194,10 +194,10 @@ class WorkerHost:
         """Read what is waiting; answer consecutive requests as one batch."""
         batch: list[tuple[bytes, Call]] = []
         for _ in range(_MAX_DRAIN):
-            try:
-                frames = self._dealer.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
+            # Asking EVENTS is ~1 us; a NOBLOCK recv that raises zmq.Again is ~12 us.
+            if not int(self._dealer.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 break
+            frames = self._dealer.recv_multipart()
             kind = frames[0]
             if kind == wire.REQ and len(frames) == 3:
                 call = self._decode(frames[1], frames[2])
