@@ -255,6 +255,8 @@ class WorkerStatus(Document):
     started_at: datetime | None
     uptime_s: float | None = None
     last_exit: str | None = None
+    health: dict[str, Any] = {}
+    """What the worker last reported about itself (e.g. the watcher polling)."""
 
 
 class SupervisorStatus(Document):

@@ -208,6 +208,15 @@ def start_service(
             cwd=project,
         )
     service = RunningService(project=project, process=process, output=output)
+    try:
+        return _wait_ready(service, endpoints, timeout_s)
+    except BaseException:
+        service.stop()  # never leak a service tree from a failed start
+        raise
+
+
+def _wait_ready(service: RunningService, endpoints: Path, timeout_s: float) -> RunningService:
+    process = service.process
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if endpoints.exists():
@@ -217,7 +226,6 @@ def start_service(
         if process.poll() is not None:
             raise RuntimeError(f"supervisor exited {process.returncode}:\n{service.log_text()}")
         time.sleep(0.01)
-    service.stop()
     raise TimeoutError(f"service not ready in {timeout_s} s:\n{service.log_text()}")
 
 

@@ -22,7 +22,7 @@ import structlog
 import zmq
 
 from config import Settings
-from protocol.codec import dumps
+from protocol.codec import dumps, loads
 from protocol.envelopes import EndpointsFile, decode_request, encode_error, encode_ok, peek_id
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.names import WORKER_SUBSCRIPTIONS, Op, Topic, WorkerName, WorkerState, owner_of
@@ -69,6 +69,18 @@ def stamp_event(topic: bytes, source: bytes, seq: int, ts: bytes, data: bytes) -
             b"}",
         )
     )
+
+
+def _health(slot: WorkerSlot) -> dict[str, Any]:
+    try:
+        value = loads(slot.health)
+    except ValueError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    value.pop("pid", None)
+    value.pop("name", None)
+    return value
 
 
 def _readable(sock: zmq.Socket[bytes]) -> bool:
@@ -537,6 +549,7 @@ class Supervisor:
                 if slot.child and slot.state is WorkerState.RUNNING
                 else None,
                 last_exit=slot.last_exit,
+                health=_health(slot),
             )
             for slot in self.slots.values()
         ]
@@ -571,8 +584,11 @@ class Supervisor:
                 self._fan_out(frames[2], frames[0], frames[3], frames[4])
             elif kind == wire.ACK and len(frames) == 3:
                 slot.unacked.pop(int.from_bytes(frames[2], "big"), None)
+            elif kind == wire.HB and len(frames) == 3:
+                slot.health = frames[2]
             elif kind == wire.READY:
-                self._on_ready(slot, frames[2] if len(frames) > 2 else b"{}")
+                slot.health = frames[2] if len(frames) > 2 else b"{}"
+                self._on_ready(slot, slot.health)
 
     def _drain_subscriptions(self) -> None:
         # Subscription messages from clients; XPUB needs them read, nothing else.

@@ -171,7 +171,9 @@ class WorkerHost:
             if wanted is not None and now >= wanted:
                 self.worker.tick(now)
             if now >= next_beat:
-                self._dealer.send_multipart([wire.HB])
+                # The beat carries the worker's health (e.g. a watcher that fell
+                # back to polling), so `supervisor.status` shows it as it changes.
+                self._dealer.send_multipart([wire.HB, dumps(self.worker.health())])
                 next_beat = now + interval
         log.info("worker.stopping", reason=self._stop_reason)
         self._run_callbacks()
@@ -207,8 +209,8 @@ class WorkerHost:
             self._answer(batch)
             batch = []
             if kind == wire.EVT and len(frames) == 4:
-                self._deliver_event(frames[2:])
-                self._dealer.send_multipart([wire.ACK, frames[1]])
+                if self._deliver_event(frames[2:]):
+                    self._dealer.send_multipart([wire.ACK, frames[1]])
             elif kind == wire.STOP:
                 self._stopping, self._stop_reason = True, "asked by supervisor"
                 break
@@ -246,14 +248,20 @@ class WorkerHost:
     def _reply(self, token: bytes, frame: bytes) -> None:
         self._dealer.send_multipart([wire.REP, token, frame])
 
-    def _deliver_event(self, frames: list[bytes]) -> None:
+    def _deliver_event(self, frames: list[bytes]) -> bool:
+        """Hand an event to the worker; False when it failed to take it (no ACK:
+        the supervisor re-delivers it to the next incarnation)."""
         try:
             event = decode_event(frames, exact=True)
+        except ProtocolError:
+            self.worker.log.exception("worker.event_malformed")
+            return True  # re-delivering a malformed frame would only fail again
+        try:
             self.worker.on_event(event)
         except Exception:
-            self.worker.log.exception(
-                "worker.event_failed", topic=frames[0].decode(errors="replace")
-            )
+            self.worker.log.exception("worker.event_failed", topic=event.topic)
+            return False
+        return True
 
 
 def main() -> int:

@@ -52,6 +52,8 @@ class WorkerSlot:
     """Events sent but not yet acknowledged, re-delivered after a crash."""
     last_exit: str | None = None
     kill_reason: str | None = None
+    health: bytes = b"{}"
+    """The worker's latest health report (JSON), from READY and heartbeats."""
 
     @property
     def identity(self) -> bytes:

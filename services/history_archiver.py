@@ -1,0 +1,398 @@
+"""The history archiver worker: a history that never drops a session.
+
+It owns `.session/history.json` (or `history.json.gz`) and `.session/archive/`
+(CONTRACT sections 1, 2) and answers `history.list`.
+
+* The live session's entry is built from the events it receives (`file.*`,
+  `cost.logged`, `session.*`). Each accepted event is appended to the journal
+  `archive/live.jsonl` and fsynced before `on_event` returns, so `kill -9` at
+  any moment loses nothing; history.json is rewritten from memory soon after
+  (at most once a second) and `history.updated` is published.
+* While the session runs, its `end_time` is the last moment it was known
+  alive (refreshed every auto-save interval). A clean stop finalizes it
+  `ended`; a start that finds another session still `active` finalizes that
+  one `interrupted` at its last known end time.
+* history.json keeps the newest `history.size` sessions; older ones move to
+  compressed yearly JSON Lines in the archive, written before history.json
+  is (see `services.history.store`).
+* At start, operations of the live session found in the cost ledger but never
+  delivered are counted (`services.history.ledger`), de-duplicated by
+  request id.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, ClassVar, Final
+
+from pydantic import ValidationError
+
+from protocol.base import utc_now
+from protocol.codec import dumps, loads_exact
+from protocol.envelopes import Event
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.events import CostLoggedData, FileEventData, SessionRecoveredData, SessionSavedData
+from protocol.history import HistoryEntry, SessionStatusName
+from protocol.names import Op, Topic, WorkerName
+from protocol.ops import HistoryListArgs
+from services.history.archive import read_archive
+from services.history.journal import LiveJournal
+from services.history.ledger import session_operations
+from services.history.live import LiveSession, event_key, finalized
+from services.history.read import merge_sessions, newest_first
+from services.history.store import HistoryStore
+from services.runtime.worker import Call, Worker, WorkerContext
+from services.store import RetryPolicy, ensure_private_dir
+
+__all__ = ["MIN_SAVE_GAP_S", "RECONCILE_DELAY_S", "SAVE_DELAY_S", "HistoryArchiver"]
+
+SAVE_DELAY_S: Final = 0.2
+"""history.json is rewritten this soon after a change (the journal already has it)."""
+MIN_SAVE_GAP_S: Final = 1.0
+"""... but at most this often, which also rate-limits `history.updated`."""
+RECONCILE_DELAY_S: Final = 1.0
+"""The ledger is read this long after start, once re-deliveries had their chance."""
+RETRY_JOURNAL_S: Final = 1.0
+
+
+def _supervisor_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+class HistoryArchiver(Worker):
+    """Keeps history.json and the archive; the live entry is durable per event."""
+
+    name: ClassVar[WorkerName] = WorkerName.HISTORY_ARCHIVER
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        super().__init__(ctx)
+        settings = ctx.settings
+        self.retry = RetryPolicy(
+            attempts=settings.store.attempts,
+            wait_initial_s=settings.store.wait_initial_s,
+            wait_max_s=settings.store.wait_max_s,
+        )
+        self.keep = settings.history.size
+        self.alive_interval_s = settings.autosave.interval_s
+        self.store = HistoryStore(
+            ctx.paths,
+            keep=self.keep,
+            compress_above_bytes=settings.history.compress_above_bytes,
+            retry=self.retry,
+        )
+        self.journal: LiveJournal | None = None
+        self.live = LiveSession.new(ctx.session_id)
+        self.others: list[HistoryEntry] = []
+        self.problem: str | None = None
+        self.duplicates = 0
+        self.saves = 0
+        self.save_failures = 0
+        self.reconciled = 0
+        self._unjournaled: list[dict[str, Any]] = []
+        self._dirty_since: float | None = None
+        self._last_save = -math.inf
+        self._next_alive = math.inf
+        self._reconcile_at: float | None = None
+        self._retry_at: float | None = None
+
+    # -- start and stop ------------------------------------------------------------
+
+    def start(self) -> None:
+        """Replay the journal, settle older sessions, and make the live entry current."""
+        paths = self.ctx.paths
+        ensure_private_dir(paths.archive_dir)
+        loaded = self.store.load()
+        if loaded.problem:
+            self.problem = f"history was unreadable ({loaded.problem}); moved to {loaded.moved_to}"
+            self.log.error("history.corrupt", error=loaded.problem, moved_to=str(loaded.moved_to))
+        self.journal = LiveJournal(paths.archive_dir, retry=self.retry)
+        if self.journal.repaired_bytes:
+            self.log.warning("history.journal_torn_tail", removed_bytes=self.journal.repaired_bytes)
+        replay = self.journal.replay()
+        now = utc_now()
+        by_id = {entry.session_id: entry for entry in loaded.sessions}
+        session_id = self.ctx.session_id
+        live, rewrite = replay.live, False
+        if live is not None and live.session_id != session_id:
+            by_id[live.session_id] = self._closed(live, by_id.get(live.session_id))
+            live, rewrite = None, True
+        on_disk = by_id.pop(session_id, None)
+        if live is None:
+            live = LiveSession.from_entry(on_disk) if on_disk else LiveSession.new(session_id, now)
+            rewrite = True
+        elif on_disk is not None and on_disk.end_time is not None:
+            live.touch(on_disk.end_time)  # the last heartbeat snapshot
+        resumed = live.status != "active"
+        live.status = "active"
+        live.touch(now)
+        for other_id, entry in by_id.items():
+            if entry.status == "active":
+                by_id[other_id] = finalized(entry, "interrupted", None)
+                self.log.warning("history.session_interrupted", session_id=other_id)
+        self.live, self.others = live, list(by_id.values())
+        self._save()
+        # Only now that history.json holds the finished previous session may
+        # the journal that proves it be replaced.
+        if rewrite:
+            self.journal.rewrite(live, now)
+        elif resumed:
+            self.journal.append({"k": "resume", "at": now.isoformat()})
+        started = time.monotonic()
+        self._next_alive = started + self.alive_interval_s
+        self._reconcile_at = started + RECONCILE_DELAY_S
+        self.log.info("history.started", replayed=replay.records, **self.health())
+
+    def _closed(self, live: LiveSession, on_disk: HistoryEntry | None) -> HistoryEntry:
+        ended = live.status == "ended" or (on_disk is not None and on_disk.status == "ended")
+        entry = live.to_entry()
+        ends = [moment for moment in (entry.end_time, on_disk and on_disk.end_time) if moment]
+        status: SessionStatusName = "ended" if ended else "interrupted"
+        self.log.info("history.session_closed", session_id=live.session_id, status=status)
+        return finalized(entry, status, max(ends) if ends else None)
+
+    def stop(self) -> None:
+        """Finalize the live entry: `ended`, or `interrupted` if the supervisor died."""
+        if self.journal is None:
+            return
+        self._flush_unjournaled()
+        now = utc_now()
+        pid = self.ctx.options.get("supervisor_pid")
+        if isinstance(pid, int) and not _supervisor_alive(pid):
+            self.live.touch(now)
+            self.log.warning("history.supervisor_gone", session_id=self.live.session_id)
+        else:
+            self._journal({"k": "end", "at": now.isoformat()})
+            self.live.status = "ended"
+            self.live.touch(now)
+        self._save()
+        self.journal.close()
+        self.journal = None
+
+    def health(self) -> dict[str, Any]:
+        """Facts for READY and the logs."""
+        return {
+            "session_id": self.live.session_id,
+            "sessions_in_history": len(self.others) + 1,
+            "journal_bytes": self.journal.size if self.journal else 0,
+            "problem": self.problem,
+            "unjournaled": len(self._unjournaled),
+        }
+
+    # -- events --------------------------------------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        """Apply an event to the live entry, durably, once."""
+        topic = event.topic
+        if topic == Topic.SESSION_RECOVERED:
+            self._on_recovered(event)
+            return
+        if topic == Topic.SESSION_SAVED:
+            self._on_saved(event)
+            return
+        if not (topic.startswith("file.") or topic == Topic.COST_LOGGED):
+            return
+        key = event_key(event)
+        if self.live.has_seen(key):
+            self.duplicates += 1
+            return
+        data = self._accept(topic, event.data)
+        if data is None:
+            return
+        at = utc_now().isoformat()
+        record = {"k": "event", "key": key, "topic": topic, "data": data, "at": at}
+        self._journal(record)
+        self.live.apply(record)
+        self._mark_dirty()
+
+    def _accept(self, topic: str, data: dict[str, Any]) -> dict[str, Any] | None:
+        """Validated, JSON-normalised data worth journaling, or None."""
+        try:
+            if topic == Topic.COST_LOGGED:
+                operation = CostLoggedData.model_validate(data).operation
+                if operation.session_id not in (None, self.live.session_id):
+                    self.log.info("history.cost_other_session", session_id=operation.session_id)
+                    return None
+                normal: dict[str, Any] = loads_exact(dumps({"operation": operation}))
+                if self.live.knows_cost(normal["operation"]):
+                    self.duplicates += 1
+                    return None
+                return normal
+            return FileEventData.model_validate(data).model_dump(exclude_none=True)
+        except ValidationError as exc:
+            self.log.warning("history.event_rejected", topic=topic, error=str(exc).splitlines()[0])
+            return None
+
+    def _on_saved(self, event: Event) -> None:
+        try:
+            saved = SessionSavedData.model_validate(event.data)
+        except ValidationError:
+            return
+        if saved.session_id == self.live.session_id:
+            self.live.touch(saved.saved_at)  # alive then; the heartbeat makes it durable
+            self._mark_dirty()
+
+    def _on_recovered(self, event: Event) -> None:
+        try:
+            recovered = SessionRecoveredData.model_validate(event.data)
+        except ValidationError:
+            return
+        target, last = recovered.interrupted_session_id, recovered.last_save_at
+        if target is None or last is None or target == self.live.session_id:
+            return
+        for index, entry in enumerate(self.others):
+            if entry.session_id == target and (entry.end_time is None or last > entry.end_time):
+                status = "interrupted" if entry.status == "active" else entry.status
+                self.others[index] = finalized(entry, status, last)
+                self._save()  # durable before the event is acknowledged
+                return
+
+    def _journal(self, record: dict[str, Any]) -> None:
+        if self.journal is None:
+            return
+        if self._unjournaled:
+            self._unjournaled.append(record)  # keep order behind earlier failures
+            self._flush_unjournaled()
+            return
+        try:
+            self.journal.append(record)
+        except OSError as exc:
+            self._unjournaled.append(record)
+            self._retry_at = time.monotonic() + RETRY_JOURNAL_S
+            self.log.error(  # noqa: TRY400 - the message says it all; no traceback
+                "history.journal_failed", error=str(exc), waiting=len(self._unjournaled)
+            )
+
+    def _flush_unjournaled(self) -> None:
+        if not self._unjournaled or self.journal is None:
+            return
+        try:
+            for record in list(self._unjournaled):
+                self.journal.append(record)
+                self._unjournaled.pop(0)
+        except OSError as exc:
+            self._retry_at = time.monotonic() + RETRY_JOURNAL_S
+            self.log.error(  # noqa: TRY400 - the message says it all; no traceback
+                "history.journal_failed", error=str(exc), waiting=len(self._unjournaled)
+            )
+        else:
+            self._retry_at = None
+
+    # -- timed work ----------------------------------------------------------------
+
+    def _mark_dirty(self) -> None:
+        if self._dirty_since is None:
+            self._dirty_since = time.monotonic()
+
+    def _save_due(self) -> float | None:
+        if self._dirty_since is None:
+            return None
+        return max(self._dirty_since + SAVE_DELAY_S, self._last_save + MIN_SAVE_GAP_S)
+
+    def next_deadline(self) -> float | None:
+        """The earliest of: snapshot, heartbeat, ledger check, journal retry."""
+        times = [self._save_due(), self._next_alive, self._reconcile_at, self._retry_at]
+        due = [moment for moment in times if moment is not None and moment != math.inf]
+        return min(due) if due else None
+
+    def tick(self, now: float) -> None:
+        """Snapshot history.json, refresh the heartbeat, reconcile, retry, compact."""
+        if self._retry_at is not None and now >= self._retry_at:
+            self._flush_unjournaled()
+        if self._reconcile_at is not None and now >= self._reconcile_at:
+            self._reconcile_at = None
+            self.reconcile_with_ledger()
+        if now >= self._next_alive:
+            self._next_alive = now + self.alive_interval_s
+            self.live.touch(utc_now())
+            self._mark_dirty()
+        due = self._save_due()
+        if due is not None and now >= due:
+            self._save()
+        if self.journal is not None and self.journal.needs_compaction and not self._unjournaled:
+            try:
+                self.journal.rewrite(self.live, utc_now())
+            except OSError as exc:  # the journal is intact; try again next time
+                self.log.warning("history.compaction_failed", error=str(exc))
+
+    def _save(self) -> None:
+        result = self.store.save([*self.others, self.live.to_entry()], pinned=self.live.session_id)
+        self._last_save = time.monotonic()
+        archived = {entry.session_id for entry in result.archived}
+        self.others = [
+            entry
+            for entry in (result.kept if result.outcome.ok else self.others)
+            if entry.session_id != self.live.session_id and entry.session_id not in archived
+        ]
+        if archived:
+            self.log.info("history.archived", sessions=sorted(archived))
+        if result.archive_error:
+            self.log.error("history.archive_failed", error=result.archive_error)
+        if not result.outcome.ok:
+            self.save_failures += 1
+            self._mark_dirty()
+            self.log.error("history.save_failed", error=result.outcome.error)
+            return
+        self.saves += 1
+        self._dirty_since = None
+        self.ctx.publish(
+            Topic.HISTORY_UPDATED.value,
+            {"session_id": self.live.session_id, "status": self.live.status},
+        )
+
+    def reconcile_with_ledger(self) -> int:
+        """Count live-session operations the ledger has and we never received."""
+        if not self.live.cost_ids_complete:
+            self.log.info("history.reconcile_skipped", reason="operation ids of this entry unknown")
+            return 0
+        found = 0
+        for record in session_operations(
+            self.ctx.paths.ledger_dir, self.live.session_id, self.live.start_time
+        ):
+            if self.live.knows_cost(record):
+                continue
+            entry = {
+                "k": "event",
+                "key": f"ledger:{record['request_id']}",
+                "topic": Topic.COST_LOGGED.value,
+                "data": {"operation": record},
+                "at": utc_now().isoformat(),
+            }
+            self._journal(entry)
+            self.live.apply(entry)
+            found += 1
+        if found:
+            self.reconciled += found
+            self._mark_dirty()
+            self.log.warning("history.reconciled_from_ledger", operations=found)
+        return found
+
+    # -- ops -----------------------------------------------------------------------
+
+    def handle(self, call: Call) -> Any:
+        """`history.list {limit}`: sessions newest first, the archive when asked for more."""
+        if call.op != Op.HISTORY_LIST or not isinstance(call.args, HistoryListArgs):
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_OP,
+                f"{self.name} does not answer {call.op.value!r}",
+                request_id=call.id,
+            )
+        recent = newest_first([*self.others, self.live.to_entry()])
+        limit = call.args.limit
+        if limit is None:
+            return recent[: self.keep]
+        if limit <= len(recent):
+            return recent[:limit]
+        return merge_sessions(recent, read_archive(self.ctx.paths.archive_dir).entries, limit)
