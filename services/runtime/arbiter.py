@@ -48,7 +48,9 @@ STOP_PHASES: tuple[tuple[WorkerName, ...], ...] = (
 
 SOURCE = "supervisor"
 _MAX_DRAIN = 1024
-_MAX_REDELIVERIES = 2
+_MAX_REDELIVERIES = 3
+"""A request in flight through this many worker crashes is answered `internal`
+(a poison request must not crash-loop its worker until it is marked failed)."""
 _MAX_BUFFERED_EVENTS = 100_000
 
 
