@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from service import RunningService, pid_alive, run_cli, running_service, start_service
 
 pytestmark = pytest.mark.slow
