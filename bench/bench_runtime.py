@@ -48,46 +48,46 @@ def _kill_and_ask(tree: ServiceTree, worker: str, op: str) -> float:
 def runtime(ctx: BenchContext) -> list[Row]:
     """Supervisor: kill -9 to answer, read round trip, cold start, memory and idle CPU."""
     rows: list[Row] = []
-    spare = ServiceTree(ctx.workdir / "spare")
+    forked = ServiceTree(ctx.workdir / "forked")
     cold = ServiceTree(
         ctx.workdir / "cold",
-        config={"supervisor": {**BENCH_TIMINGS["supervisor"], "spare_worker": False}},
+        config={"supervisor": {**BENCH_TIMINGS["supervisor"], "fork_server": False}},
     )
-    with spare.running(), cold.running():
-        time.sleep(0.5)  # let the spare start
+    with forked.running(), cold.running():
+        time.sleep(0.3)  # let both trees settle
         kills = ctx.rounds(20, 3)
-        with_spare: list[float] = []
+        with_fork: list[float] = []
         without: list[float] = []
         for index in range(kills):
             worker, op = _VICTIMS[index % len(_VICTIMS)]
-            pair = ((spare, with_spare), (cold, without))
+            pair = ((forked, with_fork), (cold, without))
             for tree, sink in pair if index % 2 == 0 else reversed(pair):
                 sink.append(_kill_and_ask(tree, worker, op))
-            time.sleep(0.6)  # the spare is replaced 0.2 s after use; leave it time to start
+            time.sleep(0.3)
         rows.append(
             Row(
-                "kill -9 -> answer (spare)",
-                with_spare,
+                "kill -9 -> answer (fork server)",
+                with_fork,
                 "cold spawn",
                 without,
                 Target("p50", max_seconds=0.100),
             )
         )
-        rows.append(_round_trip(ctx, spare))
-        pids = spare.pids()
+        rows.append(_round_trip(ctx, forked))
+        pids = forked.pids()
         rss, pss = tree_memory(pids)
         before = cpu_seconds(pids)
         idle_s = 1.0 if ctx.quick else 3.0
         time.sleep(idle_s)
         cpu = (cpu_seconds(pids) - before) / idle_s * 100
         ctx.notes.append(
-            f"memory of the tree ({len(pids)} processes incl. the spare): RSS {rss:.0f} MiB, "
+            f"memory of the tree ({len(pids)} processes incl. the fork server): RSS {rss:.0f} MiB, "
             f"PSS {pss:.0f} MiB (target <= 150 MB); "
             f"idle CPU {cpu:.1f}% of one core over {idle_s:g} s"
         )
     rows.append(_cold_start(ctx))
     ctx.notes.append(
-        "cold spawn = the same supervisor with spare_worker = false (a fresh interpreter)"
+        "cold spawn = the same supervisor with fork_server = false (a fresh interpreter)"
     )
     return rows
 

@@ -19,7 +19,7 @@ import zmq
 __all__ = ["ServiceTree", "tree_memory", "write_config"]
 
 BENCH_TIMINGS: dict[str, dict[str, Any]] = {
-    "supervisor": {"max_restarts": 10_000, "restart_window_s": 1.0, "spare_delay_s": 0.2},
+    "supervisor": {"max_restarts": 10_000, "restart_window_s": 1.0},
 }
 
 
@@ -107,7 +107,7 @@ class ServiceTree:
         raise LookupError(worker)
 
     def pids(self) -> list[int]:
-        """Supervisor and every child (workers and the spare)."""
+        """Supervisor and every child (workers and the fork server)."""
         if self.process is None:
             return []
         found = [self.process.pid]

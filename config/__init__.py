@@ -80,8 +80,7 @@ class SupervisorSettings(_Section):
     backoff_max_s: Positive = 5.0
     max_restarts: Annotated[int, Field(ge=0)] = 5
     restart_window_s: Positive = 30.0
-    spare_worker: bool = True
-    spare_delay_s: Annotated[float, Field(ge=0)] = 0.5
+    fork_server: bool = True
     orphan_check_s: Positive = 0.2
 
 

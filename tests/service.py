@@ -33,7 +33,6 @@ FAST_TIMINGS: dict[str, dict[str, Any]] = {
         "backoff_max_s": 0.4,
         "max_restarts": 5,
         "restart_window_s": 30.0,
-        "spare_delay_s": 0.05,
     },
     "autosave": {"interval_s": 0.5},
     "store": {"attempts": 3, "wait_initial_s": 0.01, "wait_max_s": 0.05},

@@ -260,3 +260,44 @@ def test_long_project_path_serves_over_tcp_on_loopback(tmp_path: Path) -> None:
         assert endpoints["command"].startswith("tcp://127.0.0.1:")
         assert endpoints["events"].startswith("tcp://127.0.0.1:")
         assert service.request("session.get")["ok"]
+
+
+def _parent_of(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[1])
+
+
+def test_workers_are_forked_children_of_the_supervisor(tmp_path: Path) -> None:
+    """Workers come from the fork server yet are the supervisor's own children (it reaps them)."""
+    with running_service(tmp_path / "novel") as service:
+        for pid in service.worker_pids():
+            assert _parent_of(pid) == service.process.pid
+            assert b"services.runtime.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def test_a_killed_fork_server_is_replaced_and_restarts_keep_working(tmp_path: Path) -> None:
+    """SIGKILL of the fork server harms no worker; a worker killed afterwards still comes back."""
+    with running_service(tmp_path / "novel") as service:
+        workers = set(service.worker_pids())
+        children = Path(
+            f"/proc/{service.process.pid}/task/{service.process.pid}/children"
+        ).read_text()
+        servers = [int(pid) for pid in children.split() if int(pid) not in workers]
+        assert len(servers) == 1
+        os.kill(servers[0], signal.SIGKILL)
+        time.sleep(0.2)
+        assert set(service.worker_pids()) == workers
+        victim = service.wait_running("cost_ledger")["pid"]
+        os.kill(victim, signal.SIGKILL)
+        assert service.request("cost.totals", timeout_s=8)["ok"]
+        assert service.wait_running("cost_ledger")["pid"] != victim
+
+
+def test_without_the_fork_server_workers_are_fresh_interpreters(tmp_path: Path) -> None:
+    """With fork_server = false every worker is spawned cold and restarts still work."""
+    config = {"supervisor": {"fork_server": False}}
+    with running_service(tmp_path / "novel", config=config) as service:
+        pid = service.wait_running("session_writer")["pid"]
+        assert b"services.runtime.host" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        os.kill(pid, signal.SIGKILL)
+        assert service.request("session.get", timeout_s=8)["ok"]

@@ -107,19 +107,21 @@ def start(options: argparse.Namespace) -> int:
         print(f"supervisor: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     paths.endpoints.unlink(missing_ok=True)  # left by a supervisor that crashed
-    from services.runtime.children import spawn_host
+    fork_server = None
+    if overrides.get("supervisor", {}).get("fork_server", True):
+        from services.runtime.forkserver import ForkServer
 
-    # Worker hosts import for ~0.2 s each; start them now so they warm up
-    # while this process imports the supervisor and checks for recovery.
-    hosts = [spawn_host(cwd=paths.project) for _ in range(4)]
+        # It imports for ~0.3 s: start it now, so it warms up while this
+        # process imports the supervisor and checks for an interrupted session.
+        fork_server = ForkServer.start(cwd=paths.project)
     try:
-        return _run(paths, options, overrides, hosts)
+        return _run(paths, options, overrides, fork_server)
     finally:
         lock.release()
 
 
 def _run(
-    paths: Any, options: argparse.Namespace, overrides: dict[str, Any], hosts: list[Any]
+    paths: Any, options: argparse.Namespace, overrides: dict[str, Any], fork_server: Any
 ) -> int:
     from config import load_settings
     from services.runtime.arbiter import Supervisor
@@ -149,7 +151,7 @@ def _run(
         session_id=session_id,
         worker_settings=overrides,
         worker_options=worker_options,
-        prespawned=hosts,
+        fork_server=fork_server,
     )
     supervisor.install_signal_handlers()
     supervisor.on_ready = lambda: _say(

@@ -28,7 +28,8 @@ from protocol.errors import ErrorCode, ProtocolError
 from protocol.names import WORKER_SUBSCRIPTIONS, Op, Topic, WorkerName, WorkerState, owner_of
 from protocol.ops import SupervisorStatus, WorkerStatus
 from services.runtime import wire
-from services.runtime.children import ChildProcess, describe_exit, spawn_host
+from services.runtime.children import ChildProcess, become_subreaper, describe_exit, spawn_host
+from services.runtime.forkserver import ForkServer, ForkServerError
 from services.runtime.lifecycle import Trigger
 from services.runtime.logs import RotatingLineFile
 from services.runtime.paths import ProjectPaths
@@ -107,7 +108,7 @@ class Supervisor:
         worker_settings: dict[str, Any],
         worker_options: dict[str, Any],
         workers: Iterable[WorkerName] = tuple(WorkerName),
-        prespawned: Iterable[ChildProcess] = (),
+        fork_server: ForkServer | None = None,
     ) -> None:
         self.paths = paths
         self.settings = settings
@@ -137,13 +138,14 @@ class Supervisor:
         self._token = 0
         self._event_number = 0
         self._seq: dict[bytes, int] = {}
-        self._spare: ChildProcess | None = None
-        self._prespawned = list(prespawned)
-        """Hosts started before the supervisor finished importing: used first."""
-        self._spare_at: float | None = None
-        self._spare_failures = 0
         self._logs: dict[str, RotatingLineFile] = {}
         self._children: dict[int, tuple[ChildProcess, WorkerSlot | None]] = {}
+        self._fork_server: ForkServer | None = None
+        self._fork_server_at: float | None = None
+        self._fork_server_failures = 0
+        # Workers forked by the fork server are its grandchildren; adopting
+        # orphans makes them ours, so we reap them and get their exit status.
+        self._subreaper = become_subreaper()
         self._zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._poller = zmq.Poller()
         hwm = settings.protocol.event_hwm
@@ -174,6 +176,10 @@ class Supervisor:
         for sock in (self.frontend, self.backend, self.events):
             self._poller.register(sock, zmq.POLLIN)
         self._poller.register(self._wake_r.fileno(), zmq.POLLIN)
+        if fork_server is not None and self._subreaper:
+            self._adopt_fork_server(fork_server)
+        elif fork_server is not None:
+            fork_server.close()
 
     def _socket(self, kind: int, endpoint: str, **options: int) -> zmq.Socket[bytes]:
         # Options must be set before bind: libzmq applies them to new connections only.
@@ -270,20 +276,11 @@ class Supervisor:
                 self._poller.unregister(fd)
 
     def _start(self, slot: WorkerSlot, now: float) -> None:
-        child = self._take_spare(now)
-        if child is not None:
-            self._children[child.pidfd] = (child, slot)
-            self._children[child.stderr_fd] = (child, slot)
-            try:
-                child.assign(self._assignment(slot.name))
-            except OSError:  # the warm host died meanwhile: its exit is handled as a spare's
-                self._children[child.pidfd] = (child, None)
-                self._children[child.stderr_fd] = (child, None)
-                child = None
+        child = self._fork()
         if child is None:
             child = spawn_host(cwd=self.paths.project)
-            self._register(child, slot)
-            child.assign(self._assignment(slot.name))
+        self._register(child, slot)
+        child.assign(self._assignment(slot.name))
         slot.child = child
         slot.move(Trigger.SPAWN)
         slot.restart_at = None
@@ -291,19 +288,31 @@ class Supervisor:
         slot.kill_reason = None
         self.log.info("worker.spawned", worker=slot.name.value, pid=child.pid)
 
-    def _take_spare(self, now: float) -> ChildProcess | None:
-        if self._prespawned:
-            child = self._prespawned.pop()
-            self._register(child, None)
-            return child
-        spare, self._spare = self._spare, None
-        if spare is not None and spare.reap() is not None:
-            self._unregister(spare)
-            spare.close()
-            spare = None
-        if self.settings.supervisor.spare_worker and self._spare_at is None and self.ready:
-            self._spare_at = now + self.settings.supervisor.spare_delay_s
-        return spare
+    def _fork(self) -> ChildProcess | None:
+        """A worker host forked from the fork server, or None to spawn one cold."""
+        server = self._fork_server
+        if server is None:
+            return None
+        try:
+            return server.fork()
+        except ForkServerError as exc:
+            self.log.warning("fork_server.unusable", error=str(exc))
+            self._drop_fork_server(time.monotonic())
+            return None
+
+    def _adopt_fork_server(self, server: ForkServer) -> None:
+        self._fork_server = server
+        self._register(server.child, None)
+
+    def _drop_fork_server(self, now: float) -> None:
+        server, self._fork_server = self._fork_server, None
+        if server is None:
+            return
+        self._unregister(server.child)
+        server.close()
+        self._fork_server_failures += 1
+        if self._fork_server_failures <= 5 and not self.stopping:
+            self._fork_server_at = now + 0.5 * self._fork_server_failures
 
     def _on_ready(self, slot: WorkerSlot, body: bytes) -> None:
         if slot.state is not WorkerState.STARTING:
@@ -344,32 +353,29 @@ class Supervisor:
         outcome = AtomicJsonFile(self.paths.endpoints).save(document)
         if not outcome.ok:
             self.log.error("endpoints.write_failed", error=outcome.error)
-        if self.settings.supervisor.spare_worker:
-            self._spare_at = time.monotonic() + self.settings.supervisor.spare_delay_s
         self.log.info("supervisor.ready", **self.endpoints.__dict__)
         if self.on_ready is not None:
             self.on_ready()
 
     def _on_child_ready(self, child: ChildProcess, slot: WorkerSlot | None, fd: int) -> None:
+        name = slot.name.value if slot else "fork_server"
         for line in child.read_stderr():
-            self._log_line(slot.name.value if slot and child.assigned else "spare", line)
+            self._log_line(name, line)
         if fd != child.pidfd:
             return
         returncode = child.reap()
         if returncode is None:
             return
         for line in child.read_stderr():
-            self._log_line(slot.name.value if slot else "spare", line)
+            self._log_line(name, line)
+        if self._fork_server is not None and child is self._fork_server.child:
+            self.log.warning("fork_server.exited", returncode=returncode)
+            self._drop_fork_server(time.monotonic())
+            return
         self._unregister(child)
         child.close()
-        if slot is None or not child.assigned or slot.child is not child:
-            if child is self._spare:
-                self._spare = None
-                self._spare_failures += 1
-                if self._spare_failures < 5 and not self.stopping:
-                    self._spare_at = time.monotonic() + 1.0 * self._spare_failures
-            return
-        self._on_exit(slot, child, returncode, time.monotonic())
+        if slot is not None and slot.child is child:
+            self._on_exit(slot, child, returncode, time.monotonic())
 
     def _on_exit(self, slot: WorkerSlot, child: ChildProcess, returncode: int, now: float) -> None:
         code, sig = describe_exit(returncode)
@@ -648,8 +654,8 @@ class Supervisor:
             if slot.state is WorkerState.RUNNING:
                 deadlines.append(slot.last_seen + self._liveness_s())
             deadlines.extend(p.deadline for p in slot.queued if p.deadline is not None)
-        if self._spare_at is not None:
-            deadlines.append(self._spare_at)
+        if self._fork_server_at is not None:
+            deadlines.append(self._fork_server_at)
         return max(0, int((min(deadlines) - now) * 1000) + 1)
 
     def _run_timers(self, now: float) -> None:
@@ -675,11 +681,10 @@ class Supervisor:
                     f"{slot.name.value} did not come back within "
                     f"{self.settings.supervisor.request_wait_s:g} s",
                 )
-        if self._spare_at is not None and now >= self._spare_at and not self.stopping:
-            self._spare_at = None
-            if self._spare is None:
-                self._spare = spawn_host(cwd=self.paths.project)
-                self._register(self._spare, None)
+        if self._fork_server_at is not None and now >= self._fork_server_at:
+            self._fork_server_at = None
+            if self._fork_server is None and not self.stopping:
+                self._adopt_fork_server(ForkServer.start(cwd=self.paths.project))
 
     def _kill(self, slot: WorkerSlot, reason: str) -> None:
         if slot.child is None or slot.kill_reason:
@@ -695,7 +700,7 @@ class Supervisor:
 
     def _begin_stop(self) -> None:
         self.stopping = True
-        self._spare_at = None
+        self._fork_server_at = None
         self.log.info("supervisor.stopping", reason=self._stop_requested)
         with contextlib.suppress(FileNotFoundError):
             self.paths.endpoints.unlink()
@@ -746,17 +751,19 @@ class Supervisor:
 
     def _shutdown(self) -> None:
         """Reap everything, whatever happened; nothing is left running."""
-        children = {id(child): child for child, _ in self._children.values()}
-        for child in children.values():
+        if self._fork_server is not None:
+            with contextlib.suppress(OSError):
+                self._fork_server.control.close()
+        children = {id(child): (child, slot) for child, slot in self._children.values()}
+        for child, slot in children.values():
+            lines = child.read_stderr()
             if child.reap() is None:
-                child.close()  # closing the lifeline makes a spare or worker exit
-                try:
-                    child.popen.wait(timeout=self.settings.supervisor.stop_grace_s)
-                except Exception:
+                child.release_lifeline()  # a host whose lifeline closes exits
+                if child.wait(self.settings.supervisor.stop_grace_s) is None:
                     child.signal(signal.SIGKILL)
-                    child.popen.wait()
-            for line in child.read_stderr():
-                self._log_line("spare", line)
+                    child.wait(5.0)
+            for line in lines + child.read_stderr():
+                self._log_line(slot.name.value if slot else "fork_server", line)
             child.close()
         self._children.clear()
         with contextlib.suppress(FileNotFoundError):

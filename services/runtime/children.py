@@ -3,11 +3,17 @@
 Exit detection is driven by the exit itself: each child has a pidfd, which the
 supervisor's poller watches next to its sockets, so a `kill -9` wakes the loop
 at once with no polling timer and no SIGCHLD races.
+
+A child is either a fresh interpreter (`spawn_host`, ~0.3 s of imports) or a
+fork of the fork server (`services.runtime.forkserver`, a few ms). Either way
+the supervisor is its parent (the fork server's grandchildren are adopted: the
+supervisor is a child subreaper), so it reaps every one of them itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -19,47 +25,67 @@ from pathlib import Path
 
 from services.runtime.wire import ENV_SUPERVISOR_PID
 
-__all__ = ["ChildProcess", "describe_exit", "spawn_host"]
+__all__ = ["ChildProcess", "become_subreaper", "child_environment", "describe_exit", "spawn_host"]
 
 _HOST_MODULE = "services.runtime.host"
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 @dataclass(eq=False)
 class ChildProcess:
-    """One worker (or spare) process and the descriptors we watch it by."""
+    """One worker process (or the fork server) and the descriptors we watch it by."""
 
-    popen: subprocess.Popen[bytes]
+    pid: int
     pidfd: int
     stderr_fd: int
+    lifeline_fd: int
+    """Write end of the child's stdin: the assignment goes there; closing it frees the child."""
+    popen: subprocess.Popen[bytes] | None = None
     started_mono: float = field(default_factory=time.monotonic)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     partial: bytearray = field(default_factory=bytearray)
     assigned: bool = False
-
-    @property
-    def pid(self) -> int:
-        """The OS process id."""
-        return self.popen.pid
+    returncode: int | None = None
 
     def assign(self, line: bytes) -> None:
         """Tell a waiting host which worker to become (one JSON line on stdin)."""
-        stdin = self.popen.stdin
-        if stdin is None:
-            raise RuntimeError("worker host was spawned without a stdin lifeline")
-        stdin.write(line if line.endswith(b"\n") else line + b"\n")
-        stdin.flush()
+        data = memoryview(line if line.endswith(b"\n") else line + b"\n")
+        while data:
+            data = data[os.write(self.lifeline_fd, data) :]
         self.assigned = True
         self.started_mono = time.monotonic()
         self.started_at = datetime.now(UTC)
 
     def signal(self, signum: int) -> None:
         """Send a signal, ignoring a process that is already gone."""
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signum)
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
 
     def reap(self) -> int | None:
         """Collect the exit status if the process has ended (never blocks)."""
-        return self.popen.poll()
+        if self.returncode is not None:
+            return self.returncode
+        if self.popen is not None:
+            self.returncode = self.popen.poll()
+            return self.returncode
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            # Not (yet) ours: a fork server grandchild killed before its adoption
+            # completed. Adoption follows within microseconds; ask again then.
+            return None
+        if pid == 0:
+            return None
+        self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout_s: float) -> int | None:
+        """Block up to `timeout_s` for the exit; the return code or None."""
+        deadline = time.monotonic() + timeout_s
+        while (code := self.reap()) is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return code
 
     def read_stderr(self) -> list[str]:
         """Complete lines the process wrote to stderr since the last call."""
@@ -67,7 +93,7 @@ class ChildProcess:
         while self.stderr_fd >= 0:
             try:
                 chunk = os.read(self.stderr_fd, 65536)
-            except BlockingIOError:
+            except (BlockingIOError, OSError):
                 break
             if not chunk:
                 break
@@ -77,17 +103,33 @@ class ChildProcess:
             del self.partial[: newline + 1]
         return lines
 
-    def close(self) -> None:
-        """Release every descriptor; the lifeline (stdin) last, which frees the child."""
-        with contextlib.suppress(OSError):
-            os.close(self.pidfd)
-        self.pidfd = self.stderr_fd = -1
-        if self.popen.stdin is not None:
+    def release_lifeline(self) -> None:
+        """Close our end of the child's stdin: a waiting or serving host then exits."""
+        if self.popen is not None and self.popen.stdin is not None:
             with contextlib.suppress(OSError):
                 self.popen.stdin.close()
-        if self.popen.stderr is not None:
+        elif self.lifeline_fd >= 0:
             with contextlib.suppress(OSError):
-                self.popen.stderr.close()
+                os.close(self.lifeline_fd)
+        self.lifeline_fd = -1
+
+    def close(self) -> None:
+        """Release every descriptor; the lifeline last, which frees the child."""
+        owned = (
+            [self.pidfd]
+            if self.popen is not None
+            else [self.pidfd, self.stderr_fd, self.lifeline_fd]
+        )
+        for fd in owned:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        if self.popen is not None:  # its file objects own the pipes' descriptors
+            for stream in (self.popen.stderr, self.popen.stdin):
+                if stream is not None:
+                    with contextlib.suppress(OSError):
+                        stream.close()
+        self.pidfd = self.stderr_fd = self.lifeline_fd = -1
 
 
 def _code_root() -> str:
@@ -96,8 +138,8 @@ def _code_root() -> str:
     return str(Path(__file__).resolve().parents[2])
 
 
-def spawn_host(*, cwd: Path) -> ChildProcess:
-    """Start a fresh interpreter running the worker host, waiting for its assignment."""
+def child_environment() -> dict[str, str]:
+    """The environment of every child: our code first, our pid, no pydantic plugin scan."""
     env = dict(os.environ)
     env[ENV_SUPERVISOR_PID] = str(os.getpid())
     root = _code_root()
@@ -105,24 +147,44 @@ def spawn_host(*, cwd: Path) -> ChildProcess:
     # pydantic scans every installed package's entry points for plugins at
     # import; workers use none, and the scan is on the restart path.
     env.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    return env
+
+
+def spawn_host(*, cwd: Path, module: str = _HOST_MODULE) -> ChildProcess:
+    """Start a fresh interpreter running `module` (the worker host by default)."""
     popen = subprocess.Popen(
-        [sys.executable, "-m", _HOST_MODULE],
+        [sys.executable, "-m", module],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         cwd=cwd,
-        env=env,
+        env=child_environment(),
         close_fds=True,
     )
-    if popen.stderr is None:  # pragma: no cover - Popen with PIPE always sets it
-        raise RuntimeError("worker host was spawned without a stderr pipe")
+    if popen.stderr is None or popen.stdin is None:  # pragma: no cover - PIPE always sets them
+        raise RuntimeError("worker host was spawned without its pipes")
     stderr_fd = popen.stderr.fileno()
     os.set_blocking(stderr_fd, False)
-    return ChildProcess(popen=popen, pidfd=os.pidfd_open(popen.pid), stderr_fd=stderr_fd)
+    return ChildProcess(
+        pid=popen.pid,
+        pidfd=os.pidfd_open(popen.pid),
+        stderr_fd=stderr_fd,
+        lifeline_fd=popen.stdin.fileno(),
+        popen=popen,
+    )
+
+
+def become_subreaper() -> bool:
+    """Adopt orphaned descendants (the fork server's grandchildren); Linux only."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
 
 
 def describe_exit(returncode: int) -> tuple[int | None, str | None]:
-    """(exit code, signal name) from a Popen return code."""
+    """(exit code, signal name) from a Popen-style return code."""
     if returncode < 0:
         try:
             return None, signal.Signals(-returncode).name

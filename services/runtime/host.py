@@ -1,9 +1,9 @@
-"""The worker process: `python -m services.runtime.host`.
+"""The worker process: what runs inside every worker.
 
-Every worker process starts the same way: it imports the shared runtime, then
-waits on stdin for one JSON line saying which worker to become. The supervisor
-writes that line at once for a normal start, or later for the pre-started
-spare it keeps to replace a crashed worker in a few milliseconds.
+A worker process is either forked by the fork server (the usual way, a few
+ms) or started as a fresh interpreter (`python -m services.runtime.host`).
+Either way it imports the shared runtime, then waits on stdin for one JSON
+line saying which worker to become, which the supervisor writes at once.
 
 stdin is also the lifeline: the supervisor holds its write end and never
 closes it while alive, so EOF means the supervisor is gone (even `kill -9`)
@@ -265,7 +265,7 @@ class WorkerHost:
 
 
 def main() -> int:
-    """Entry point of every worker process (and of the spare)."""
+    """Entry point of every worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
     _die_with_parent()
     expected = os.environ.get(wire.ENV_SUPERVISOR_PID)
@@ -274,7 +274,7 @@ def main() -> int:
     lifeline = sys.stdin.buffer.raw.fileno() if hasattr(sys.stdin.buffer, "raw") else 0
     line = _read_line(lifeline)
     if not line:
-        return 0  # the supervisor went away while we were a spare
+        return 0  # the supervisor went away before telling us what to be
     assignment = Assignment.parse(line)
     configure_worker_logging(assignment.name.value)
     host = WorkerHost(assignment, lifeline)

@@ -17,7 +17,7 @@ __all__ = ["TRANSITIONS", "IllegalTransition", "Trigger", "transition"]
 class Trigger(StrEnum):
     """What happened to a worker."""
 
-    SPAWN = "spawn"  # a process was started (or a spare assigned) for it
+    SPAWN = "spawn"  # a process was started (spawned or forked) for it
     READY = "ready"  # it said READY
     EXIT = "exit"  # its process ended (any cause) and a restart will follow
     RESTART_DUE = "restart_due"  # back-off elapsed
