@@ -81,7 +81,6 @@ class SupervisorSettings(_Section):
     max_restarts: Annotated[int, Field(ge=0)] = 5
     restart_window_s: Positive = 30.0
     fork_server: bool = True
-    orphan_check_s: Positive = 0.2
 
 
 class ProtocolSettings(_Section):

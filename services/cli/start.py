@@ -8,6 +8,8 @@ and returns once `endpoints.json` says the service is ready.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -31,6 +33,39 @@ def _load_overrides(path: Path | None) -> dict[str, Any]:
         return {}
     with path.open("rb") as handle:
         return tomllib.load(handle)
+
+
+def _check_overrides(overrides: dict[str, Any]) -> str | None:
+    """What is wrong with a --config file, in words, or None."""
+    from pydantic import ValidationError
+
+    from config import load_settings
+    from protocol.envelopes import describe_validation_error
+
+    try:
+        load_settings(overrides)
+    except ValidationError as exc:
+        return describe_validation_error(exc)
+    return None
+
+
+def _fork_server_enabled(overrides: dict[str, Any]) -> bool:
+    """The `fork_server` setting, read without importing the settings models.
+
+    This runs before the heavy imports on purpose: the fork server then warms
+    up while this process imports the supervisor.
+    """
+    spec = importlib.util.find_spec("config")
+    default = True
+    if spec is not None and spec.submodule_search_locations:
+        defaults = Path(next(iter(spec.submodule_search_locations))) / "defaults.toml"
+        with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
+            default = (
+                tomllib.loads(defaults.read_text(encoding="utf-8"))
+                .get("supervisor", {})
+                .get("fork_server", True)
+            )
+    return bool(overrides.get("supervisor", {}).get("fork_server", default))
 
 
 def _decide_session(paths: Any, options: argparse.Namespace) -> tuple[str, dict[str, Any]]:
@@ -72,9 +107,12 @@ def _decide_session(paths: Any, options: argparse.Namespace) -> tuple[str, dict[
     return new_session_id(paths), flags
 
 
-def start(options: argparse.Namespace) -> int:
-    """Run `supervisor start`; returns the exit code."""
-    from services.runtime.lock import AlreadyRunning, SupervisorLock
+class _Refused(Exception):
+    """`start` cannot go on; the message is for the writer (exit 1)."""
+
+
+def _prepare(options: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The project's paths (folders created 0700) and the --config overrides."""
     from services.runtime.paths import ProjectPaths
     from services.store.fileops import ensure_private_dir
 
@@ -83,21 +121,32 @@ def start(options: argparse.Namespace) -> int:
         project.mkdir(parents=True)
         _say(f"Created project folder {project.resolve()}")
     if not project.is_dir():
-        print(f"supervisor: {project} is not a folder", file=sys.stderr)
-        return EXIT_FAILURE
+        raise _Refused(f"{project} is not a folder")
     paths = ProjectPaths.of(project)
     for folder in (paths.session_dir, paths.run_dir, paths.logs_dir):
         ensure_private_dir(folder)
     try:
         overrides = _load_overrides(options.config)
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        print(f"supervisor: cannot read --config: {exc}", file=sys.stderr)
+        raise _Refused(f"cannot read --config: {exc}") from None
+    problem = _check_overrides(overrides) if overrides else None
+    if problem:
+        raise _Refused(f"--config {options.config}: {problem}")
+    return paths, overrides
+
+
+def start(options: argparse.Namespace) -> int:
+    """Run `supervisor start`; returns the exit code."""
+    from services.runtime.lock import AlreadyRunning, SupervisorLock, read_lock_pid
+
+    try:
+        paths, overrides = _prepare(options)
+    except _Refused as exc:
+        print(f"supervisor: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     lock = SupervisorLock(paths.lock)
     if options.detach:
         if lock.is_held_elsewhere():
-            from services.runtime.lock import read_lock_pid
-
             print(f"supervisor: already running (pid {read_lock_pid(paths.lock)})", file=sys.stderr)
             return EXIT_FAILURE
         return _detach(paths, options)
@@ -106,15 +155,15 @@ def start(options: argparse.Namespace) -> int:
     except AlreadyRunning as exc:
         print(f"supervisor: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    paths.endpoints.unlink(missing_ok=True)  # left by a supervisor that crashed
-    fork_server = None
-    if overrides.get("supervisor", {}).get("fork_server", True):
-        from services.runtime.forkserver import ForkServer
-
-        # It imports for ~0.3 s: start it now, so it warms up while this
-        # process imports the supervisor and checks for an interrupted session.
-        fork_server = ForkServer.start(cwd=paths.project)
     try:
+        paths.endpoints.unlink(missing_ok=True)  # left by a supervisor that crashed
+        fork_server = None
+        if _fork_server_enabled(overrides):
+            from services.runtime.forkserver import ForkServer
+
+            # It imports for ~0.3 s: start it now, so it warms up while this
+            # process imports the supervisor and checks for an interrupted session.
+            fork_server = ForkServer.start(cwd=paths.project)
         return _run(paths, options, overrides, fork_server)
     finally:
         lock.release()

@@ -8,8 +8,10 @@ and a crash's traceback is never lost). The supervisor's own lines go to
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
+import os
 import sys
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -41,16 +43,24 @@ def configure_worker_logging(name: str, stream: TextIO | None = None) -> None:
     structlog.contextvars.bind_contextvars(worker=name)
 
 
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Log files are created 0600, like every file in `.session/` (CONTRACT section 8)."""
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        # A descriptor, not a path (PTH123 does not apply); the handler closes it.
+        return open(fd, "a", encoding=self.encoding)  # noqa: PTH123
+
+
 class RotatingLineFile:
     """Append lines to a file, rotating it by size (`name.log.1`, ...)."""
 
     def __init__(self, path: Path, *, max_bytes: int, backups: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._handler = logging.handlers.RotatingFileHandler(
+        self._handler = _PrivateRotatingFileHandler(
             path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
         )
         self._handler.setFormatter(logging.Formatter("%(message)s"))
-        path.touch(mode=0o600, exist_ok=True)
 
     def write(self, line: str) -> None:
         """Append one line (without its newline)."""
