@@ -9,6 +9,7 @@ purpose, which is how re-sends and stale replies are provoked without sleeps.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import os
@@ -20,14 +21,13 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import pytest
 import zmq
 import zmq.asyncio
 
-from protocol import client as client_module
+import protocol
 from protocol.client import (
     ClientClosed,
     CostTracker,
@@ -35,6 +35,7 @@ from protocol.client import (
     ServiceError,
     ServiceUnavailable,
     Session,
+    _seed_api,
     ensure_service,
     find_endpoints,
 )
@@ -172,12 +173,7 @@ class FakeService:
         self._tasks = [loop.create_task(self._serve()), loop.create_task(self._watch())]
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *_exc_info: object) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.wait(self._tasks)
@@ -266,6 +262,13 @@ class FakeService:
         return {"cost": cost, "warning": None}
 
 
+def announced(project: Path) -> EndpointsFile:
+    """The endpoints a live fake announced for `project`; the test fails if there are none."""
+    endpoints = find_endpoints(project)
+    assert endpoints is not None
+    return endpoints
+
+
 async def wait_for(event: asyncio.Event) -> None:
     """Wait for something that should happen at once, failing the test if it does not."""
     await asyncio.wait_for(event.wait(), GUARD_S)
@@ -307,8 +310,7 @@ def test_last_timeout_raises_service_unavailable_with_the_id_to_resend(tmp_path:
     async def body() -> None:
         async with FakeService(tmp_path) as fake:
             fake.lose_every_reply.add(Op.SESSION_SET_STAGE)
-            endpoints = find_endpoints(tmp_path)
-            assert endpoints is not None
+            endpoints = announced(tmp_path)
             async with ServiceClient(endpoints) as client:
                 with pytest.raises(ServiceUnavailable) as caught:
                     await client.request(
@@ -329,8 +331,7 @@ def test_resend_follows_a_service_that_came_back_elsewhere(tmp_path: Path) -> No
         moved = FakeService(tmp_path, announce=False, name="2")
         async with FakeService(tmp_path) as gone, moved as back:
             gone.lose_every_reply.add(Op.SESSION_SET_STAGE)
-            endpoints = find_endpoints(tmp_path)
-            assert endpoints is not None
+            endpoints = announced(tmp_path)
             async with ServiceClient(endpoints, project=tmp_path) as client:
                 request = asyncio.ensure_future(
                     client.request(
@@ -356,8 +357,7 @@ def test_close_fails_a_request_in_flight_with_client_closed(tmp_path: Path) -> N
     async def body() -> None:
         async with FakeService(tmp_path) as fake:
             fake.lose_every_reply.add(Op.SESSION_GET)
-            endpoints = find_endpoints(tmp_path)
-            assert endpoints is not None
+            endpoints = announced(tmp_path)
             client = ServiceClient(endpoints)
             request = asyncio.ensure_future(client.request(Op.SESSION_GET, timeout_s=0.3))
             await wait_for(fake.arrived)
@@ -501,8 +501,7 @@ def test_seq_jump_is_counted_as_missed_events(tmp_path: Path) -> None:
 
     async def body() -> None:
         async with FakeService(tmp_path) as fake:
-            endpoints = find_endpoints(tmp_path)
-            assert endpoints is not None
+            endpoints = announced(tmp_path)
             async with ServiceClient(endpoints) as client:
                 stream = client.subscribe(["session."])
                 await wait_for(fake.subscribed)
@@ -526,8 +525,7 @@ def test_topics_filtered_out_do_not_look_like_gaps(tmp_path: Path) -> None:
 
     async def body() -> None:
         async with FakeService(tmp_path) as fake:
-            endpoints = find_endpoints(tmp_path)
-            assert endpoints is not None
+            endpoints = announced(tmp_path)
             async with ServiceClient(endpoints) as client:
                 stream = client.subscribe(Topic.SESSION_SAVED)
                 await wait_for(fake.subscribed)
@@ -627,7 +625,8 @@ def test_was_interrupted_reads_the_snapshot_left_before_start(
                 write_endpoints(project, fake.endpoints)
                 return EndpointsFile.model_validate(fake.endpoints)
 
-            monkeypatch.setattr(client_module, "ensure_service", start)
+            # Patched where `Session.open` looks it up, so no real supervisor starts.
+            monkeypatch.setattr(_seed_api, "ensure_service", start)
             session = await Session.open(tmp_path, timeout_s=SHORT_TIMEOUT_S)
             await session.close()
         assert session.was_interrupted() is expected
@@ -664,3 +663,32 @@ def test_session_recovered_event_marks_the_session_interrupted(tmp_path: Path) -
 
     run(body())
 
+
+# --------------------------------------------------------------------------- layering
+
+IO_MODULES = frozenset({"asyncio", "os", "shutil", "socket", "subprocess", "tempfile", "zmq"})
+"""Top-level modules whose import would mean sockets, processes or file-system work."""
+
+
+def imported_modules(source: str) -> set[str]:
+    """Every module a Python source imports, `from a import b` also counted as `a.b`."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_rest_of_protocol_neither_imports_the_client_nor_does_socket_io() -> None:
+    """No protocol module outside the client imports it or a socket, process or file-system API."""
+    modules = sorted(Path(protocol.__file__).parent.glob("*.py"))
+    assert modules
+    for module in modules:
+        imported = imported_modules(module.read_text(encoding="utf-8"))
+        clients = {name for name in imported if name.startswith("protocol.client")}
+        io = {name for name in imported if name.split(".")[0] in IO_MODULES}
+        assert not clients, f"{module.name} imports {clients}"
+        assert not io, f"{module.name} imports {io}"

@@ -1,0 +1,158 @@
+"""`CostTracker`: the seed's cost API, asyncio, backed by the service's cost ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Final, TypeVar
+
+from protocol.base import Document
+from protocol.client._events import EventStream
+from protocol.client._seed_api import Connection, SeedAPI, notify
+from protocol.client._transport import ServiceClient
+from protocol.costs import Budget, CostTotals
+from protocol.events import CostLoggedData
+from protocol.names import Op, Topic
+from protocol.ops import CostEstimateResult, CostLogResult, CostWarningResult
+
+__all__ = ["CostCallback", "CostTracker"]
+
+CostCallback = Callable[[CostLoggedData], Awaitable[None] | None]
+"""Called with the data of each `cost.logged` event."""
+
+_CostCallbackT = TypeVar("_CostCallbackT", bound=CostCallback)
+
+
+class _Unset:
+    """Marks an argument left out, which `cost.set_budget` treats unlike `None`."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+_UNSET: Final = _Unset()
+
+
+class CostTracker(SeedAPI):
+    """The seed's `CostTracker`, asyncio, backed by the service's cost ledger.
+
+    Money is `Decimal` end to end (the reply is parsed with exact numbers).
+    `session_total` is the last total this client saw, from a reply or a
+    `cost.logged` event of any client; it never costs a round trip. Open with
+    `await CostTracker.open(project)`, which subscribes to `cost.logged` and
+    then reads `cost.totals`.
+    """
+
+    _NAME = "cost tracker"
+    _TOPICS = (Topic.COST_LOGGED,)
+
+    def __init__(
+        self,
+        client: ServiceClient,
+        totals: CostTotals,
+        stream: EventStream,
+        *,
+        owns_client: bool,
+        timeout_s: float,
+        retries: int,
+    ) -> None:
+        """Use `CostTracker.open`; this only wires already connected parts together."""
+        self._totals = totals
+        self._on_update: list[CostCallback] = []
+        # Last: it starts the event task, which reads the state set above.
+        super().__init__(
+            client, stream, owns_client=owns_client, timeout_s=timeout_s, retries=retries
+        )
+
+    @classmethod
+    async def _load(cls, connection: Connection) -> CostTracker:
+        return cls(
+            connection.client,
+            await connection.ask(CostTotals, Op.COST_TOTALS),
+            connection.stream,
+            owns_client=connection.owns_client,
+            timeout_s=connection.timeout_s,
+            retries=connection.retries,
+        )
+
+    @property
+    def session_total(self) -> Decimal:
+        """Dollars spent in this session, as last seen."""
+        return self._totals.session_total
+
+    @property
+    def last_totals(self) -> CostTotals:
+        """Every total, as last seen (no round trip; `totals()` asks)."""
+        return self._totals
+
+    async def log_operation(
+        self, operation: str, model: str, input_tokens: int, output_tokens: int
+    ) -> CostLogResult:
+        """Record an LLM call that happened; priced exactly, or flagged unpriced, never dropped."""
+        args = {
+            "operation": operation,
+            "model": model,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+        }
+        logged = await self._ask(CostLogResult, Op.COST_LOG, args)
+        self._totals = logged.totals
+        return logged
+
+    async def estimate(
+        self, model: str, input_tokens: int, output_tokens: int = 0
+    ) -> CostEstimateResult:
+        """What a call would cost, and the budget warning it would trigger.
+
+        Raises `ServiceError` with code `unknown_model` for a model with no price.
+        """
+        args = {"model": model, "input_tokens": input_tokens, "output_tokens": output_tokens}
+        return await self._ask(CostEstimateResult, Op.COST_ESTIMATE, args)
+
+    async def get_estimated_cost(
+        self, model: str, input_tokens: int, output_tokens: int = 0
+    ) -> Decimal:
+        """The seed's estimate: just the dollars (see `estimate` for the warning)."""
+        return (await self.estimate(model, input_tokens, output_tokens)).cost
+
+    async def should_warn_budget(self) -> str | None:
+        """The most severe budget warning now (from 80% of a limit), or None."""
+        return (await self._ask(CostWarningResult, Op.COST_WARNING)).warning
+
+    async def totals(self) -> CostTotals:
+        """Ask the service for every total."""
+        self._totals = await self._ask(CostTotals, Op.COST_TOTALS)
+        return self._totals
+
+    async def reset_session(self) -> CostTotals:
+        """Start the session's cost count again from zero; day/week/month totals stay."""
+        self._totals = await self._ask(CostTotals, Op.COST_RESET_SESSION)
+        return self._totals
+
+    async def set_budget(
+        self,
+        *,
+        daily_limit: Decimal | int | _Unset | None = _UNSET,
+        weekly_limit: Decimal | int | _Unset | None = _UNSET,
+        monthly_limit: Decimal | int | _Unset | None = _UNSET,
+        warnings_enabled: bool | _Unset = _UNSET,
+    ) -> Budget:
+        """Change limits: a left-out argument is unchanged, `None` removes that limit."""
+        given = {
+            "daily_limit": daily_limit,
+            "weekly_limit": weekly_limit,
+            "monthly_limit": monthly_limit,
+            "warnings_enabled": warnings_enabled,
+        }
+        args = {name: value for name, value in given.items() if not isinstance(value, _Unset)}
+        return await self._ask(Budget, Op.COST_SET_BUDGET, args)
+
+    def on_update(self, callback: _CostCallbackT) -> _CostCallbackT:
+        """Call `callback(CostLoggedData)` after each operation any client logs; a decorator too."""
+        self._on_update.append(callback)
+        return callback
+
+    async def _handle_event(self, data: Document) -> None:
+        if isinstance(data, CostLoggedData):
+            self._totals = data.totals
+            await notify(self._on_update, data)
