@@ -114,8 +114,10 @@ class Settings(_Section):
 class ModelPrice(_Section):
     """Dollars per 1,000 tokens."""
 
-    input: Annotated[Decimal, Field(ge=0)]
-    output: Annotated[Decimal, Field(ge=0)]
+    # Bounded so every cost (tokens x price) and every total stays exact within
+    # the ledger's 60-digit Decimal context: a price can never make a call unloggable.
+    input: Annotated[Decimal, Field(ge=0, max_digits=24, decimal_places=15)]
+    output: Annotated[Decimal, Field(ge=0, max_digits=24, decimal_places=15)]
 
 
 class PricingMeta(_Section):

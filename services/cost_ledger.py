@@ -92,8 +92,10 @@ class CostLedger(Worker):
         self._clock = clock
         self._monotonic = monotonic
         self._use_genai_prices = use_genai_prices
-        store = ctx.settings.store
-        self._retry = RetryPolicy(store.attempts, store.wait_initial_s, store.wait_max_s)
+        # costs.json and the checkpoint are caches written on the main loop and
+        # tried again at a later tick when they fail: their retries never sleep
+        # (a sleep would hold up every request and the heartbeat).
+        self._retry = RetryPolicy(ctx.settings.store.attempts, wait_initial_s=0, wait_max_s=0)
         self._files = LedgerFiles(ctx.paths.ledger_dir)
         self._replies = ReplyCache(ctx.settings.protocol.idempotency_entries)
         self._log: JsonLinesLog | None = None
@@ -134,6 +136,9 @@ class CostLedger(Worker):
         try:
             data = self._costs_file.path.read_bytes()
         except FileNotFoundError:
+            return
+        except OSError as exc:  # unreadable: the next snapshot replaces it all the same
+            self.log.warning("cost_ledger.costs_json_unreadable", error=str(exc))
             return
         try:
             if isinstance(orjson.loads(data), dict):
@@ -189,9 +194,7 @@ class CostLedger(Worker):
 
     def _reload(self) -> None:
         """Rebuild from disk after a failed append (memory must match the ledger)."""
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self.close()
         self._load()
 
     def stop(self) -> None:
@@ -200,9 +203,7 @@ class CostLedger(Worker):
             self._snapshot()
         if self._since_checkpoint:
             self._checkpoint()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self.close()
 
     def close(self) -> None:
         """Close the ledger file without writing costs.json or a checkpoint.

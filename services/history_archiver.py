@@ -23,9 +23,7 @@ It owns `.session/history.json` (or `history.json.gz`) and `.session/archive/`
 from __future__ import annotations
 
 import math
-import os
 import time
-from pathlib import Path
 from typing import Any, ClassVar, Final
 
 from pydantic import ValidationError
@@ -47,7 +45,14 @@ from services.history.store import HistoryStore
 from services.runtime.worker import Call, Worker, WorkerContext
 from services.store import RetryPolicy, ensure_private_dir
 
-__all__ = ["MIN_SAVE_GAP_S", "RECONCILE_DELAY_S", "SAVE_DELAY_S", "HistoryArchiver"]
+__all__ = [
+    "MIN_SAVE_GAP_S",
+    "RECONCILE_DELAY_S",
+    "RETRY_JOURNAL_S",
+    "SAVE_DELAY_S",
+    "HistoryArchiver",
+    "NotDurableError",
+]
 
 SAVE_DELAY_S: Final = 0.2
 """history.json is rewritten this soon after a change (the journal already has it)."""
@@ -56,20 +61,15 @@ MIN_SAVE_GAP_S: Final = 1.0
 RECONCILE_DELAY_S: Final = 1.0
 """The ledger is read this long after start, once re-deliveries had their chance."""
 RETRY_JOURNAL_S: Final = 1.0
+"""A journal append that failed is tried again this soon (and before the next one)."""
 
 
-def _supervisor_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state != "Z"
+class NotDurableError(OSError):
+    """An accepted event is applied in memory but not yet in the journal.
+
+    Raised from `on_event` so the host does not acknowledge the event: if the
+    archiver dies before the journal takes it, the supervisor delivers it again.
+    """
 
 
 class HistoryArchiver(Worker):
@@ -80,11 +80,10 @@ class HistoryArchiver(Worker):
     def __init__(self, ctx: WorkerContext) -> None:
         super().__init__(ctx)
         settings = ctx.settings
-        self.retry = RetryPolicy(
-            attempts=settings.store.attempts,
-            wait_initial_s=settings.store.wait_initial_s,
-            wait_max_s=settings.store.wait_max_s,
-        )
+        # Every save runs on the main loop and a failed one is tried again at a
+        # later tick, so the retries here never sleep (a sleep would hold up
+        # events and heartbeats).
+        self.retry = RetryPolicy(attempts=settings.store.attempts, wait_initial_s=0, wait_max_s=0)
         self.keep = settings.history.size
         self.alive_interval_s = settings.autosave.interval_s
         self.store = HistoryStore(
@@ -165,12 +164,14 @@ class HistoryArchiver(Worker):
 
     def stop(self) -> None:
         """Finalize the live entry: `ended`, or `interrupted` if the supervisor died."""
+        from services.session.recovery import pid_alive
+
         if self.journal is None:
             return
         self._flush_unjournaled()
         now = utc_now()
         pid = self.ctx.options.get("supervisor_pid")
-        if isinstance(pid, int) and not _supervisor_alive(pid):
+        if isinstance(pid, int) and not pid_alive(pid):
             self.live.touch(now)
             self.log.warning("history.supervisor_gone", session_id=self.live.session_id)
         else:
@@ -213,9 +214,11 @@ class HistoryArchiver(Worker):
             return
         at = utc_now().isoformat()
         record = {"k": "event", "key": key, "topic": topic, "data": data, "at": at}
-        self._journal(record)
+        durable = self._journal(record)
         self.live.apply(record)
         self._mark_dirty()
+        if not durable:
+            raise NotDurableError(f"{topic} event {key} waits for the journal (disk failing)")
 
     def _accept(self, topic: str, data: dict[str, Any]) -> dict[str, Any] | None:
         """Validated, JSON-normalised data worth journaling, or None."""
@@ -256,28 +259,21 @@ class HistoryArchiver(Worker):
             if entry.session_id == target and (entry.end_time is None or last > entry.end_time):
                 status = "interrupted" if entry.status == "active" else entry.status
                 self.others[index] = finalized(entry, status, last)
-                self._save()  # durable before the event is acknowledged
+                if not self._save():  # durable before the event is acknowledged
+                    raise NotDurableError(f"history.json not written for {target}")
                 return
 
-    def _journal(self, record: dict[str, Any]) -> None:
+    def _journal(self, record: dict[str, Any]) -> bool:
+        """Append `record` behind any still waiting; False when it is not durable yet."""
         if self.journal is None:
-            return
-        if self._unjournaled:
-            self._unjournaled.append(record)  # keep order behind earlier failures
-            self._flush_unjournaled()
-            return
-        try:
-            self.journal.append(record)
-        except OSError as exc:
-            self._unjournaled.append(record)
-            self._retry_at = time.monotonic() + RETRY_JOURNAL_S
-            self.log.error(  # noqa: TRY400 - the message says it all; no traceback
-                "history.journal_failed", error=str(exc), waiting=len(self._unjournaled)
-            )
+            return False
+        self._unjournaled.append(record)  # in order, behind earlier failures
+        return self._flush_unjournaled()
 
-    def _flush_unjournaled(self) -> None:
-        if not self._unjournaled or self.journal is None:
-            return
+    def _flush_unjournaled(self) -> bool:
+        """Append what waits for the journal; True when nothing waits any more."""
+        if self.journal is None:
+            return not self._unjournaled
         try:
             for record in list(self._unjournaled):
                 self.journal.append(record)
@@ -287,8 +283,9 @@ class HistoryArchiver(Worker):
             self.log.error(  # noqa: TRY400 - the message says it all; no traceback
                 "history.journal_failed", error=str(exc), waiting=len(self._unjournaled)
             )
-        else:
-            self._retry_at = None
+            return False
+        self._retry_at = None
+        return True
 
     # -- timed work ----------------------------------------------------------------
 
@@ -327,7 +324,8 @@ class HistoryArchiver(Worker):
             except OSError as exc:  # the journal is intact; try again next time
                 self.log.warning("history.compaction_failed", error=str(exc))
 
-    def _save(self) -> None:
+    def _save(self) -> bool:
+        """Write history.json (archiving the oldest); True when it is on disk."""
         result = self.store.save([*self.others, self.live.to_entry()], pinned=self.live.session_id)
         self._last_save = time.monotonic()
         archived = {entry.session_id for entry in result.archived}
@@ -344,13 +342,14 @@ class HistoryArchiver(Worker):
             self.save_failures += 1
             self._mark_dirty()
             self.log.error("history.save_failed", error=result.outcome.error)
-            return
+            return False
         self.saves += 1
         self._dirty_since = None
         self.ctx.publish(
             Topic.HISTORY_UPDATED.value,
             {"session_id": self.live.session_id, "status": self.live.status},
         )
+        return True
 
     def reconcile_with_ledger(self) -> int:
         """Count live-session operations the ledger has and we never received."""

@@ -14,7 +14,6 @@ timestamps. See docs/ui-integration.md for what a UI sees.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
@@ -32,26 +31,18 @@ from protocol.ops import (
     SignificantActionResult,
 )
 from protocol.session import Preferences, SessionDocument
-from services.runtime.worker import Call, Outcome, ReplyCache, Worker, WorkerContext
+from services.history.live import event_key
+from services.runtime.worker import Call, Outcome, Worker, WorkerContext
 from services.session.confine import confine
 from services.session.journal import SessionJournal
+from services.session.memory import RequestMemory
 from services.session.replay import RememberedReply
 from services.session.saving import AutoSave
 from services.session.state import READ_OPS, SAVE_OPS, activity_detail, apply_op, record_activity
 from services.session.status import session_status
 from services.store import AtomicJsonFile, FileOps, RetryPolicy, ensure_private_dir
 
-__all__ = ["CARRIED_ACTIVITY", "CARRIED_IDS", "SessionWriter"]
-
-CARRIED_IDS = 256
-"""Request ids carried into each new journal segment: the idempotency window
-that survives compaction *and* a restart (the live process also remembers the
-last `settings.protocol.idempotency_entries` replies exactly)."""
-
-CARRIED_ACTIVITY = 64
-"""Event keys carried into each new journal segment (re-deliveries come within seconds)."""
-
-_ACTIVITY_KEYS = 1024
+__all__ = ["SessionWriter"]
 
 
 class _Group:
@@ -87,9 +78,7 @@ class SessionWriter(Worker):
         self.monotonic = monotonic
         self.snapshot_ops = snapshot_ops or FileOps()
         self.journal = SessionJournal(ctx.paths.journal_dir, ops=journal_ops)
-        self._replies = ReplyCache(ctx.settings.protocol.idempotency_entries)
-        self._recent: OrderedDict[str, RememberedReply] = OrderedDict()
-        self._activity_keys: OrderedDict[str, None] = OrderedDict()
+        self.memory = RequestMemory(ctx.settings.protocol.idempotency_entries)
         self._startup_events: list[tuple[str, Any]] = []
         self._doc: SessionDocument
         self._prefs: Preferences
@@ -133,10 +122,9 @@ class SessionWriter(Worker):
         self._prefs, self._rev = loaded.preferences, loaded.revision
         self._prefs_version = 1 if loaded.preferences_dirty else 0
         for reply in loaded.replies:
-            self._replies.put(reply.id, reply)
-            self._remember(reply)
+            self.memory.applied(reply)
         for key in loaded.activity_keys:
-            self._remember_activity(key)
+            self.memory.recorded(key)
         if self.journal.segment is None:
             self.journal.rotate(base_rev=self._rev, carried=[], created_at=self.clock())
         decision = begin_or_continue(self, loaded.document)
@@ -199,8 +187,8 @@ class SessionWriter(Worker):
         return session_status(self.autosave)
 
     def _remembered(self, call: Call, group: _Group) -> Outcome | None:
-        entry = group.pending.get(call.id) or self._replies.get(call.id)
-        if not isinstance(entry, RememberedReply):
+        entry = group.pending.get(call.id) or self.memory.answer_to(call.id)
+        if entry is None:
             return None
         if entry.op != call.op.value:
             return ProtocolError(
@@ -216,19 +204,18 @@ class SessionWriter(Worker):
     def _apply(self, index: int, call: Call, group: _Group) -> Outcome:
         args = call.args
         try:
-            if isinstance(args, OpenFileArgs | CloseFileArgs) and args.path.startswith("/"):
-                # Stored paths are relative: judge and convert an absolute one first.
-                args = args.model_copy(update={"path": confine(self.ctx.paths.project, args.path)})
-            if isinstance(args, OpenFileArgs):
-                confine(self.ctx.paths.project, args.path)
-            elif isinstance(args, CloseFileArgs) and all(
-                entry.path != args.path for entry in self._doc.open_files
-            ):
-                confine(self.ctx.paths.project, args.path)  # closing an open file always works
+            closes_open_pane = isinstance(args, CloseFileArgs) and any(
+                entry.path == args.path for entry in self._doc.open_files
+            )  # closing only forgets a pane: it works whatever the disk became since
+            if isinstance(args, OpenFileArgs | CloseFileArgs) and not closes_open_pane:
+                # Stored paths are relative and stay inside the project, links included.
+                path = confine(self.ctx.paths.project, args.path)
+                if path != args.path:
+                    args = args.model_copy(update={"path": path})
             ts = self.clock()
             change = apply_op(self._doc, self._prefs, call.op, args, ts, revision=self._rev + 1)
         except ProtocolError as exc:
-            self._replies.put(call.id, RememberedReply(call.id, call.op.value, 0, exc))
+            self.memory.answered(RememberedReply(call.id, call.op.value, 0, exc))
             return exc
         self._rev += 1
         self._doc = change.document
@@ -272,8 +259,7 @@ class SessionWriter(Worker):
                 outcomes[index] = self._read(call.op)
             return
         for _, call, reply in group.applied:
-            self._replies.put(call.id, reply)
-            self._remember(reply)
+            self.memory.applied(reply)
             if isinstance(call.args, PreferencesSetArgs) and (
                 "autosave_interval_s" in call.args.values
             ):
@@ -298,39 +284,14 @@ class SessionWriter(Worker):
             if action is not None
             else SaveResult(saved=done is not None, saved_at=saved_at)
         )
-        self._replies.put(call.id, RememberedReply(call.id, call.op.value, 0, result))
+        self.memory.answered(RememberedReply(call.id, call.op.value, 0, result))
         return result
 
     # -- what the auto-save asks of the writer --------------------------------
 
-    def carried_ids(self) -> list[dict[str, Any]]:
-        """The recent request ids a new journal segment carries (see `CARRIED_IDS`)."""
-        carried = []
-        for reply in self._recent.values():
-            entry: dict[str, Any] = {"id": reply.id, "op": reply.op, "rev": reply.rev}
-            if reply.op == Op.PREFERENCES_SET.value and reply.result is not None:
-                entry["result"] = reply.result  # small, and exact beats "the state now"
-            carried.append(entry)
-        return carried
-
-    def carried_activity(self) -> list[str]:
-        """Keys of the last recorded events, so a re-delivery after compaction is still ignored."""
-        return list(self._activity_keys)[-CARRIED_ACTIVITY:]
-
     def note_saved(self, saved_at: datetime) -> None:
         """A snapshot reached the disk: the document now says when."""
         self._doc = self._doc.model_copy(update={"last_saved_at": saved_at})
-
-    def _remember(self, reply: RememberedReply) -> None:
-        self._recent[reply.id] = reply
-        self._recent.move_to_end(reply.id)
-        while len(self._recent) > CARRIED_IDS:
-            self._recent.popitem(last=False)
-
-    def _remember_activity(self, key: str) -> None:
-        self._activity_keys[key] = None
-        while len(self._activity_keys) > _ACTIVITY_KEYS:
-            self._activity_keys.popitem(last=False)
 
     # -- events, time, stop -----------------------------------------------------
 
@@ -341,8 +302,8 @@ class SessionWriter(Worker):
         except ValueError as exc:
             self.log.warning("session.event_ignored", topic=event.topic, error=str(exc))
             return
-        key = f"{event.source}:{event.seq}:{event.ts.isoformat()}"
-        if detail is None or key in self._activity_keys:
+        key = event_key(event)
+        if detail is None or self.memory.has_recorded(key):
             return  # not significant, or a re-delivery whose effect is already durable
         rev = self._rev + 1
         record = {
@@ -354,14 +315,13 @@ class SessionWriter(Worker):
             **detail,
             "ts": event.ts,
         }
-        try:
-            self.journal.append_many([record])  # durable before the host acknowledges
-        except OSError as exc:
-            self.log.exception("session.journal_failed", topic=event.topic, error=str(exc))
-            return
+        # Durable before the host acknowledges. An OSError propagates on purpose:
+        # the host then leaves the event unacknowledged (and logs why), so it is
+        # delivered again instead of being acknowledged but never recorded.
+        self.journal.append_many([record])
         self._doc = record_activity(self._doc, event.ts).model_copy(update={"revision": rev})
         self._rev = rev
-        self._remember_activity(key)
+        self.memory.recorded(key)
         self.autosave.snapshot(event.topic)
 
     def next_deadline(self) -> float | None:

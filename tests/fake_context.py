@@ -54,6 +54,8 @@ __all__ = [
     "FakeHarness",
     "RecordingLog",
     "make_harness",
+    "ok",
+    "on_disk",
     "outcome_json",
     "quiesce",
     "start_session_writer",
@@ -91,6 +93,19 @@ def outcome_json(outcome: Outcome) -> Any:
     if isinstance(outcome, ProtocolError):
         return {"error": outcome.code.value, "message": outcome.message}
     return loads_exact(dumps(outcome))
+
+
+def ok(outcome: Outcome) -> Any:
+    """The outcome as a client decodes it, asserting it is not an error."""
+    assert not isinstance(outcome, ProtocolError), outcome
+    return outcome_json(outcome)
+
+
+def on_disk(project: Path) -> dict[str, Any]:
+    """The session writer's current.json as a person would read it."""
+    data = loads_exact((project / ".session" / "current.json").read_bytes())
+    assert isinstance(data, dict)
+    return data
 
 
 @dataclass

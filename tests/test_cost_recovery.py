@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +19,8 @@ from test_cost_ledger import LedgerHarness
 
 from protocol.codec import loads_exact
 from protocol.costs import CostsDocument
-from services.store import JsonLinesLog
+from protocol.errors import ErrorCode, ProtocolError
+from services.store import FileOps, JsonLinesLog
 
 
 @pytest.fixture
@@ -155,15 +158,43 @@ def test_without_checkpoint_the_budget_comes_from_the_month_files(tmp_path: Path
 def test_a_failed_append_publishes_nothing(
     harness: LedgerHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Events follow the fsync: a batch that could not be written announces nothing."""
+    """Events follow the fsync: a batch that could not be written announces nothing, and its
+    reply says nothing was recorded."""
     ledger = harness.open()
 
     def broken(self: JsonLinesLog, records: Any) -> None:
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(JsonLinesLog, "append_many", broken)
-    ledger.handle_batch([harness.log_call("my-local-llm", 10)])
+    (outcome,) = ledger.handle_batch([harness.log_call("my-local-llm", 10)])
     assert harness.events == []
+    assert isinstance(outcome, ProtocolError) and outcome.code is ErrorCode.INTERNAL
+    assert "nothing was recorded" in outcome.message
+    monkeypatch.undo()
+    assert harness.one(ledger, harness.call("cost.totals"))["unpriced_operations"] == 0
+
+
+def test_a_failing_costs_json_is_retried_later_without_sleeping(
+    harness: LedgerHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """costs.json is a cache: a failed save never sleeps on the main loop, and a later tick
+    writes it."""
+    ledger = harness.open()
+    harness.tick(ledger, 1.0)
+    harness.log(ledger, "gpt-4", 1000, 0)
+    naps: list[float] = []
+    monkeypatch.setattr(time, "sleep", naps.append)
+
+    def refuse(self: FileOps, source: Path, target: Path) -> None:
+        raise OSError(errno.EIO, "Input/output error (simulated)")
+
+    monkeypatch.setattr(FileOps, "replace", refuse)
+    harness.tick(ledger, 1.0)
+    assert [nap for nap in naps if nap > 0] == []
+    monkeypatch.undo()
+    harness.tick(ledger, 1.0)
+    document = CostsDocument.model_validate(loads_exact(harness.paths.costs.read_bytes()))
+    assert document.session_total == Decimal("0.03")
 
 
 _CHILD = textwrap.dedent(

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from test_cost_ledger import LedgerHarness
 
 from protocol.codec import loads_exact
+from services.cost.ledger_files import month_file_name
 from services.cost.windows import (
     BUCKET_S,
     PERIODS,
@@ -205,3 +206,9 @@ def test_costs_json_turns_the_day_at_local_midnight_without_any_call(
     document = loads_exact(harness.paths.costs.read_bytes())
     assert document["day"] == "2026-11-19" and document["daily_total"] == 0
     assert document["monthly_total"] == Decimal("0.03")
+
+
+def test_month_files_are_named_by_the_utc_month() -> None:
+    """00:30 on 1 December in Paris is still November in UTC, so the record goes to November's."""
+    assert month_file_name(datetime(2026, 12, 1, 0, 30, tzinfo=PARIS)) == "2026-11.jsonl"
+    assert month_file_name(datetime(2026, 12, 1, 0, 30, tzinfo=UTC)) == "2026-12.jsonl"

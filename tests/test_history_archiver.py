@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import itertools
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -22,8 +24,9 @@ from protocol.names import Op, WorkerName
 from protocol.ops import parse_args
 from services.history.archive import append_entries, read_archive
 from services.history.read import read_history
-from services.history_archiver import HistoryArchiver
+from services.history_archiver import MIN_SAVE_GAP_S, RETRY_JOURNAL_S, HistoryArchiver
 from services.runtime.worker import Call
+from services.store import FileOps
 from services.watch.inprocess import Published, make_context, pump
 
 _seq = itertools.count()
@@ -125,6 +128,70 @@ def test_bad_event_data_is_ignored_not_fatal(tmp_path: Path) -> None:
     worker.on_event(cost("r-other", "1", session_id="another-session"))
     entry = worker.live.to_entry()
     assert (entry.files_created, entry.total_cost, entry.operations_count) == ([], 0, {})
+
+
+def _refuse_appends(worker: HistoryArchiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the archiver's journal fail like a full disk."""
+
+    def full(record: dict[str, Any]) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device (simulated)")
+
+    assert worker.journal is not None
+    monkeypatch.setattr(worker.journal, "append", full)
+
+
+def test_an_event_the_journal_refused_is_not_acknowledged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event that could not be journaled is left unacknowledged, so a restart gets it again."""
+    worker, _ = archiver(tmp_path, "s1")
+    _refuse_appends(worker, monkeypatch)
+    operation = cost("r1", "0.15")
+    with pytest.raises(OSError, match="waits for the journal"):
+        worker.on_event(operation)  # the host does not ACK: the supervisor keeps the event
+    monkeypatch.undo()
+    again, _ = archiver(tmp_path, "s1")  # the archiver died before the disk came back
+    assert again.live.to_entry().total_cost == 0
+    again.on_event(operation)  # delivered again to the new incarnation
+    again.on_event(operation)
+    assert again.live.to_entry().total_cost == Decimal("0.15")
+
+
+def test_a_refused_journal_append_is_written_once_the_disk_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events kept in memory while the disk failed reach the journal, in order, at the retry."""
+    worker, _ = archiver(tmp_path, "s1")
+    _refuse_appends(worker, monkeypatch)
+    for n in range(2):
+        with pytest.raises(OSError):
+            worker.on_event(event("file.created", {"path": f"manuscript/{n}.md"}))
+    assert worker.health()["unjournaled"] == 2
+    monkeypatch.undo()
+    worker.tick(time.monotonic() + RETRY_JOURNAL_S)
+    assert worker.health()["unjournaled"] == 0
+    again, _ = archiver(tmp_path, "s1")
+    assert again.live.to_entry().files_created == ["manuscript/0.md", "manuscript/1.md"]
+
+
+def test_a_failing_history_save_is_retried_later_without_sleeping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """history.json failing to save never sleeps on the main loop; a later tick writes it."""
+    worker, _ = archiver(tmp_path, "s1")
+    worker.on_event(cost("r1", "0.15"))
+    naps: list[float] = []
+    monkeypatch.setattr(time, "sleep", naps.append)
+
+    def refuse(self: FileOps, source: Path, target: Path) -> None:
+        raise OSError(errno.EIO, "Input/output error (simulated)")
+
+    monkeypatch.setattr(FileOps, "replace", refuse)
+    worker.tick(time.monotonic() + MIN_SAVE_GAP_S)
+    assert worker.save_failures == 1 and [nap for nap in naps if nap > 0] == []
+    monkeypatch.undo()
+    worker.tick(time.monotonic() + 2 * MIN_SAVE_GAP_S)
+    assert on_disk(tmp_path)["s1"].total_cost == Decimal("0.15")
 
 
 def test_clean_stop_ends_the_session(tmp_path: Path) -> None:

@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 from conftest import SpawnPython
-from fake_context import FailingDisk, FakeHarness, outcome_json, quiesce, start_session_writer
+from fake_context import FailingDisk, FakeHarness, ok, on_disk, quiesce, start_session_writer
 
-from protocol.codec import dumps, loads_exact
-from protocol.errors import ProtocolError
+from protocol.codec import dumps
 from protocol.names import Op, Stage
 from services.runtime.paths import ProjectPaths
 from services.session.journal import list_segments, read_segment
@@ -84,19 +83,6 @@ def own(project: Path, **kwargs: Any) -> tuple[SessionWriter, FakeHarness]:
     return writer, harness
 
 
-def ok(outcome: Any) -> Any:
-    """The outcome as a client decodes it, asserting it is not an error."""
-    assert not isinstance(outcome, ProtocolError), outcome
-    return outcome_json(outcome)
-
-
-def on_disk(project: Path) -> dict[str, Any]:
-    """current.json as a person would read it."""
-    data = loads_exact((project / ".session" / "current.json").read_bytes())
-    assert isinstance(data, dict)
-    return data
-
-
 def snapshot_files(root: Path) -> dict[str, tuple[bytes, int]]:
     """Every file under `root` with its bytes and modification time."""
     return {str(p): (p.read_bytes(), p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
@@ -151,6 +137,20 @@ def test_files_changed_since_the_last_save_are_listed(project: Path, dead_pid: i
     assert previous is not None
     assert previous.files_changed == ["manuscript/volume-2/chapter-5.md", "planning/outline.md"]
     assert files_changed_since(ProjectPaths.of(project), datetime.now(UTC) + timedelta(1)) == []
+
+
+def test_files_changed_are_never_read_through_a_link_out_of_the_project(
+    project: Path, tmp_path: Path
+) -> None:
+    """A watched folder that is a symbolic link leading elsewhere is not walked."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "secret.md").write_text("not the book's", encoding="utf-8")
+    (project / "manuscript").mkdir(parents=True)
+    (project / "manuscript" / "ch1.md").write_text("words", encoding="utf-8")
+    (project / "reference").symlink_to(outside)
+    since = datetime.now(UTC) - timedelta(hours=1)
+    assert files_changed_since(ProjectPaths.of(project), since) == ["manuscript/ch1.md"]
 
 
 def test_a_clean_stop_is_not_reported_as_interrupted(project: Path, dead_pid: int) -> None:

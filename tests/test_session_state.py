@@ -112,9 +112,12 @@ def test_opening_an_open_file_moves_its_cursor_in_place() -> None:
 
 
 def test_closing_a_file_that_is_not_open_changes_only_the_activity() -> None:
-    """Closing a file that is not open is harmless."""
-    change = apply(doc(), Op.SESSION_CLOSE_FILE, {"path": "manuscript/never.md"})
-    assert change.document.open_files == []
+    """Closing a file that is not open is harmless: the open panes stay, only the time moves."""
+    before = apply(doc(), Op.SESSION_OPEN_FILE, {"path": "manuscript/a.md"}).document
+    change = apply(before, Op.SESSION_CLOSE_FILE, {"path": "manuscript/never.md"}, minutes=2)
+    assert change.document.last_activity == T0 + timedelta(minutes=2)
+    assert change.document.model_copy(update={"last_activity": before.last_activity}) == before
+    assert change.snapshot_reason is None
 
 
 @pytest.mark.parametrize(

@@ -13,12 +13,14 @@ from fake_context import (
     CountingDisk,
     FailingDisk,
     FakeHarness,
-    outcome_json,
+    ok,
+    on_disk,
     quiesce,
     start_session_writer,
 )
 
 from protocol.codec import loads_exact
+from protocol.envelopes import Event
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.names import Op, Stage
 from services.session.journal import list_segments, read_segment
@@ -32,19 +34,6 @@ def start(project: Path, **kwargs: Any) -> tuple[SessionWriter, FakeHarness]:
     writer, harness = start_session_writer(project, **{"session_id": SID, **kwargs})
     assert isinstance(writer, SessionWriter)
     return writer, harness
-
-
-def ok(outcome: Any) -> Any:
-    """The outcome as a client decodes it, asserting it is not an error."""
-    assert not isinstance(outcome, ProtocolError), outcome
-    return outcome_json(outcome)
-
-
-def on_disk(project: Path) -> dict[str, Any]:
-    """current.json as a person would read it."""
-    data = loads_exact((project / ".session" / "current.json").read_bytes())
-    assert isinstance(data, dict)
-    return data
 
 
 def status(harness: FakeHarness, writer: SessionWriter) -> dict[str, Any]:
@@ -436,6 +425,29 @@ def test_a_file_event_is_activity_and_saves_at_once(project: Path) -> None:
     assert restarted.revision == revision and len(harness.published("session.saved")) == saves
     harness2.deliver(restarted, "file.modified", {"path": "../escape.md"})
     assert "session.event_ignored" in harness2.log.events("warning")
+
+
+def test_an_event_the_journal_refused_is_not_acknowledged(project: Path) -> None:
+    """If the journal cannot take a file event, it is refused (no ACK) and taken when re-sent."""
+    disk = CountingDisk()
+    writer, harness = start(project, journal_ops=disk)
+    revision, saves = writer.revision, len(harness.published("session.saved"))
+    event = Event(
+        topic="file.modified",
+        source="file_watcher",
+        seq=7,
+        ts=datetime.now(UTC),
+        data={"path": "manuscript/ch1.md"},
+    )
+    disk.fail = True
+    with pytest.raises(OSError):
+        writer.on_event(event)  # the host does not acknowledge an event that raised
+    assert writer.revision == revision
+    disk.fail = False
+    writer.on_event(event)  # the supervisor delivers it again
+    quiesce(harness, writer)
+    assert writer.revision == revision + 1
+    assert len(harness.published("session.saved")) == saves + 1
 
 
 def test_an_expensive_call_saves_at_once_and_a_cheap_one_does_not(project: Path) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from services.watch.coalesce import Coalescer, FileChange, apply_changes
+from services.watch.coalesce import Coalescer, FileChange
 
 T = "manuscript/ch1.md"
 D = "manuscript"
@@ -186,11 +186,37 @@ def test_rename_and_edit_is_moved_then_modified() -> None:
     ]
 
 
-def test_a_swap_through_a_third_name_terminates() -> None:
-    """Swapping two chapters via a third name reports moves for both, without looping."""
+def test_a_swap_through_a_third_name_is_two_modified() -> None:
+    """Swapping two chapters via a third name leaves both in place with new content: two
+    `modified` (two moves applied in turn would lose one of them)."""
     a, b, x = f"{D}/a.md", f"{D}/b.md", f"{D}/x.md"
     out = run([("moved", a, x), ("moved", b, a), ("moved", x, b)], known=(a, b))
-    assert sorted(out, key=str) == [FileChange("moved", a, b), FileChange("moved", b, a)]
+    assert out == [FileChange("modified", a), FileChange("modified", b)]
+
+
+def test_a_rotation_of_three_files_is_three_modified() -> None:
+    """`c -> b`, `a -> c`, `b -> a` with b's file overwritten: a and c swapped, b gone."""
+    a, b, c = f"{D}/a.md", f"{D}/b.md", "planning/c.md"
+    out = run([("moved", c, b), ("moved", a, c), ("moved", b, a)], known=(a, b, c))
+    assert sorted(out, key=str) == [
+        FileChange("deleted", b),
+        FileChange("modified", a),
+        FileChange("modified", c),
+    ]
+
+
+def test_a_long_chain_of_renames_is_reported_in_an_order_that_applies() -> None:
+    """Chapters saved, then all renumbered upwards by a script in one burst: every move is
+    reported, last one first, however long the chain."""
+    names = [f"{D}/ch{n:04d}.md" for n in range(1500)]
+    saved: list[Raw] = [("modified", name) for name in names[:-1]]
+    shifted: list[Raw] = [("moved", names[n], names[n + 1]) for n in reversed(range(1499))]
+    out = run(saved + shifted, known=names[:-1])
+    moves = [change for change in out if change.kind == "moved"]
+    assert moves == [FileChange("moved", names[n], names[n + 1]) for n in reversed(range(1499))]
+    after = set(names[:-1])
+    apply_changes(after, out)
+    assert after == set(names[1:])
 
 
 def test_rename_to_a_backup_name_is_a_deletion() -> None:
@@ -287,6 +313,19 @@ operations = st.lists(
 )
 
 
+def apply_changes(known: set[str], changes: Iterable[FileChange]) -> None:
+    """Update a set of existing paths with reported changes, as a subscriber would."""
+    for change in changes:
+        if change.kind == "deleted":
+            known.discard(change.path)
+        elif change.kind == "moved":
+            known.discard(change.path)
+            if change.dest_path is not None:
+                known.add(change.dest_path)
+        else:
+            known.add(change.path)
+
+
 def _simulate(initial: set[str], ops: list[tuple[str, ...]]) -> tuple[set[str], list[Raw]]:
     """Apply file operations to a model disk; return its end state and inotify's events."""
     disk = set(initial)
@@ -308,6 +347,14 @@ def _simulate(initial: set[str], ops: list[tuple[str, ...]]) -> tuple[set[str], 
 
 @settings(max_examples=300, deadline=None)
 @given(initial=st.sets(st.sampled_from(NAMES)), ops=operations)
+@example(  # a rotation: a and c swap through b, b's own file is overwritten
+    initial={"manuscript/a.md", "manuscript/b.md", "planning/c.md"},
+    ops=[
+        ("rename", "planning/c.md", "manuscript/b.md"),
+        ("rename", "manuscript/a.md", "planning/c.md"),
+        ("rename", "manuscript/b.md", "manuscript/a.md"),
+    ],
+)
 @example(  # a chain: a -> b must be reported before c -> a, or a is lost
     initial={"manuscript/a.md", "manuscript/b.md", "planning/c.md"},
     ops=[

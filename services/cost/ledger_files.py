@@ -19,7 +19,7 @@ import mmap
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -75,8 +75,9 @@ class RecordedReply:
 
 
 def month_file_name(moment: datetime) -> str:
-    """`2026-11.jsonl` for a moment in November 2026 (UTC)."""
-    return f"{moment.year:04d}-{moment.month:02d}.jsonl"
+    """`2026-11.jsonl` for a moment in November 2026 (UTC; a naive moment is taken as UTC)."""
+    utc = moment.astimezone(UTC) if moment.tzinfo is not None else moment
+    return f"{utc.year:04d}-{utc.month:02d}.jsonl"
 
 
 @dataclass(frozen=True)

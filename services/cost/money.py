@@ -19,21 +19,13 @@ from decimal import (
     Overflow,
 )
 
-__all__ = ["CENT", "MONEY", "ZERO", "money_sum", "parse_money", "percent_text", "tidy", "usd"]
+__all__ = ["CENT", "MONEY", "ZERO", "parse_money", "percent_text", "tidy", "usd"]
 
 MONEY = Context(prec=60, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
 """The context of every money operation: exact or loud, never rounded."""
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
-
-
-def money_sum(values: list[Decimal]) -> Decimal:
-    """The exact sum of `values` (what every total is checked against)."""
-    total = ZERO
-    for value in values:
-        total = MONEY.add(total, value)
-    return total
 
 
 def tidy(amount: Decimal) -> Decimal:

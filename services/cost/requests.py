@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from protocol.base import Message
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.names import Op, Topic
+from protocol.names import MUTATING_OPS, Op, Topic
 from protocol.ops import CostEstimateArgs, CostLogArgs, SetBudgetArgs
 from services.cost.budget import BudgetLimits, due_warnings, most_severe_due
 from services.cost.preferences import CostPreferences
@@ -36,8 +36,8 @@ __all__ = ["MUTATING", "Batch", "CostDesk"]
 
 A = TypeVar("A", bound=Message)
 
-MUTATING = frozenset({Op.COST_LOG, Op.COST_SET_BUDGET, Op.COST_RESET_SESSION})
-"""The ops whose request id is an idempotency key (each leaves a ledger record)."""
+MUTATING = frozenset(op for op in MUTATING_OPS if op.value.startswith("cost."))
+"""The ledger's ops whose request id is an idempotency key (each leaves a ledger record)."""
 
 
 @dataclass

@@ -89,14 +89,6 @@ class LiveJournal:
         """Append one record durably (raises OSError if the disk refuses)."""
         self._log.append(record)
 
-    def append_event(
-        self, key: str, topic: str, data: dict[str, Any], at: datetime
-    ) -> dict[str, Any]:
-        """Journal one accepted event; returns the record to apply."""
-        record = {"k": "event", "key": key, "topic": topic, "data": data, "at": at.isoformat()}
-        self.append(record)
-        return record
-
     def rewrite(self, live: LiveSession, at: datetime) -> None:
         """Replace the journal with one checkpoint of `live`, atomically."""
         record = live.checkpoint()

@@ -1,4 +1,4 @@
-"""The session writer's parts: pure state changes, the journal, replay, auto-save, recovery.
+"""The session writer's parts: state changes, journal, replay, idempotency, auto-save, recovery.
 
 `services.session_writer.SessionWriter` is the worker that ties them
 together; `services.session.recovery` is also read by the supervisor's CLI

@@ -13,27 +13,25 @@ process owns the session's files.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import os
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from protocol.codec import loads_exact
-from protocol.history import HistoryDocument
 from protocol.session import Preferences, SessionDocument
+from services.history.read import read_history
 from services.runtime.lock import SupervisorLock, read_lock_pid
 from services.runtime.paths import ProjectPaths
 from services.session.journal import read_journal
 from services.session.replay import replay
 from services.store import read_document
+from services.watch.scan import scan_project
 
 __all__ = [
     "PreviousSession",
     "files_changed_since",
     "inspect_previous",
-    "is_ignored_name",
     "new_session_id",
     "owner_is_live",
     "pid_alive",
@@ -42,7 +40,7 @@ __all__ = [
 
 _CONSISTENT_READS = 3
 
-_IGNORED_SUFFIXES = (".swp", ".swo", ".swx", ".tmp", ".bak", ".orig", ".part", ".crdownload")
+_UNLISTED_SUFFIXES = (".swp", ".swo", ".swx", ".tmp", ".bak", ".orig", ".part", ".crdownload")
 
 
 @dataclass(frozen=True)
@@ -114,38 +112,30 @@ def previous_document(paths: ProjectPaths) -> SessionDocument | None:
     return replayed.document if replayed is not None else None
 
 
-def is_ignored_name(name: str) -> bool:
-    """Dotfiles, editor swap and backup files: not the writer's work."""
+def _unlisted(name: str) -> bool:
+    # Stricter than the watcher's rules (which see each save happen): a
+    # leftover hidden file, probe, backup or partial download is not news
+    # worth a question at start.
     return (
         name.startswith((".", "#"))
         or name.endswith("~")
         or name == "4913"  # Vim's probe file
-        or name.lower().endswith(_IGNORED_SUFFIXES)
+        or name.lower().endswith(_UNLISTED_SUFFIXES)
     )
 
 
 def files_changed_since(paths: ProjectPaths, since: datetime) -> list[str]:
-    """Project-relative paths of files in the watched folders modified after `since`."""
-    cutoff = since.timestamp()
-    changed: list[str] = []
-    stack = [folder for folder in paths.watched() if folder.is_dir()]
-    while stack:
-        folder = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            if is_ignored_name(entry.name):
-                continue
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(Path(entry.path))
-                elif entry.is_file() and entry.stat().st_mtime > cutoff:
-                    changed.append(Path(entry.path).relative_to(paths.project).as_posix())
-            except (OSError, ValueError):
-                continue
-    return sorted(changed)
+    """Project-relative paths of the writer's files in the watched folders modified after `since`.
+
+    The tree is walked as the file watcher walks it (`services.watch.scan`):
+    symbolic links are never followed, so nothing outside the project is read.
+    """
+    cutoff_ns = round(since.timestamp() * 1_000_000) * 1000
+    return sorted(
+        path
+        for path, stat in scan_project(paths.project).files.items()
+        if stat.mtime_ns > cutoff_ns and not any(map(_unlisted, path.split("/")[1:]))
+    )
 
 
 def inspect_previous(paths: ProjectPaths) -> PreviousSession | None:
@@ -171,21 +161,8 @@ def inspect_previous(paths: ProjectPaths) -> PreviousSession | None:
     )
 
 
-def _history_ids(paths: ProjectPaths) -> set[str]:
-    document: HistoryDocument | None = None
-    outcome = read_document(paths.history, HistoryDocument)
-    if outcome.status == "ok":
-        document = outcome.value
-    elif paths.history_gz.exists():
-        with contextlib.suppress(OSError, ValueError, EOFError):
-            document = HistoryDocument.model_validate(
-                loads_exact(gzip.decompress(paths.history_gz.read_bytes()))
-            )
-    return {entry.session_id for entry in document.sessions} if document else set()
-
-
 def _taken_ids(paths: ProjectPaths) -> set[str]:
-    taken = _history_ids(paths)
+    taken = {entry.session_id for entry in read_history(paths).sessions}
     current = read_document(paths.current, SessionDocument)
     if current.value is not None:
         taken.add(current.value.session_id)

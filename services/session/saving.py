@@ -124,9 +124,9 @@ class AutoSave:
         try:
             obsolete = writer.journal.rotate(
                 base_rev=writer.revision,
-                carried=writer.carried_ids(),
+                carried=writer.memory.carried_ids(),
                 created_at=now,
-                activity=writer.carried_activity(),
+                activity=writer.memory.carried_activity(),
             )
         except OSError as exc:
             writer.log.warning("session.journal_rotate_failed", error=str(exc))

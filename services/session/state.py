@@ -44,7 +44,6 @@ from protocol.session import (
 
 __all__ = [
     "ACTIVITY_TOPICS",
-    "DOCUMENT_OPS",
     "MAX_OPEN_FILES",
     "READ_OPS",
     "SAVE_OPS",
@@ -59,19 +58,6 @@ __all__ = [
 
 MAX_OPEN_FILES = 1000
 """More open panes than any writer has; beyond it a client is looping, not writing."""
-
-DOCUMENT_OPS: frozenset[Op] = frozenset(
-    {
-        Op.SESSION_SET_STAGE,
-        Op.SESSION_SET_SCREEN,
-        Op.SESSION_SET_BREADCRUMB,
-        Op.SESSION_OPEN_FILE,
-        Op.SESSION_CLOSE_FILE,
-        Op.SESSION_SET_MODEL_PREFERENCE,
-        Op.SESSION_ADD_RECENT_QUERY,
-    }
-)
-"""Mutations of the session document; their result is the document."""
 
 ACTIVITY_TOPICS: frozenset[str] = frozenset({Topic.FILE_CREATED.value, Topic.FILE_MODIFIED.value})
 """File events that count as the writer's activity and snapshot at once."""

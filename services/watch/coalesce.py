@@ -15,7 +15,8 @@ window, or none). When the window closes, each file that existed before is
 looked for: still in place and written (`modified`), somewhere else
 (`moved`), gone (`deleted`) or replaced by a new file at the same name
 (`modified`: delete+create and rename-over are saves). A new file nobody had
-before is `created`. Paths linked by a rename settle together.
+before is `created`. Paths linked by a rename settle together. Applied in
+order, the changes reported always lead from the old tree to the new one.
 
 Pure: no clock, no disk. Whether a path existed before the window is asked of
 the caller (`existed`), which keeps the last known tree.
@@ -23,7 +24,7 @@ the caller (`existed`), which keeps the last known tree.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, MutableSet
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -35,7 +36,6 @@ __all__ = [
     "ChangeKind",
     "Coalescer",
     "FileChange",
-    "apply_changes",
 ]
 
 ChangeKind = Literal["created", "modified", "deleted", "moved"]
@@ -220,36 +220,68 @@ class Coalescer:
         return changes
 
 
+def _follow(moves: dict[str, str], start: str, seen: set[str]) -> tuple[list[str], str]:
+    """Paths whose file moved, from `start` along the renames, until one already `seen`
+    or one whose file stayed; and that last path. Marks the paths walked as seen."""
+    trail: list[str] = []
+    node = start
+    while node in moves and node not in seen:
+        seen.add(node)
+        trail.append(node)
+        node = moves[node]
+    return trail, node
+
+
+def _on_cycles(moves: dict[str, str]) -> set[str]:
+    """Paths on a cycle of renames (a swap): each still exists, holding another's file.
+
+    Each file is at one place, so a cycle has no way in or out: chains and
+    cycles never share a path, and one walk with a `seen` set finds them all.
+    """
+    seen: set[str] = set()
+    cyclic: set[str] = set()
+    for start in moves:
+        trail, end = _follow(moves, start, seen)
+        if end in trail:
+            cyclic.update(trail[trail.index(end) :])
+    return cyclic
+
+
 def _decide(entries: dict[str, _Path]) -> list[FileChange]:
     """What a settled group of linked paths amounts to, in first-touch order.
 
     Moves are ordered so that each can be applied in turn: in `a -> b` then
-    `c -> a`, the first must be reported first or `a` would be lost.
+    `c -> a`, the first must be reported first or `a` would be lost. A swap
+    (`a -> x`, `b -> a`, `x -> b`) cannot be told as moves applied in turn
+    without a name that no longer exists: every path it swapped is reported
+    `modified` (it still exists, with other content), as a rescan would.
     """
     where = {
         entry.holds: path for path, entry in entries.items() if entry.holds not in {_NONE, _NEW}
     }
     moves = {path: now_at for path, now_at in where.items() if now_at != path}
+    swapped = _on_cycles(moves)
     changes: list[FileChange] = []
     destroyed: set[str] = set()
     emitted: set[str] = set()
 
-    def emit_move(source: str) -> None:
-        if source in emitted:
-            return
-        emitted.add(source)  # also breaks a cycle (a swap) at an arbitrary point
-        dest = moves[source]
-        if dest in moves:
-            emit_move(dest)  # the file at the destination leaves first
-        changes.append(FileChange("moved", source, dest))
-        if entries[dest].content:
-            changes.append(FileChange("modified", dest))
+    def emit_chain(source: str) -> None:
+        # `a -> b -> c`: the file at each destination leaves first (`b -> c`, then
+        # `a -> b`). Iterative: a script renaming a thousand files makes a long chain.
+        chain, _ = _follow(moves, source, emitted)
+        for moved_from in reversed(chain):
+            dest = moves[moved_from]
+            changes.append(FileChange("moved", moved_from, dest))
+            if entries[dest].content:
+                changes.append(FileChange("modified", dest))
 
     for path, entry in entries.items():
         if not entry.before:
             continue
-        if path in moves:
-            emit_move(path)
+        if path in swapped:
+            changes.append(FileChange("modified", path))
+        elif path in moves:
+            emit_chain(path)
         elif where.get(path) == path:
             if entry.content:
                 changes.append(FileChange("modified", path))
@@ -264,16 +296,3 @@ def _decide(entries: dict[str, _Path]) -> list[FileChange]:
         if entry.holds == _NEW and path not in destroyed:
             changes.append(FileChange("created", path))
     return changes
-
-
-def apply_changes(known: MutableSet[str], changes: Iterable[FileChange]) -> None:
-    """Update a set of existing paths with reported changes (for `existed`)."""
-    for change in changes:
-        if change.kind == "deleted":
-            known.discard(change.path)
-        elif change.kind == "moved":
-            known.discard(change.path)
-            if change.dest_path is not None:
-                known.add(change.dest_path)
-        else:
-            known.add(change.path)

@@ -90,13 +90,6 @@ class Tree:
         prefix = folder.rstrip("/") + "/"
         return sorted(path for path in self.files if path.startswith(prefix))
 
-    def replace_under(self, folder: str, other: Tree) -> None:
-        """Make everything under `folder` what `other` says (after a rescan of it)."""
-        for path in self.under(folder):
-            self.remove(path)
-        for path, stat in other.files.items():
-            self.set(path, stat)
-
 
 def _walk(root: Path, folder: str) -> Iterator[tuple[str, FileStat]]:
     # The hot loop of a start on a big tree: folders in IGNORED_DIRS are pruned
