@@ -23,6 +23,8 @@ from typing import Any
 
 import zmq
 
+from services.session.recovery import pid_alive
+
 FAST_TIMINGS: dict[str, dict[str, Any]] = {
     "supervisor": {
         "heartbeat_interval_s": 0.1,
@@ -51,21 +53,6 @@ def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
             lines.append(f"{key} = {rendered}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie counts as dead: it runs nothing)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("State:"):
-                return "Z" not in line.split()[1]
-    return True
 
 
 @dataclass
