@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from typing import Any, ClassVar, Final
 
 from pydantic import ValidationError
@@ -101,6 +102,7 @@ class HistoryArchiver(Worker):
         self.save_failures = 0
         self.reconciled = 0
         self._unjournaled: list[dict[str, Any]] = []
+        self._batching = False
         self._dirty_since: float | None = None
         self._last_save = -math.inf
         self._next_alive = math.inf
@@ -263,11 +265,30 @@ class HistoryArchiver(Worker):
                     raise NotDurableError(f"history.json not written for {target}")
                 return
 
+    def on_events(self, events: Sequence[Event]) -> list[bool]:
+        """Apply events that arrived together, then make them durable with one fsync."""
+        self._batching = True
+        try:
+            taken = super().on_events(events)
+        finally:
+            self._batching = False
+        if self._flush_unjournaled():
+            return taken
+        # Not on disk: none is acknowledged, so all are delivered again (and,
+        # already applied in memory, counted once: `has_seen` dedupes them).
+        self.log.warning("history.batch_not_durable", events=len(events))
+        return [False] * len(events)
+
     def _journal(self, record: dict[str, Any]) -> bool:
-        """Append `record` behind any still waiting; False when it is not durable yet."""
+        """Append `record` behind any still waiting; False when it is not durable yet.
+
+        Inside `on_events` the record only queues: the batch is flushed at once.
+        """
         if self.journal is None:
             return False
         self._unjournaled.append(record)  # in order, behind earlier failures
+        if self._batching:
+            return True
         return self._flush_unjournaled()
 
     def _flush_unjournaled(self) -> bool:
@@ -275,9 +296,16 @@ class HistoryArchiver(Worker):
         if self.journal is None:
             return not self._unjournaled
         try:
-            for record in list(self._unjournaled):
-                self.journal.append(record)
-                self._unjournaled.pop(0)
+            if self._unjournaled:
+                # One write for the batch. It is fsynced unless it holds only
+                # cost.logged records: those are in the ledger, fsynced before
+                # their `ok`, and the archiver reconciles with the ledger at
+                # start, so the page cache (which outlives a kill -9 of this
+                # process) is enough. Sharing the disk's journal commits with
+                # the ledger would halve the ledger's throughput.
+                fsync = any(r.get("topic") != Topic.COST_LOGGED for r in self._unjournaled)
+                self.journal.append_many(self._unjournaled, fsync=fsync)
+                self._unjournaled.clear()
         except OSError as exc:
             self._retry_at = time.monotonic() + RETRY_JOURNAL_S
             self.log.error(  # noqa: TRY400 - the message says it all; no traceback

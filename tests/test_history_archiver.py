@@ -133,11 +133,12 @@ def test_bad_event_data_is_ignored_not_fatal(tmp_path: Path) -> None:
 def _refuse_appends(worker: HistoryArchiver, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the archiver's journal fail like a full disk."""
 
-    def full(record: dict[str, Any]) -> None:
+    def full(record: Any, **_options: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device (simulated)")
 
     assert worker.journal is not None
     monkeypatch.setattr(worker.journal, "append", full)
+    monkeypatch.setattr(worker.journal, "append_many", full)
 
 
 def test_an_event_the_journal_refused_is_not_acknowledged(
@@ -155,6 +156,57 @@ def test_an_event_the_journal_refused_is_not_acknowledged(
     again.on_event(operation)  # delivered again to the new incarnation
     again.on_event(operation)
     assert again.live.to_entry().total_cost == Decimal("0.15")
+
+
+def test_events_that_arrive_together_cost_one_fsync_and_survive_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of events is journaled with one append (one fsync) and all are kept."""
+    worker, _ = archiver(tmp_path, "s1")
+    assert worker.journal is not None
+    calls: list[tuple[int, bool]] = []
+    real = worker.journal.append_many
+
+    def counting(records: list[dict[str, Any]], *, fsync: bool = True) -> None:
+        calls.append((len(records), fsync))
+        real(records, fsync=fsync)
+
+    monkeypatch.setattr(worker.journal, "append_many", counting)
+    batch = [event("file.created", {"path": f"manuscript/{n}.md"}) for n in range(10)]
+    assert worker.on_events(batch) == [True] * 10
+    assert calls == [(10, True)]
+    again, _ = archiver(tmp_path, "s1")  # killed right after: the journal has all ten
+    assert len(again.live.to_entry().files_created) == 10
+
+
+def test_cost_events_alone_are_written_without_waiting_for_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of only cost.logged events skips the fsync (the ledger holds them durably)."""
+    worker, _ = archiver(tmp_path, "s1")
+    assert worker.journal is not None
+    calls: list[bool] = []
+    real = worker.journal.append_many
+
+    def counting(records: list[dict[str, Any]], *, fsync: bool = True) -> None:
+        calls.append(fsync)
+        real(records, fsync=fsync)
+
+    monkeypatch.setattr(worker.journal, "append_many", counting)
+    assert worker.on_events([cost("r1", "0.15"), cost("r2", "0.05")]) == [True, True]
+    assert calls == [False]
+    again, _ = archiver(tmp_path, "s1")  # a kill -9 keeps the page cache
+    assert again.live.to_entry().total_cost == Decimal("0.20")
+
+
+def test_a_batch_the_journal_refused_is_acknowledged_for_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When a batch cannot be journaled, no event of it is acknowledged (all come again)."""
+    worker, _ = archiver(tmp_path, "s1")
+    _refuse_appends(worker, monkeypatch)
+    batch = [event("file.created", {"path": f"manuscript/{n}.md"}) for n in range(3)]
+    assert worker.on_events(batch) == [False] * 3
 
 
 def test_a_refused_journal_append_is_written_once_the_disk_recovers(

@@ -324,3 +324,17 @@ def test_sigkill_while_appending_loses_no_acknowledged_line(
         assert len(present) - start <= len(this_round) + 1
         start = len(present)
     assert acknowledged
+
+
+def test_append_without_fsync_writes_but_does_not_wait_for_the_disk(tmp_path: Path) -> None:
+    """fsync=False records are readable at once (and after a reopen) but cost no fsync."""
+    ops = CountingOps()
+    log = JsonLinesLog(tmp_path / "j.jsonl", ops=ops)
+    before = ops.fsyncs
+    log.append_many([{"n": 1}, {"n": 2}], fsync=False)
+    assert ops.fsyncs == before
+    log.append_many([{"n": 3}])
+    assert ops.fsyncs == before + 1
+    log.close()
+    reopened = JsonLinesLog(tmp_path / "j.jsonl")
+    assert [record["n"] for _, record in reopened.records()] == [1, 2, 3]

@@ -89,6 +89,10 @@ class LiveJournal:
         """Append one record durably (raises OSError if the disk refuses)."""
         self._log.append(record)
 
+    def append_many(self, records: list[dict[str, Any]], *, fsync: bool = True) -> None:
+        """Append records with one write (all or none on OSError); see `JsonLinesLog`."""
+        self._log.append_many(records, fsync=fsync)
+
     def rewrite(self, live: LiveSession, at: datetime) -> None:
         """Replace the journal with one checkpoint of `live`, atomically."""
         record = live.checkpoint()

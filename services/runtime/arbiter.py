@@ -30,6 +30,7 @@ from protocol.ops import SupervisorStatus, WorkerStatus
 from services.runtime import wire
 from services.runtime.children import ChildProcess, become_subreaper, describe_exit, spawn_host
 from services.runtime.forkserver import ForkServer, ForkServerError
+from services.runtime.frames import NOBLOCK, readable, recv_frames, send_frames
 from services.runtime.lifecycle import Trigger
 from services.runtime.logs import RotatingLineFile
 from services.runtime.paths import ProjectPaths
@@ -86,11 +87,6 @@ def _health(slot: WorkerSlot) -> dict[str, Any]:
     return value
 
 
-def _readable(sock: zmq.Socket[bytes]) -> bool:
-    # Asking EVENTS is ~1 us; a NOBLOCK recv that raises zmq.Again is ~12 us.
-    return bool(int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
-
-
 def _now_text() -> bytes:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z").encode()
 
@@ -129,6 +125,10 @@ class Supervisor:
             )
             for name in workers
         }
+        self._by_identity = {slot.identity: slot for slot in self.slots.values()}
+        self._subscribers: dict[bytes, tuple[WorkerSlot, ...]] = {}
+        self._timers_at = 0.0
+        """Monotonic time of the next timer check; 0 forces one (set on any change)."""
         self.started_at = datetime.now(UTC)
         self.ready = False
         self.on_ready: Callable[[], None] | None = None
@@ -221,11 +221,14 @@ class Supervisor:
                     self._begin_stop()
                 if self.stopping and self._advance_stop(time.monotonic()):
                     break
-                timeout = self._next_timeout(time.monotonic())
+                now = time.monotonic()
+                if now >= self._timers_at:
+                    self._run_timers(now)
+                    self._timers_at = self._next_deadline(now)
+                timeout = max(0, int((self._timers_at - now) * 1000) + 1)
                 ready = dict(self._poller.poll(timeout))
                 try:
                     self._dispatch(ready)
-                    self._run_timers(time.monotonic())
                 except Exception:
                     # A supervisor bug must not take every worker down with it.
                     self.log.exception("supervisor.loop_error")
@@ -286,6 +289,7 @@ class Supervisor:
         slot.restart_at = None
         slot.ready_deadline = now + self.settings.supervisor.ready_timeout_s
         slot.kill_reason = None
+        self._touch_timers()
         self.log.info("worker.spawned", worker=slot.name.value, pid=child.pid)
 
     def _fork(self) -> ChildProcess | None:
@@ -313,6 +317,7 @@ class Supervisor:
         self._fork_server_failures += 1
         if self._fork_server_failures <= 5 and not self.stopping:
             self._fork_server_at = now + 0.5 * self._fork_server_failures
+            self._touch_timers()
 
     def _on_ready(self, slot: WorkerSlot, body: bytes) -> None:
         if slot.state is not WorkerState.STARTING:
@@ -426,6 +431,7 @@ class Supervisor:
         self._publish_own(Topic.WORKER_EXITED, {**data, "state": slot.state.value})
         slot.requeue_after_crash(now + self.settings.supervisor.request_wait_s)
         slot.restart_at = now + delay
+        self._touch_timers()
         if delay == 0:
             self._start(slot, now)
 
@@ -440,9 +446,9 @@ class Supervisor:
 
     def _drain_frontend(self) -> None:
         for _ in range(_MAX_DRAIN):
-            if not _readable(self.frontend):
+            if not readable(self.frontend):
                 return
-            frames = self.frontend.recv_multipart(copy=True)
+            frames = recv_frames(self.frontend)
             self._on_request(frames)
 
     def _on_request(self, frames: list[bytes]) -> None:
@@ -504,6 +510,7 @@ class Supervisor:
         else:
             pending.deadline = time.monotonic() + self.settings.supervisor.request_wait_s
             slot.queued.append(pending)
+            self._touch_timers()
 
     def _deliver(self, slot: WorkerSlot, pending: PendingRequest) -> None:
         if pending.deliveries >= _MAX_REDELIVERIES:
@@ -518,13 +525,14 @@ class Supervisor:
         pending.deliveries += 1
         pending.deadline = None
         try:
-            self.backend.send_multipart(
-                [slot.identity, wire.REQ, pending.token, pending.payload], zmq.NOBLOCK
+            send_frames(
+                self.backend, [slot.identity, wire.REQ, pending.token, pending.payload], NOBLOCK
             )
         except zmq.ZMQError:  # EHOSTUNREACH: the worker vanished between READY and now
             pending.deliveries -= 1
             pending.deadline = time.monotonic() + self.settings.supervisor.request_wait_s
             slot.queued.appendleft(pending)
+            self._touch_timers()
             return
         slot.inflight[pending.token] = pending
 
@@ -535,7 +543,7 @@ class Supervisor:
 
     def _send_client(self, route: list[bytes], frame: bytes) -> None:
         with contextlib.suppress(zmq.ZMQError):  # the client went away
-            self.frontend.send_multipart([*route, frame], zmq.NOBLOCK)
+            send_frames(self.frontend, [*route, frame], NOBLOCK)
 
     def _answer_supervisor_op(self, route: list[bytes], request_id: str, op: str) -> None:
         if op == Op.SUPERVISOR_STATUS:
@@ -573,14 +581,13 @@ class Supervisor:
 
     def _drain_backend(self) -> None:
         for _ in range(_MAX_DRAIN):
-            if not _readable(self.backend):
+            if not readable(self.backend):
                 return
-            frames = self.backend.recv_multipart()
+            frames = recv_frames(self.backend)
             if len(frames) < 2:
                 continue
-            try:
-                slot = self.slots[WorkerName(frames[0].decode())]
-            except (ValueError, KeyError):
+            slot = self._by_identity.get(frames[0])
+            if slot is None:
                 continue
             slot.last_seen = time.monotonic()
             kind = frames[1]
@@ -590,8 +597,9 @@ class Supervisor:
                     self._send_client(pending.route, frames[3])
             elif kind == wire.PUB and len(frames) == 5:
                 self._fan_out(frames[2], frames[0], frames[3], frames[4])
-            elif kind == wire.ACK and len(frames) == 3:
-                slot.unacked.pop(int.from_bytes(frames[2], "big"), None)
+            elif kind == wire.ACK:
+                for number in frames[2:]:
+                    slot.unacked.pop(int.from_bytes(number, "big"), None)
             elif kind == wire.HB and len(frames) == 3:
                 slot.health = frames[2]
             elif kind == wire.READY:
@@ -601,9 +609,9 @@ class Supervisor:
     def _drain_subscriptions(self) -> None:
         # Subscription messages from clients; XPUB needs them read, nothing else.
         for _ in range(_MAX_DRAIN):
-            if not _readable(self.events):
+            if not readable(self.events):
                 return
-            self.events.recv()
+            self.events.recv(0)
 
     def _publish_own(self, topic: Topic, data: dict[str, Any]) -> None:
         self._fan_out(topic.value.encode(), SOURCE.encode(), _now_text(), dumps(data))
@@ -613,12 +621,9 @@ class Supervisor:
         self._seq[source] = seq + 1
         body = stamp_event(topic, source, seq, ts, data)
         with contextlib.suppress(zmq.Again):
-            self.events.send_multipart([topic, body], zmq.NOBLOCK)
-        text = topic.decode()
-        for slot in self.slots.values():
-            if slot.identity == source or not any(
-                text.startswith(prefix) for prefix in WORKER_SUBSCRIPTIONS[slot.name]
-            ):
+            send_frames(self.events, [topic, body], NOBLOCK)
+        for slot in self._subscribers_of(topic):
+            if slot.identity == source:
                 continue
             self._event_number += 1
             if slot.state is WorkerState.RUNNING:
@@ -629,10 +634,26 @@ class Supervisor:
                     slot.events.popleft()
                     self.log.error("events.buffer_overflow", worker=slot.name.value)
 
+    def _subscribers_of(self, topic: bytes) -> tuple[WorkerSlot, ...]:
+        """Workers subscribed to `topic` (CONTRACT section 1), memoised per topic."""
+        found = self._subscribers.get(topic)
+        if found is None:
+            text = topic.decode(errors="replace")
+            found = tuple(
+                slot
+                for slot in self.slots.values()
+                if any(text.startswith(prefix) for prefix in WORKER_SUBSCRIPTIONS[slot.name])
+            )
+            if len(self._subscribers) < 1024:  # topics are a closed set; stay bounded anyway
+                self._subscribers[topic] = found
+        return found
+
     def _send_event(self, slot: WorkerSlot, number: int, topic: bytes, body: bytes) -> None:
         try:
-            self.backend.send_multipart(
-                [slot.identity, wire.EVT, number.to_bytes(8, "big"), topic, body], zmq.NOBLOCK
+            send_frames(
+                self.backend,
+                [slot.identity, wire.EVT, number.to_bytes(8, "big"), topic, body],
+                NOBLOCK,
             )
         except zmq.ZMQError:
             slot.events.append((number, topic, body))
@@ -645,7 +666,15 @@ class Supervisor:
         sup = self.settings.supervisor
         return sup.heartbeat_interval_s * sup.heartbeat_liveness
 
-    def _next_timeout(self, now: float) -> int:
+    def _touch_timers(self) -> None:
+        """Something changed a deadline: check timers on the next turn of the loop."""
+        self._timers_at = 0.0
+
+    def _next_deadline(self, now: float) -> float:
+        # Timers are checked when due, not on every message: under load the
+        # loop turns once per message and this scan would cost more than the
+        # routing itself. Anything that sets a deadline calls `_touch_timers`;
+        # heartbeat deadlines only move later, so a stale one just wakes early.
         deadlines: list[float] = [now + 1.0]
         for slot in self.slots.values():
             for value in (slot.restart_at, slot.ready_deadline, slot.stop_deadline):
@@ -656,7 +685,7 @@ class Supervisor:
             deadlines.extend(p.deadline for p in slot.queued if p.deadline is not None)
         if self._fork_server_at is not None:
             deadlines.append(self._fork_server_at)
-        return max(0, int((min(deadlines) - now) * 1000) + 1)
+        return min(deadlines)
 
     def _run_timers(self, now: float) -> None:
         for slot in self.slots.values():
@@ -691,6 +720,7 @@ class Supervisor:
             return
         slot.kill_reason = reason
         slot.ready_deadline = None
+        self._touch_timers()
         self.log.warning(
             "worker.killing", worker=slot.name.value, pid=slot.child.pid, reason=reason
         )
@@ -708,6 +738,7 @@ class Supervisor:
         self._stop_phase(time.monotonic())
 
     def _stop_phase(self, now: float) -> None:
+        self._touch_timers()
         grace = self.settings.supervisor.stop_grace_s
         for name in STOP_PHASES[self._phase]:
             slot = self.slots.get(name)
@@ -716,7 +747,7 @@ class Supervisor:
             slot.restart_at = None
             if slot.state is WorkerState.RUNNING and slot.child is not None:
                 with contextlib.suppress(zmq.ZMQError):
-                    self.backend.send_multipart([slot.identity, wire.STOP])
+                    send_frames(self.backend, [slot.identity, wire.STOP])
             elif slot.state is WorkerState.STARTING and slot.child is not None:
                 slot.child.signal(signal.SIGTERM)
             slot.move(Trigger.STOP)
@@ -742,6 +773,7 @@ class Supervisor:
                     if slot.child is not None:
                         slot.child.signal(sig)
                     slot.stop_deadline = now + self.settings.supervisor.stop_grace_s
+                    self._touch_timers()
             if any(slot.state is WorkerState.STOPPING for slot in phase):
                 return False
             if self._phase + 1 >= len(STOP_PHASES):

@@ -31,11 +31,12 @@ import zmq
 
 from config import Settings, load_settings
 from protocol.codec import dumps
-from protocol.envelopes import decode_event, decode_request, encode_error, encode_ok
+from protocol.envelopes import Event, decode_event, decode_request, encode_error, encode_ok
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.names import Op, WorkerName
 from protocol.ops import parse_args
 from services.runtime import wire
+from services.runtime.frames import readable, recv_frames, send_frames
 from services.runtime.logs import configure_worker_logging
 from services.runtime.paths import ProjectPaths
 from services.runtime.registry import load_worker_class
@@ -116,7 +117,7 @@ class WorkerHost:
     def publish(self, topic: str, data: Any) -> None:
         """Send an event to the supervisor, which stamps `seq` and fans it out."""
         ts = datetime.now(UTC).isoformat().replace("+00:00", "Z").encode()
-        self._dealer.send_multipart([wire.PUB, topic.encode(), ts, dumps(data)])
+        send_frames(self._dealer, [wire.PUB, topic.encode(), ts, dumps(data)])
 
     def call_soon_threadsafe(self, callback: Callable[[], None]) -> None:
         """Queue `callback` for the main thread and wake it."""
@@ -137,7 +138,7 @@ class WorkerHost:
         log = self.worker.log
         self.worker.start()
         ready = {"pid": os.getpid(), "name": self.assignment.name.value, **self.worker.health()}
-        self._dealer.send_multipart([wire.READY, dumps(ready)])
+        send_frames(self._dealer, [wire.READY, dumps(ready)])
         log.info("worker.ready", **ready)
         interval = self.settings.supervisor.heartbeat_interval_s
         next_beat = time.monotonic() + interval
@@ -173,7 +174,7 @@ class WorkerHost:
             if now >= next_beat:
                 # The beat carries the worker's health (e.g. a watcher that fell
                 # back to polling), so `supervisor.status` shows it as it changes.
-                self._dealer.send_multipart([wire.HB, dumps(self.worker.health())])
+                send_frames(self._dealer, [wire.HB, dumps(self.worker.health())])
                 next_beat = now + interval
         log.info("worker.stopping", reason=self._stop_reason)
         self._run_callbacks()
@@ -193,28 +194,35 @@ class WorkerHost:
             callback()
 
     def _drain(self) -> None:
-        """Read what is waiting; answer consecutive requests as one batch."""
-        batch: list[tuple[bytes, Call]] = []
+        """Read what is waiting; consecutive requests (and events) go as one batch.
+
+        Batches are what make group commits possible: one fsync for all the
+        mutations (or events) that arrived together. Order is kept: a batch of
+        one kind is finished before anything of another kind is handled.
+        """
+        requests: list[tuple[bytes, Call]] = []
+        events: list[tuple[bytes, list[bytes]]] = []
         for _ in range(_MAX_DRAIN):
-            # Asking EVENTS is ~1 us; a NOBLOCK recv that raises zmq.Again is ~12 us.
-            if not int(self._dealer.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+            if not readable(self._dealer):
                 break
-            frames = self._dealer.recv_multipart()
+            frames = recv_frames(self._dealer)
             kind = frames[0]
             if kind == wire.REQ and len(frames) == 3:
+                self._deliver_events(events)
                 call = self._decode(frames[1], frames[2])
                 if call is not None:
-                    batch.append((frames[1], call))
+                    requests.append((frames[1], call))
                 continue
-            self._answer(batch)
-            batch = []
+            self._answer(requests)
             if kind == wire.EVT and len(frames) == 4:
-                if self._deliver_event(frames[2:]):
-                    self._dealer.send_multipart([wire.ACK, frames[1]])
-            elif kind == wire.STOP:
+                events.append((frames[1], frames[2:]))
+                continue
+            self._deliver_events(events)
+            if kind == wire.STOP:
                 self._stopping, self._stop_reason = True, "asked by supervisor"
                 break
-        self._answer(batch)
+        self._answer(requests)
+        self._deliver_events(events)
 
     def _decode(self, token: bytes, payload: bytes) -> Call | None:
         try:
@@ -246,22 +254,34 @@ class WorkerHost:
             self._reply(token, frame)
 
     def _reply(self, token: bytes, frame: bytes) -> None:
-        self._dealer.send_multipart([wire.REP, token, frame])
+        send_frames(self._dealer, [wire.REP, token, frame])
 
-    def _deliver_event(self, frames: list[bytes]) -> bool:
-        """Hand an event to the worker; False when it failed to take it (no ACK:
-        the supervisor re-delivers it to the next incarnation)."""
+    def _deliver_events(self, pending: list[tuple[bytes, list[bytes]]]) -> None:
+        """Hand events to the worker; ACK those it took (the rest are re-delivered
+        to the next incarnation). Empties `pending`."""
+        if not pending:
+            return
+        numbers: list[bytes] = []
+        events: list[Event] = []
+        for number, frames in pending:
+            try:
+                events.append(decode_event(frames, exact=True))
+                numbers.append(number)
+            except ProtocolError:
+                self.worker.log.exception("worker.event_malformed")
+                # Re-delivering a malformed frame would only fail again.
+                send_frames(self._dealer, [wire.ACK, number])
+        pending.clear()
+        if not events:
+            return
         try:
-            event = decode_event(frames, exact=True)
-        except ProtocolError:
-            self.worker.log.exception("worker.event_malformed")
-            return True  # re-delivering a malformed frame would only fail again
-        try:
-            self.worker.on_event(event)
+            taken = self.worker.on_events(events)
         except Exception:
-            self.worker.log.exception("worker.event_failed", topic=event.topic)
-            return False
-        return True
+            self.worker.log.exception("worker.events_failed", count=len(events))
+            return
+        acked = [number for number, ok in zip(numbers, taken, strict=True) if ok]
+        if acked:  # one ACK message for the whole batch
+            send_frames(self._dealer, [wire.ACK, *acked])
 
 
 def main() -> int:

@@ -6,7 +6,7 @@ worker's events queue on it even before the connection completes (a PUB
 socket would drop them: the slow-joiner problem) and requests, replies,
 heartbeats and events keep their order.
 
-worker -> supervisor: READY info | HB | REP token reply | PUB topic ts data | ACK number
+worker -> supervisor: READY info | HB | REP token reply | PUB topic ts data | ACK number...
 supervisor -> worker: REQ token request | EVT number topic event | STOP
 
 Events to workers are delivered at least once: the supervisor keeps each one

@@ -91,7 +91,28 @@ class Worker:
         )
 
     def on_event(self, event: Event) -> None:
-        """React to an event of a subscribed topic (CONTRACT section 1)."""
+        """React to an event of a subscribed topic (CONTRACT section 1).
+
+        Raise to refuse it (e.g. its effect could not be made durable): it is
+        then not acknowledged and the supervisor re-delivers it.
+        """
+
+    def on_events(self, events: Sequence[Event]) -> list[bool]:
+        """React to events that arrived together; True for each one taken.
+
+        The default calls `on_event` for each; override to make a whole batch
+        durable with one fsync (a group commit, as for requests).
+        """
+        taken: list[bool] = []
+        for event in events:
+            try:
+                self.on_event(event)
+            except Exception:
+                self.log.exception("worker.event_failed", topic=event.topic)
+                taken.append(False)
+            else:
+                taken.append(True)
+        return taken
 
     def next_deadline(self) -> float | None:
         """The monotonic time `tick` should next run, or None for never."""

@@ -62,6 +62,7 @@ class JsonLinesLog:
         self._size = os.fstat(self._fd).st_size
         self._cond = threading.Condition()
         self._pending: list[bytes] = []
+        self._pending_fsync = False
         self._flushing = False
         self._batch = 0  # number of the batch now collecting records
         self._durable = -1  # highest batch number that is durable
@@ -122,14 +123,20 @@ class JsonLinesLog:
         """Append one record durably; concurrent callers share one fsync."""
         self._commit([dumps_line(record)])
 
-    def append_many(self, records: Sequence[Any]) -> None:
-        """Append several records with one write and one fsync."""
-        if records:
-            self._commit([dumps_line(record) for record in records])
+    def append_many(self, records: Sequence[Any], *, fsync: bool = True) -> None:
+        """Append several records with one write and one fsync.
 
-    def _commit(self, lines: list[bytes]) -> None:
+        `fsync=False` writes without waiting for the disk: the records survive
+        the death of this process (they are in the kernel's page cache) but not
+        a power cut. For records that another durable source can rebuild.
+        """
+        if records:
+            self._commit([dumps_line(record) for record in records], fsync=fsync)
+
+    def _commit(self, lines: list[bytes], *, fsync: bool = True) -> None:
         with self._cond:
             self._pending.extend(lines)
+            self._pending_fsync = self._pending_fsync or fsync
             mine = self._batch  # our records ride in the batch now collecting
             while True:
                 if mine in self._failed:
@@ -140,12 +147,13 @@ class JsonLinesLog:
                     break  # nobody is writing: we lead, our records are still pending
                 self._cond.wait()
             batch, self._pending = self._pending, []
+            sync, self._pending_fsync = self._pending_fsync, False
             number = self._batch
             self._batch += 1
             self._flushing = True
         error: BaseException | None = None
         try:
-            self._write_durably(b"".join(batch))
+            self._write_durably(b"".join(batch), fsync=sync)
         except BaseException as exc:
             error = exc
         with self._cond:
@@ -160,10 +168,11 @@ class JsonLinesLog:
         if error is not None:
             raise error
 
-    def _write_durably(self, data: bytes) -> None:
+    def _write_durably(self, data: bytes, *, fsync: bool = True) -> None:
         try:
             self.ops.write_all(self._fd, data)
-            self.ops.fsync(self._fd)
+            if fsync:
+                self.ops.fsync(self._fd)
         except BaseException:
             # Never leave a partial record behind a live writer: cut back.
             self.ops.truncate(self._fd, self._size)
