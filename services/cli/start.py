@@ -129,9 +129,6 @@ def _prepare(options: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         overrides = _load_overrides(options.config)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise _Refused(f"cannot read --config: {exc}") from None
-    problem = _check_overrides(overrides) if overrides else None
-    if problem:
-        raise _Refused(f"--config {options.config}: {problem}")
     return paths, overrides
 
 
@@ -164,6 +161,14 @@ def start(options: argparse.Namespace) -> int:
             # It imports for ~0.3 s: start it now, so it warms up while this
             # process imports the supervisor and checks for an interrupted session.
             fork_server = ForkServer.start(cwd=paths.project)
+        # Checked after the fork server started: the check imports the
+        # settings models, which is exactly what the fork server should overlap.
+        problem = _check_overrides(overrides) if overrides else None
+        if problem:
+            if fork_server is not None:
+                fork_server.close()
+            print(f"supervisor: --config {options.config}: {problem}", file=sys.stderr)
+            return EXIT_FAILURE
         return _run(paths, options, overrides, fork_server)
     finally:
         lock.release()
