@@ -274,5 +274,6 @@ def describe_validation_error(exc: ValidationError) -> str:
             expected = str(error.get("ctx", {}).get("expected", ""))
             sentences.append(f"{where} must be {expected}")
         else:
-            sentences.append(f"{where}: {error['msg']}")
+            message = str(error["msg"]).removeprefix("Value error, ")
+            sentences.append(f"{where}: {message}")
     return "; ".join(sentences)
