@@ -301,3 +301,43 @@ def test_without_the_fork_server_workers_are_fresh_interpreters(tmp_path: Path) 
         assert b"services.runtime.host" in Path(f"/proc/{pid}/cmdline").read_bytes()
         os.kill(pid, signal.SIGKILL)
         assert service.request("session.get", timeout_s=8)["ok"]
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _fork_server_pid(service: Any) -> int:
+    workers = set(service.worker_pids())
+    children = Path(f"/proc/{service.process.pid}/task/{service.process.pid}/children").read_text()
+    return next(int(pid) for pid in children.split() if int(pid) not in workers)
+
+
+def test_a_failed_worker_leaves_the_supervisor_idle(tmp_path: Path) -> None:
+    """After a worker is marked failed, the supervisor does not spin (CPU stays near zero)."""
+    project = tmp_path / "novel"
+    (project / ".session").mkdir(parents=True)
+    (project / ".session" / "archive").write_text("not a folder")
+    with running_service(project) as service:
+        _wait(lambda: service.worker("history_archiver")["state"] == "failed", 15, "failed")
+        before = _cpu_seconds(service.process.pid)
+        time.sleep(1.0)
+        assert _cpu_seconds(service.process.pid) - before < 0.2
+
+
+def test_a_stuck_fork_server_costs_no_healthy_worker(tmp_path: Path) -> None:
+    """With the fork server frozen, a killed worker still comes back and no other is killed."""
+    with running_service(tmp_path / "novel") as service:
+        os.kill(_fork_server_pid(service), signal.SIGSTOP)
+        victim = service.wait_running("cost_ledger")["pid"]
+        os.kill(victim, signal.SIGKILL)
+        assert service.request("cost.totals", timeout_s=8)["ok"]
+        time.sleep(0.5)
+        restarts = {w["name"]: w["restarts"] for w in service.status()["workers"]}
+        assert restarts == {
+            "session_writer": 0,
+            "cost_ledger": 1,
+            "file_watcher": 0,
+            "history_archiver": 0,
+        }

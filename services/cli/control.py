@@ -59,14 +59,22 @@ def stop(project: Path, *, timeout_s: float) -> int:
     if pid is None:
         print(f"supervisor: not running for {project.resolve()}", file=sys.stderr)
         return EXIT_NOT_RUNNING
-    os.kill(pid, signal.SIGTERM)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:  # it stopped between the check and the signal
+        print(f"Stopped (pid {pid}).")
+        return EXIT_OK
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if _running_pid(project) is None:
             print(f"Stopped (pid {pid}).")
             return EXIT_OK
         time.sleep(0.02)
-    print(f"supervisor: pid {pid} did not stop within {timeout_s:g} s", file=sys.stderr)
+    print(
+        f"supervisor: pid {pid} did not stop within {timeout_s:g} s; its workers stop "
+        f"with it, so `kill -9 {pid}` is safe (nothing acknowledged is lost)",
+        file=sys.stderr,
+    )
     return EXIT_FAILURE
 
 

@@ -223,7 +223,10 @@ class Supervisor:
                     break
                 now = time.monotonic()
                 if now >= self._timers_at:
-                    self._run_timers(now)
+                    try:
+                        self._run_timers(now)
+                    except Exception:
+                        self.log.exception("supervisor.timer_error")
                     self._timers_at = self._next_deadline(now)
                 timeout = max(0, int((self._timers_at - now) * 1000) + 1)
                 ready = dict(self._poller.poll(timeout))
@@ -283,9 +286,12 @@ class Supervisor:
         if child is None:
             child = spawn_host(cwd=self.paths.project)
         self._register(child, slot)
-        child.assign(self._assignment(slot.name))
         slot.child = child
         slot.move(Trigger.SPAWN)
+        try:
+            child.assign(self._assignment(slot.name))
+        except OSError as exc:  # it died already: its pidfd reports the exit
+            self.log.warning("worker.assign_failed", worker=slot.name.value, error=str(exc))
         slot.restart_at = None
         slot.ready_deadline = now + self.settings.supervisor.ready_timeout_s
         slot.kill_reason = None
@@ -313,7 +319,7 @@ class Supervisor:
         if server is None:
             return
         self._unregister(server.child)
-        server.close()
+        server.close(kill=True)  # it may be stuck, not dead: never leave it behind
         self._fork_server_failures += 1
         if self._fork_server_failures <= 5 and not self.stopping:
             self._fork_server_at = now + 0.5 * self._fork_server_failures
@@ -384,6 +390,7 @@ class Supervisor:
 
     def _on_exit(self, slot: WorkerSlot, child: ChildProcess, returncode: int, now: float) -> None:
         code, sig = describe_exit(returncode)
+        slot.ready_deadline = None
         slot.child = None
         slot.last_exit = f"signal {sig}" if sig else f"exit {code}"
         if slot.kill_reason:
@@ -432,7 +439,7 @@ class Supervisor:
         slot.requeue_after_crash(now + self.settings.supervisor.request_wait_s)
         slot.restart_at = now + delay
         self._touch_timers()
-        if delay == 0:
+        if delay == 0 and not self.stopping:
             self._start(slot, now)
 
     def _fail_waiting(self, slot: WorkerSlot, message: str) -> None:
@@ -677,10 +684,16 @@ class Supervisor:
         # heartbeat deadlines only move later, so a stale one just wakes early.
         deadlines: list[float] = [now + 1.0]
         for slot in self.slots.values():
-            for value in (slot.restart_at, slot.ready_deadline, slot.stop_deadline):
-                if value is not None:
-                    deadlines.append(value)
-            if slot.state is WorkerState.RUNNING:
+            # Only the deadline of the state the worker is in counts: a stale
+            # one from an earlier state would make the loop spin.
+            state = slot.state
+            if state is WorkerState.BACKOFF and slot.restart_at is not None:
+                deadlines.append(slot.restart_at)
+            elif state is WorkerState.STARTING and slot.ready_deadline is not None:
+                deadlines.append(slot.ready_deadline)
+            elif state is WorkerState.STOPPING and slot.stop_deadline is not None:
+                deadlines.append(slot.stop_deadline)
+            elif state is WorkerState.RUNNING:
                 deadlines.append(slot.last_seen + self._liveness_s())
             deadlines.extend(p.deadline for p in slot.queued if p.deadline is not None)
         if self._fork_server_at is not None:
@@ -688,6 +701,10 @@ class Supervisor:
         return min(deadlines)
 
     def _run_timers(self, now: float) -> None:
+        # Read what the workers sent first: after anything that held the loop
+        # (a slow fork, a disk stall) their heartbeats are queued, not missed.
+        self._drain_backend()
+        self._reap_strays()
         for slot in self.slots.values():
             if slot.state is WorkerState.BACKOFF and slot.restart_at is not None:
                 if now >= slot.restart_at and not self.stopping:
@@ -714,6 +731,20 @@ class Supervisor:
             self._fork_server_at = None
             if self._fork_server is None and not self.stopping:
                 self._adopt_fork_server(ForkServer.start(cwd=self.paths.project))
+
+    def _reap_strays(self) -> None:
+        """Reap adopted processes we do not track (a grandchild forked by a
+        fork server that was then replaced), so no zombie outlives its use."""
+        known = {child.pid for child, _ in self._children.values()}
+        while True:
+            try:
+                found = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if found is None or found.si_pid in known:
+                return  # ours: reaped by its own pidfd handling
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(found.si_pid, 0)
 
     def _kill(self, slot: WorkerSlot, reason: str) -> None:
         if slot.child is None or slot.kill_reason:

@@ -31,7 +31,13 @@ from pathlib import Path
 from services.runtime.children import ChildProcess, child_environment
 from services.runtime.wire import ENV_SUPERVISOR_PID
 
-__all__ = ["ForkServer", "ForkServerError", "main"]
+__all__ = ["FORK_TIMEOUT_S", "STARTUP_TIMEOUT_S", "ForkServer", "ForkServerError", "main"]
+
+FORK_TIMEOUT_S = 0.5
+"""A fork answers in a few ms; past this the server is stuck and is replaced.
+Kept well below the heartbeat limit, since the supervisor's loop waits."""
+STARTUP_TIMEOUT_S = 5.0
+"""The first fork also waits for the server's imports (~0.3 s)."""
 
 _REPARENT_TIMEOUT_S = 2.0
 
@@ -78,34 +84,27 @@ class ForkServer:
         )
         return cls(child, ours)
 
-    def fork(self, *, timeout_s: float = 5.0) -> ChildProcess:
-        """A new worker host, waiting for its assignment on stdin, parented to us."""
+    def fork(self) -> ChildProcess:
+        """A new worker host, waiting for its assignment on stdin, parented to us.
+
+        Blocks the caller (the supervisor's loop) for a few ms normally; the
+        wait is bounded: 5 s while the server still imports at start-up, then
+        `FORK_TIMEOUT_S`. Any failure is a `ForkServerError` and the caller
+        spawns a fresh interpreter instead.
+        """
         if self.child.reap() is not None:
             raise ForkServerError("the fork server has exited")
         stdin_r, stdin_w = os.pipe()
         stderr_r, stderr_w = os.pipe()
-        self._token += 1
         try:
-            self.control.settimeout(timeout_s)
-            request = json.dumps({"token": self._token}).encode()
-            socket.send_fds(self.control, [request], [stdin_r, stderr_w])
-            while True:
-                reply = json.loads(self.control.recv(4096) or b"{}")
-                if reply.get("ready"):
-                    self.ready = True
-                    continue
-                if reply.get("token") == self._token:
-                    break
-            if "pid" not in reply:
-                raise ForkServerError(f"fork failed: {reply.get('error', 'no answer')}")
-        except (OSError, ValueError) as exc:
+            pid = self._request_fork(stdin_r, stderr_w)
+        except BaseException:
             for fd in (stdin_w, stderr_r):
                 os.close(fd)
-            raise ForkServerError(f"fork server did not answer: {exc}") from None
+            raise
         finally:
             os.close(stdin_r)
             os.close(stderr_w)
-        pid = int(reply["pid"])
         os.set_blocking(stderr_r, False)
         try:
             pidfd = os.pidfd_open(pid)
@@ -115,10 +114,39 @@ class ForkServer:
             raise ForkServerError(f"forked worker {pid} vanished") from None
         return ChildProcess(pid=pid, pidfd=pidfd, stderr_fd=stderr_r, lifeline_fd=stdin_w)
 
-    def close(self) -> None:
-        """Let the fork server go (closing its stdin makes it exit)."""
+    def _request_fork(self, stdin_r: int, stderr_w: int) -> int:
+        """Send one fork request with the child's pipe ends; the new pid."""
+        self._token += 1
+        try:
+            self.control.settimeout(FORK_TIMEOUT_S if self.ready else STARTUP_TIMEOUT_S)
+            request = json.dumps({"token": self._token}).encode()
+            socket.send_fds(self.control, [request], [stdin_r, stderr_w])
+            while True:
+                data = self.control.recv(4096)
+                if not data:
+                    raise ForkServerError("the fork server closed its socket")
+                reply = json.loads(data)
+                if reply.get("ready"):
+                    self.ready = True
+                elif reply.get("token") == self._token:
+                    break
+        except (OSError, ValueError) as exc:
+            raise ForkServerError(f"fork server did not answer: {exc}") from None
+        if "pid" not in reply:
+            raise ForkServerError(f"fork failed: {reply.get('error', 'no answer')}")
+        return int(reply["pid"])
+
+    def close(self, *, kill: bool = False) -> None:
+        """Let the fork server go (closing its stdin makes it exit) and reap it.
+
+        `kill=True` for a server that stopped answering: SIGKILL first.
+        """
         with contextlib.suppress(OSError):
             self.control.close()
+        if kill:
+            self.child.signal(signal.SIGKILL)
+        self.child.release_lifeline()
+        self.child.wait(1.0)
         self.child.close()
 
 
@@ -191,13 +219,22 @@ def main() -> int:
 
 
 def _serve_one(control: socket.socket, token: object, stdin_fd: int, stderr_fd: int) -> None:
-    middle = os.fork()
+    try:
+        middle = os.fork()
+    except OSError as exc:  # EAGAIN (pids limit), ENOMEM: say so, keep serving
+        os.close(stdin_fd)
+        os.close(stderr_fd)
+        control.send(json.dumps({"token": token, "error": f"fork: {exc}"}).encode())
+        return
     if middle == 0:  # the middle process: fork the worker, report it, vanish
         try:
             worker = os.fork()
             if worker == 0:
                 _become_worker(stdin_fd, stderr_fd, control)
             control.send(json.dumps({"token": token, "pid": worker}).encode())
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                control.send(json.dumps({"token": token, "error": f"fork: {exc}"}).encode())
         finally:
             os._exit(0)
     os.close(stdin_fd)

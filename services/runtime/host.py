@@ -178,7 +178,12 @@ class WorkerHost:
                 next_beat = now + interval
         log.info("worker.stopping", reason=self._stop_reason)
         self._run_callbacks()
-        self.worker.stop()
+        if self._stop_reason == "supervisor gone":
+            # Everything acknowledged is already durable; a final snapshot now
+            # could race the worker of a new supervisor that took the lock.
+            log.info("worker.abandoned")
+        else:
+            self.worker.stop()
         self._dealer.close(linger=2000 if self._stop_reason != "supervisor gone" else 0)
         return 0
 

@@ -1,0 +1,66 @@
+"""The fork server's client side never hangs: every failure is a prompt ForkServerError."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from services.runtime.children import spawn_host
+from services.runtime.forkserver import ForkServer, ForkServerError
+
+
+def test_a_server_that_closes_its_socket_mid_request_fails_fast(tmp_path: Path) -> None:
+    """A fork server that reads the request and vanishes is reported at once, not spun on."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+    def read_then_vanish() -> None:
+        _message, fds, _flags, _address = socket.recv_fds(theirs, 4096, 2)
+        for fd in fds:
+            os.close(fd)
+        theirs.close()
+
+    stand_in = spawn_host(cwd=tmp_path)  # any live child will do as the "server" process
+    try:
+        server = ForkServer(stand_in, ours)
+        server.ready = True
+        thread = threading.Thread(target=read_then_vanish)
+        thread.start()
+        started = time.monotonic()
+        with pytest.raises(ForkServerError, match="closed"):
+            server.fork()
+        assert time.monotonic() - started < 1.0
+        thread.join()
+        open_fds = len(list(Path("/proc/self/fd").iterdir()))
+        with pytest.raises(ForkServerError):
+            server.fork()
+        # nothing leaked by a failed fork
+        assert len(list(Path("/proc/self/fd").iterdir())) == open_fds
+    finally:
+        stand_in.signal(signal.SIGKILL)
+        stand_in.wait(5)
+        stand_in.close()
+        ours.close()
+
+
+def test_a_frozen_server_times_out_quickly_once_ready(tmp_path: Path) -> None:
+    """A real fork server stopped with SIGSTOP fails the next fork within about half a second."""
+    server = ForkServer.start(cwd=tmp_path)
+    try:
+        first = server.fork()  # waits for the imports, then forks
+        first.release_lifeline()
+        first.signal(signal.SIGKILL)
+        server.child.signal(signal.SIGSTOP)
+        started = time.monotonic()
+        with pytest.raises(ForkServerError, match="did not answer"):
+            server.fork()
+        assert time.monotonic() - started < 1.5
+    finally:
+        server.child.signal(signal.SIGCONT)
+        server.close(kill=True)
+        assert server.child.returncode is not None
