@@ -29,6 +29,7 @@ __all__ = [
     "ShortText",
     "Timestamp",
     "utc_now",
+    "utc_text",
 ]
 
 MAX_TEXT_CHARS = 10_000
@@ -62,6 +63,11 @@ Timestamp = Annotated[datetime, AfterValidator(_to_utc)]
 def utc_now() -> datetime:
     """The current time in UTC (the only clock models use)."""
     return datetime.now(UTC)
+
+
+def utc_text(moment: datetime | None = None) -> str:
+    """ISO 8601 in UTC with `Z`, as every stored timestamp is (now by default)."""
+    return (moment or datetime.now(UTC)).astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 Money = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=40)]

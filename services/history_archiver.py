@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Final
 
 from pydantic import ValidationError
 
-from protocol.base import utc_now
+from protocol.base import utc_now, utc_text
 from protocol.codec import dumps, loads_exact
 from protocol.envelopes import Event
 from protocol.errors import ErrorCode, ProtocolError
@@ -150,7 +150,7 @@ class HistoryArchiver(Worker):
         if rewrite:
             self.journal.rewrite(live, now)
         elif resumed:
-            self.journal.append({"k": "resume", "at": now.isoformat()})
+            self.journal.append({"k": "resume", "at": utc_text(now)})
         started = time.monotonic()
         self._next_alive = started + self.alive_interval_s
         self._reconcile_at = started + RECONCILE_DELAY_S
@@ -177,7 +177,7 @@ class HistoryArchiver(Worker):
             self.live.touch(now)
             self.log.warning("history.supervisor_gone", session_id=self.live.session_id)
         else:
-            self._journal({"k": "end", "at": now.isoformat()})
+            self._journal({"k": "end", "at": utc_text(now)})
             self.live.status = "ended"
             self.live.touch(now)
         self._save()
@@ -214,7 +214,7 @@ class HistoryArchiver(Worker):
         data = self._accept(topic, event.data)
         if data is None:
             return
-        at = utc_now().isoformat()
+        at = utc_text()
         record = {"k": "event", "key": key, "topic": topic, "data": data, "at": at}
         durable = self._journal(record)
         self.live.apply(record)
@@ -395,7 +395,7 @@ class HistoryArchiver(Worker):
                 "key": f"ledger:{record['request_id']}",
                 "topic": Topic.COST_LOGGED.value,
                 "data": {"operation": record},
-                "at": utc_now().isoformat(),
+                "at": utc_text(),
             }
             self._journal(entry)
             self.live.apply(entry)

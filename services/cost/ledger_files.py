@@ -117,9 +117,7 @@ class LedgerFiles:
             return []
         return sorted(p for p in self.folder.iterdir() if _MONTH_FILE.match(p.name))
 
-    def records(
-        self, path: Path, start: int = 0
-    ) -> Iterator[tuple[int, dict[str, Any], bytes]]:
+    def records(self, path: Path, start: int = 0) -> Iterator[tuple[int, dict[str, Any], bytes]]:
         """Yield `(end offset, record, line)` for each complete line from `start`.
 
         Replay speed matters (it is on the restart path), so `op` lines are

@@ -133,9 +133,7 @@ def render_costs(paths: ProjectPaths, *, now: datetime | None = None) -> str:
     if not state.budget.warnings_enabled:
         lines.append("  warnings   off")
     else:
-        warning = most_severe(
-            budget_warnings(state.budget, state.spends(), prefs.warning_fraction)
-        )
+        warning = most_severe(budget_warnings(state.budget, state.spends(), prefs.warning_fraction))
         if warning is not None:
             lines.append(f"  warning    {warning.message}")
     lines.append(f"  prices     {view.prices}")

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from protocol.base import utc_text
 from protocol.codec import dumps_line
 from services.history.live import LiveSession
 from services.store import AtomicJsonFile, JsonLinesLog, RetryPolicy
@@ -96,7 +97,7 @@ class LiveJournal:
     def rewrite(self, live: LiveSession, at: datetime) -> None:
         """Replace the journal with one checkpoint of `live`, atomically."""
         record = live.checkpoint()
-        record["at"] = at.isoformat()
+        record["at"] = utc_text(at)
         outcome = self._replacer.save_bytes(dumps_line(record))
         if not outcome.ok:
             raise OSError(f"could not rewrite {self.path}: {outcome.error}")

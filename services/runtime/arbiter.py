@@ -22,6 +22,7 @@ import structlog
 import zmq
 
 from config import Settings
+from protocol.base import utc_text
 from protocol.codec import dumps, loads
 from protocol.envelopes import EndpointsFile, decode_request, encode_error, encode_ok, peek_id
 from protocol.errors import ErrorCode, ProtocolError
@@ -88,7 +89,7 @@ def _health(slot: WorkerSlot) -> dict[str, Any]:
 
 
 def _now_text() -> bytes:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z").encode()
+    return utc_text().encode()
 
 
 class Supervisor:

@@ -22,7 +22,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import orjson
 import zmq
 
 from config import Settings, load_settings
+from protocol.base import utc_text
 from protocol.codec import dumps
 from protocol.envelopes import Event, decode_event, decode_request, encode_error, encode_ok
 from protocol.errors import ErrorCode, ProtocolError
@@ -116,7 +116,7 @@ class WorkerHost:
 
     def publish(self, topic: str, data: Any) -> None:
         """Send an event to the supervisor, which stamps `seq` and fans it out."""
-        ts = datetime.now(UTC).isoformat().replace("+00:00", "Z").encode()
+        ts = utc_text().encode()
         send_frames(self._dealer, [wire.PUB, topic.encode(), ts, dumps(data)])
 
     def call_soon_threadsafe(self, callback: Callable[[], None]) -> None:
