@@ -9,7 +9,7 @@ import pytest
 
 from protocol.envelopes import decode_event
 from protocol.names import WorkerState
-from services.runtime.arbiter import stamp_event
+from services.runtime.eventbus import stamp_event
 from services.runtime.lifecycle import TRANSITIONS, IllegalTransition, Trigger, transition
 from services.runtime.restarts import RestartPolicy
 from services.runtime.transport import MAX_IPC_PATH_BYTES, choose_transport, plan_endpoints

@@ -22,25 +22,25 @@ import structlog
 import zmq
 
 from config import Settings
-from protocol.base import utc_text
 from protocol.codec import dumps, loads
-from protocol.envelopes import EndpointsFile, decode_request, encode_error, encode_ok, peek_id
-from protocol.errors import ErrorCode, ProtocolError
-from protocol.names import WORKER_SUBSCRIPTIONS, Op, Topic, WorkerName, WorkerState, owner_of
+from protocol.envelopes import EndpointsFile
+from protocol.names import Topic, WorkerName, WorkerState
 from protocol.ops import SupervisorStatus, WorkerStatus
 from services.runtime import wire
 from services.runtime.children import ChildProcess, become_subreaper, describe_exit, spawn_host
+from services.runtime.eventbus import EventBus
 from services.runtime.forkserver import ForkServer, ForkServerError
-from services.runtime.frames import NOBLOCK, readable, recv_frames, send_frames
+from services.runtime.frames import readable, recv_frames, send_frames
 from services.runtime.lifecycle import Trigger
 from services.runtime.logs import RotatingLineFile
 from services.runtime.paths import ProjectPaths
 from services.runtime.restarts import RestartPolicy
-from services.runtime.slots import PendingRequest, WorkerSlot
+from services.runtime.routing import RequestRouter
+from services.runtime.slots import WorkerSlot
 from services.runtime.transport import Endpoints
 from services.store import AtomicJsonFile
 
-__all__ = ["STOP_PHASES", "Supervisor", "stamp_event"]
+__all__ = ["STOP_PHASES", "Supervisor"]
 
 STOP_PHASES: tuple[tuple[WorkerName, ...], ...] = (
     (WorkerName.FILE_WATCHER,),
@@ -49,31 +49,7 @@ STOP_PHASES: tuple[tuple[WorkerName, ...], ...] = (
 )
 """Stop order: sources of events first, so the archiver hears the last ones."""
 
-SOURCE = "supervisor"
 _MAX_DRAIN = 1024
-_MAX_REDELIVERIES = 3
-"""A request in flight through this many worker crashes is answered `internal`
-(a poison request must not crash-loop its worker until it is marked failed)."""
-_MAX_BUFFERED_EVENTS = 100_000
-
-
-def stamp_event(topic: bytes, source: bytes, seq: int, ts: bytes, data: bytes) -> bytes:
-    """The event envelope, built from bytes (no parse of `data`, which is JSON)."""
-    return b"".join(
-        (
-            b'{"v":1,"topic":"',
-            topic,
-            b'","source":"',
-            source,
-            b'","seq":',
-            str(seq).encode(),
-            b',"ts":"',
-            ts,
-            b'","data":',
-            data,
-            b"}",
-        )
-    )
 
 
 def _health(slot: WorkerSlot) -> dict[str, Any]:
@@ -86,10 +62,6 @@ def _health(slot: WorkerSlot) -> dict[str, Any]:
     value.pop("pid", None)
     value.pop("name", None)
     return value
-
-
-def _now_text() -> bytes:
-    return utc_text().encode()
 
 
 class Supervisor:
@@ -127,7 +99,6 @@ class Supervisor:
             for name in workers
         }
         self._by_identity = {slot.identity: slot for slot in self.slots.values()}
-        self._subscribers: dict[bytes, tuple[WorkerSlot, ...]] = {}
         self._timers_at = 0.0
         """Monotonic time of the next timer check; 0 forces one (set on any change)."""
         self.started_at = datetime.now(UTC)
@@ -136,9 +107,6 @@ class Supervisor:
         self.stopping = False
         self._stop_requested = ""
         self._phase = 0
-        self._token = 0
-        self._event_number = 0
-        self._seq: dict[bytes, int] = {}
         self._logs: dict[str, RotatingLineFile] = {}
         self._children: dict[int, tuple[ChildProcess, WorkerSlot | None]] = {}
         self._fork_server: ForkServer | None = None
@@ -174,6 +142,16 @@ class Supervisor:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
+        self.bus = EventBus(self.events, self.backend, self.slots.values(), self.log)
+        self.router = RequestRouter(
+            self.frontend,
+            self.backend,
+            self.slots,
+            settings,
+            supervisor_status=self.status,
+            is_stopping=lambda: self.stopping,
+            touch_timers=self._touch_timers,
+        )
         for sock in (self.frontend, self.backend, self.events):
             self._poller.register(sock, zmq.POLLIN)
         self._poller.register(self._wake_r.fileno(), zmq.POLLIN)
@@ -244,9 +222,9 @@ class Supervisor:
         if self.backend in ready:
             self._drain_backend()
         if self.frontend in ready:
-            self._drain_frontend()
+            self.router.drain()
         if self.events in ready:
-            self._drain_subscriptions()
+            self.bus.drain_subscriptions()
         if self._wake_r.fileno() in ready:
             with contextlib.suppress(BlockingIOError):
                 while self._wake_r.recv(4096):
@@ -334,7 +312,7 @@ class Supervisor:
         slot.started_at = slot.child.started_at if slot.child else datetime.now(UTC)
         pid = slot.child.pid if slot.child else None
         self.log.info("worker.ready", worker=slot.name.value, pid=pid)
-        self._publish_own(
+        self.bus.publish_own(
             Topic.WORKER_STARTED,
             {
                 "name": slot.name.value,
@@ -343,11 +321,8 @@ class Supervisor:
                 "state": "running",
             },
         )
-        while slot.queued:
-            self._deliver(slot, slot.queued.popleft())
-        while slot.events:
-            number, topic, event = slot.events.popleft()
-            self._send_event(slot, number, topic, event)
+        self.router.flush(slot)
+        self.bus.flush(slot)
         if not self.ready and all(
             s.state in {WorkerState.RUNNING, WorkerState.FAILED} for s in self.slots.values()
         ):
@@ -406,8 +381,8 @@ class Supervisor:
         }
         if slot.state is WorkerState.STOPPING:
             slot.move(Trigger.EXIT)
-            self._publish_own(Topic.WORKER_EXITED, {**data, "state": slot.state.value})
-            self._fail_waiting(slot, "the service is stopping")
+            self.bus.publish_own(Topic.WORKER_EXITED, {**data, "state": slot.state.value})
+            self.router.fail_waiting(slot, "the service is stopping")
             return
         delay = slot.policy.on_exit(now)
         self.log.warning(
@@ -421,143 +396,29 @@ class Supervisor:
         )
         if delay is None:
             slot.move(Trigger.GIVE_UP)
-            self._publish_own(Topic.WORKER_EXITED, {**data, "state": slot.state.value})
+            self.bus.publish_own(Topic.WORKER_EXITED, {**data, "state": slot.state.value})
             sup = self.settings.supervisor
             message = (
                 f"{slot.name.value} failed: it crashed more than {sup.max_restarts} times in "
                 f"{sup.restart_window_s:g} s; see .session/logs/{slot.name.value}.log"
             )
             self.log.error("worker.failed", worker=slot.name.value, message=message)
-            self._publish_own(Topic.WORKER_FAILED, {**data, "state": "failed", "reason": message})
-            self._fail_waiting(slot, message)
+            self.bus.publish_own(
+                Topic.WORKER_FAILED, {**data, "state": "failed", "reason": message}
+            )
+            self.router.fail_waiting(slot, message)
             if not self.ready and all(
                 s.state in {WorkerState.RUNNING, WorkerState.FAILED} for s in self.slots.values()
             ):
                 self._become_ready()
             return
         slot.move(Trigger.EXIT)
-        self._publish_own(Topic.WORKER_EXITED, {**data, "state": slot.state.value})
+        self.bus.publish_own(Topic.WORKER_EXITED, {**data, "state": slot.state.value})
         slot.requeue_after_crash(now + self.settings.supervisor.request_wait_s)
         slot.restart_at = now + delay
         self._touch_timers()
         if delay == 0 and not self.stopping:
             self._start(slot, now)
-
-    def _fail_waiting(self, slot: WorkerSlot, message: str) -> None:
-        pending = list(slot.queued) + list(slot.inflight.values())
-        slot.queued.clear()
-        slot.inflight.clear()
-        for request in pending:
-            self._reply_error(request.route, request.request_id, ErrorCode.UNAVAILABLE, message)
-
-    # -- requests -----------------------------------------------------------------
-
-    def _drain_frontend(self) -> None:
-        for _ in range(_MAX_DRAIN):
-            if not readable(self.frontend):
-                return
-            frames = recv_frames(self.frontend)
-            self._on_request(frames)
-
-    def _on_request(self, frames: list[bytes]) -> None:
-        identity = frames[0]
-        if len(frames) == 3 and frames[1] == b"":
-            route, payload = [identity, b""], frames[2]
-        elif len(frames) == 2:
-            route, payload = [identity], frames[1]
-        else:
-            route = [identity, b""] if len(frames) > 1 and frames[1] == b"" else [identity]
-            self._reply_error(
-                route,
-                peek_id(frames[-1]),
-                ErrorCode.BAD_REQUEST,
-                "a request is exactly one frame (after an optional empty delimiter)",
-            )
-            return
-        try:
-            request = decode_request(payload, max_bytes=self.settings.protocol.max_frame_bytes)
-            owner = owner_of(request.op)
-            Op(request.op)
-        except ProtocolError as exc:
-            self._reply_error(route, exc.request_id, exc.code, exc.message)
-            return
-        except (KeyError, ValueError):
-            self._reply_error(
-                route,
-                request.id,
-                ErrorCode.UNKNOWN_OP,
-                f"unknown op {request.op!r}; see docs/protocol.md for the list",
-            )
-            return
-        if owner is None:
-            self._answer_supervisor_op(route, request.id, request.op)
-            return
-        slot = self.slots.get(owner)
-        if slot is None or slot.state is WorkerState.FAILED:
-            reason = slot.last_exit if slot else "not running"
-            self._reply_error(
-                route,
-                request.id,
-                ErrorCode.UNAVAILABLE,
-                f"{owner.value} has failed ({reason}); see .session/logs/{owner.value}.log",
-            )
-            return
-        if self.stopping:
-            self._reply_error(route, request.id, ErrorCode.UNAVAILABLE, "the service is stopping")
-            return
-        self._token += 1
-        pending = PendingRequest(
-            token=self._token.to_bytes(8, "big"),
-            route=route,
-            request_id=request.id,
-            op=request.op,
-            payload=payload,
-        )
-        if slot.state is WorkerState.RUNNING:
-            self._deliver(slot, pending)
-        else:
-            pending.deadline = time.monotonic() + self.settings.supervisor.request_wait_s
-            slot.queued.append(pending)
-            self._touch_timers()
-
-    def _deliver(self, slot: WorkerSlot, pending: PendingRequest) -> None:
-        if pending.deliveries >= _MAX_REDELIVERIES:
-            self._reply_error(
-                pending.route,
-                pending.request_id,
-                ErrorCode.INTERNAL,
-                f"{slot.name.value} crashed {pending.deliveries} times while handling "
-                "this request; it was not retried again",
-            )
-            return
-        pending.deliveries += 1
-        pending.deadline = None
-        try:
-            send_frames(
-                self.backend, [slot.identity, wire.REQ, pending.token, pending.payload], NOBLOCK
-            )
-        except zmq.ZMQError:  # EHOSTUNREACH: the worker vanished between READY and now
-            pending.deliveries -= 1
-            pending.deadline = time.monotonic() + self.settings.supervisor.request_wait_s
-            slot.queued.appendleft(pending)
-            self._touch_timers()
-            return
-        slot.inflight[pending.token] = pending
-
-    def _reply_error(
-        self, route: list[bytes], request_id: str | None, code: ErrorCode, message: str
-    ) -> None:
-        self._send_client(route, encode_error(request_id, code, message))
-
-    def _send_client(self, route: list[bytes], frame: bytes) -> None:
-        with contextlib.suppress(zmq.ZMQError):  # the client went away
-            send_frames(self.frontend, [*route, frame], NOBLOCK)
-
-    def _answer_supervisor_op(self, route: list[bytes], request_id: str, op: str) -> None:
-        if op == Op.SUPERVISOR_STATUS:
-            self._send_client(route, encode_ok(request_id, self.status()))
-        else:
-            self._reply_error(route, request_id, ErrorCode.UNKNOWN_OP, f"unknown op {op!r}")
 
     def status(self) -> SupervisorStatus:
         """What `supervisor.status` answers."""
@@ -602,9 +463,9 @@ class Supervisor:
             if kind == wire.REP and len(frames) == 4:
                 pending = slot.inflight.pop(frames[2], None)
                 if pending is not None:
-                    self._send_client(pending.route, frames[3])
+                    self.router.reply(pending.route, frames[3])
             elif kind == wire.PUB and len(frames) == 5:
-                self._fan_out(frames[2], frames[0], frames[3], frames[4])
+                self.bus.fan_out(frames[2], frames[0], frames[3], frames[4])
             elif kind == wire.ACK:
                 for number in frames[2:]:
                     slot.unacked.pop(int.from_bytes(number, "big"), None)
@@ -613,60 +474,6 @@ class Supervisor:
             elif kind == wire.READY:
                 slot.health = frames[2] if len(frames) > 2 else b"{}"
                 self._on_ready(slot, slot.health)
-
-    def _drain_subscriptions(self) -> None:
-        # Subscription messages from clients; XPUB needs them read, nothing else.
-        for _ in range(_MAX_DRAIN):
-            if not readable(self.events):
-                return
-            self.events.recv(0)
-
-    def _publish_own(self, topic: Topic, data: dict[str, Any]) -> None:
-        self._fan_out(topic.value.encode(), SOURCE.encode(), _now_text(), dumps(data))
-
-    def _fan_out(self, topic: bytes, source: bytes, ts: bytes, data: bytes) -> None:
-        seq = self._seq.get(source, 0)
-        self._seq[source] = seq + 1
-        body = stamp_event(topic, source, seq, ts, data)
-        with contextlib.suppress(zmq.Again):
-            send_frames(self.events, [topic, body], NOBLOCK)
-        for slot in self._subscribers_of(topic):
-            if slot.identity == source:
-                continue
-            self._event_number += 1
-            if slot.state is WorkerState.RUNNING:
-                self._send_event(slot, self._event_number, topic, body)
-            elif slot.state is not WorkerState.FAILED:
-                slot.events.append((self._event_number, topic, body))
-                if len(slot.events) > _MAX_BUFFERED_EVENTS:
-                    slot.events.popleft()
-                    self.log.error("events.buffer_overflow", worker=slot.name.value)
-
-    def _subscribers_of(self, topic: bytes) -> tuple[WorkerSlot, ...]:
-        """Workers subscribed to `topic` (CONTRACT section 1), memoised per topic."""
-        found = self._subscribers.get(topic)
-        if found is None:
-            text = topic.decode(errors="replace")
-            found = tuple(
-                slot
-                for slot in self.slots.values()
-                if any(text.startswith(prefix) for prefix in WORKER_SUBSCRIPTIONS[slot.name])
-            )
-            if len(self._subscribers) < 1024:  # topics are a closed set; stay bounded anyway
-                self._subscribers[topic] = found
-        return found
-
-    def _send_event(self, slot: WorkerSlot, number: int, topic: bytes, body: bytes) -> None:
-        try:
-            send_frames(
-                self.backend,
-                [slot.identity, wire.EVT, number.to_bytes(8, "big"), topic, body],
-                NOBLOCK,
-            )
-        except zmq.ZMQError:
-            slot.events.append((number, topic, body))
-            return
-        slot.unacked[number] = (topic, body)
 
     # -- timers -------------------------------------------------------------------
 
@@ -715,19 +522,7 @@ class Supervisor:
                     self._kill(slot, "not ready in time")
             elif slot.state is WorkerState.RUNNING and now - slot.last_seen > self._liveness_s():
                 self._kill(slot, "missed heartbeats")
-            while (
-                slot.queued
-                and slot.queued[0].deadline is not None
-                and now >= slot.queued[0].deadline
-            ):
-                pending = slot.queued.popleft()
-                self._reply_error(
-                    pending.route,
-                    pending.request_id,
-                    ErrorCode.UNAVAILABLE,
-                    f"{slot.name.value} did not come back within "
-                    f"{self.settings.supervisor.request_wait_s:g} s",
-                )
+            self.router.expire(slot, now)
         if self._fork_server_at is not None and now >= self._fork_server_at:
             self._fork_server_at = None
             if self._fork_server is None and not self.stopping:
@@ -785,7 +580,7 @@ class Supervisor:
             slot.move(Trigger.STOP)
             slot.stop_deadline = now + grace if slot.state is WorkerState.STOPPING else None
             if slot.state is not WorkerState.STOPPING:
-                self._fail_waiting(slot, "the service is stopping")
+                self.router.fail_waiting(slot, "the service is stopping")
 
     def _advance_stop(self, now: float) -> bool:
         """Escalate overdue stops; True once every phase is done."""

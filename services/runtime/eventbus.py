@@ -1,0 +1,131 @@
+"""The event channel: stamp each event, publish it, hand it to subscribed workers.
+
+The supervisor stamps `seq` per source (so it keeps rising across a worker's
+restarts), publishes on the public XPUB (bounded high-water mark: a slow
+client loses events, and its `seq` shows the gap), and delivers subscribed
+topics to workers over their own link, at least once: an event stays in the
+worker's `unacked` until it acknowledges it, and is buffered while the worker
+is not running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from typing import Any
+
+import zmq
+
+from protocol.base import utc_text
+from protocol.codec import dumps
+from protocol.names import WORKER_SUBSCRIPTIONS, Topic, WorkerState
+from services.runtime import wire
+from services.runtime.frames import NOBLOCK, readable, send_frames
+from services.runtime.slots import WorkerSlot
+
+__all__ = ["SOURCE", "EventBus", "stamp_event"]
+
+SOURCE = "supervisor"
+_MAX_DRAIN = 1024
+_MAX_BUFFERED_EVENTS = 100_000
+
+
+def stamp_event(topic: bytes, source: bytes, seq: int, ts: bytes, data: bytes) -> bytes:
+    """The event envelope, built from bytes (no parse of `data`, which is JSON)."""
+    return b"".join(
+        (
+            b'{"v":1,"topic":"',
+            topic,
+            b'","source":"',
+            source,
+            b'","seq":',
+            str(seq).encode(),
+            b',"ts":"',
+            ts,
+            b'","data":',
+            data,
+            b"}",
+        )
+    )
+
+
+class EventBus:
+    """Fan-out of every event to clients and subscribed workers."""
+
+    def __init__(
+        self,
+        events: zmq.Socket[bytes],
+        backend: zmq.Socket[bytes],
+        slots: Iterable[WorkerSlot],
+        log: Any,
+    ) -> None:
+        self.events = events
+        self.backend = backend
+        self.slots = tuple(slots)
+        self.log = log
+        self._seq: dict[bytes, int] = {}
+        self._number = 0
+        self._subscribers: dict[bytes, tuple[WorkerSlot, ...]] = {}
+
+    def drain_subscriptions(self) -> None:
+        """Read clients' subscription messages (the XPUB needs them read, nothing else)."""
+        for _ in range(_MAX_DRAIN):
+            if not readable(self.events):
+                return
+            self.events.recv(0)
+
+    def publish_own(self, topic: Topic, data: dict[str, Any]) -> None:
+        """An event of the supervisor itself (`worker.*`)."""
+        self.fan_out(topic.value.encode(), SOURCE.encode(), utc_text().encode(), dumps(data))
+
+    def fan_out(self, topic: bytes, source: bytes, ts: bytes, data: bytes) -> None:
+        """Stamp, publish, and deliver to every subscribed worker but the source."""
+        seq = self._seq.get(source, 0)
+        self._seq[source] = seq + 1
+        body = stamp_event(topic, source, seq, ts, data)
+        with contextlib.suppress(zmq.Again):
+            send_frames(self.events, [topic, body], NOBLOCK)
+        for slot in self._subscribers_of(topic):
+            if slot.identity == source:
+                continue
+            self._number += 1
+            if slot.state is WorkerState.RUNNING:
+                self.send(slot, self._number, topic, body)
+            elif slot.state is not WorkerState.FAILED:
+                slot.events.append((self._number, topic, body))
+                if len(slot.events) > _MAX_BUFFERED_EVENTS:
+                    slot.events.popleft()
+                    self.log.error("events.buffer_overflow", worker=slot.name.value)
+
+    def flush(self, slot: WorkerSlot) -> None:
+        """Deliver what waited for `slot` while it was not running (in order)."""
+        while slot.events:
+            number, topic, body = slot.events.popleft()
+            self.send(slot, number, topic, body)
+
+    def send(self, slot: WorkerSlot, number: int, topic: bytes, body: bytes) -> None:
+        """One event to one worker; kept until acknowledged."""
+        try:
+            send_frames(
+                self.backend,
+                [slot.identity, wire.EVT, number.to_bytes(8, "big"), topic, body],
+                NOBLOCK,
+            )
+        except zmq.ZMQError:
+            slot.events.append((number, topic, body))
+            return
+        slot.unacked[number] = (topic, body)
+
+    def _subscribers_of(self, topic: bytes) -> tuple[WorkerSlot, ...]:
+        """Workers subscribed to `topic` (CONTRACT section 1), memoised per topic."""
+        found = self._subscribers.get(topic)
+        if found is None:
+            text = topic.decode(errors="replace")
+            found = tuple(
+                slot
+                for slot in self.slots
+                if any(text.startswith(prefix) for prefix in WORKER_SUBSCRIPTIONS[slot.name])
+            )
+            if len(self._subscribers) < 1024:  # topics are a closed set; stay bounded anyway
+                self._subscribers[topic] = found
+        return found

@@ -1,0 +1,201 @@
+"""The command channel: validate each request, route it by op prefix, answer.
+
+Requests for a worker that is not running wait (up to `request_wait_s`) in
+its queue and are delivered when it says READY; requests in flight when it
+died are delivered again to its replacement (the id is the idempotency key),
+at most `MAX_DELIVERIES` times, so a request that crashes its worker does
+not crash-loop it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from config import Settings
+from protocol.envelopes import decode_request, encode_error, encode_ok, peek_id
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.names import Op, WorkerName, WorkerState, owner_of
+from services.runtime import wire
+from services.runtime.frames import NOBLOCK, readable, recv_frames, send_frames
+from services.runtime.slots import PendingRequest, WorkerSlot
+
+__all__ = ["MAX_DELIVERIES", "RequestRouter"]
+
+MAX_DELIVERIES = 3
+"""A request in flight through this many worker crashes is answered `internal`."""
+_MAX_DRAIN = 1024
+
+
+class RequestRouter:
+    """Client requests in, replies out, through the workers' queues."""
+
+    def __init__(
+        self,
+        frontend: zmq.Socket[bytes],
+        backend: zmq.Socket[bytes],
+        slots: dict[WorkerName, WorkerSlot],
+        settings: Settings,
+        *,
+        supervisor_status: Callable[[], Any],
+        is_stopping: Callable[[], bool],
+        touch_timers: Callable[[], None],
+    ) -> None:
+        self.frontend = frontend
+        self.backend = backend
+        self.slots = slots
+        self.settings = settings
+        self._status = supervisor_status
+        self._is_stopping = is_stopping
+        self._touch_timers = touch_timers
+        self._token = 0
+
+    def drain(self) -> None:
+        """Handle every request waiting on the command socket."""
+        for _ in range(_MAX_DRAIN):
+            if not readable(self.frontend):
+                return
+            self._on_request(recv_frames(self.frontend))
+
+    def _on_request(self, frames: list[bytes]) -> None:
+        identity = frames[0]
+        if len(frames) == 3 and frames[1] == b"":
+            route, payload = [identity, b""], frames[2]
+        elif len(frames) == 2:
+            route, payload = [identity], frames[1]
+        else:
+            route = [identity, b""] if len(frames) > 1 and frames[1] == b"" else [identity]
+            self.reply_error(
+                route,
+                peek_id(frames[-1]),
+                ErrorCode.BAD_REQUEST,
+                "a request is exactly one frame (after an optional empty delimiter)",
+            )
+            return
+        try:
+            request = decode_request(payload, max_bytes=self.settings.protocol.max_frame_bytes)
+            owner = owner_of(request.op)
+            Op(request.op)
+        except ProtocolError as exc:
+            self.reply_error(route, exc.request_id, exc.code, exc.message)
+            return
+        except (KeyError, ValueError):
+            self.reply_error(
+                route,
+                request.id,
+                ErrorCode.UNKNOWN_OP,
+                f"unknown op {request.op!r}; see docs/protocol.md for the list",
+            )
+            return
+        if owner is None:
+            self._answer_supervisor_op(route, request.id, request.op)
+            return
+        self._route(route, request.id, request.op, payload, owner)
+
+    def _route(
+        self, route: list[bytes], request_id: str, op: str, payload: bytes, owner: WorkerName
+    ) -> None:
+        slot = self.slots.get(owner)
+        if slot is None or slot.state is WorkerState.FAILED:
+            reason = slot.last_exit if slot else "not running"
+            self.reply_error(
+                route,
+                request_id,
+                ErrorCode.UNAVAILABLE,
+                f"{owner.value} has failed ({reason}); see .session/logs/{owner.value}.log",
+            )
+            return
+        if self._is_stopping():
+            self.reply_error(route, request_id, ErrorCode.UNAVAILABLE, "the service is stopping")
+            return
+        self._token += 1
+        pending = PendingRequest(
+            token=self._token.to_bytes(8, "big"),
+            route=route,
+            request_id=request_id,
+            op=op,
+            payload=payload,
+        )
+        if slot.state is WorkerState.RUNNING:
+            self.deliver(slot, pending)
+        else:
+            self._wait(slot, pending, front=False)
+
+    def _wait(self, slot: WorkerSlot, pending: PendingRequest, *, front: bool) -> None:
+        pending.deadline = time.monotonic() + self.settings.supervisor.request_wait_s
+        if front:
+            slot.queued.appendleft(pending)
+        else:
+            slot.queued.append(pending)
+        self._touch_timers()
+
+    def deliver(self, slot: WorkerSlot, pending: PendingRequest) -> None:
+        """Send a request to its (running) worker, or give up after too many crashes."""
+        if pending.deliveries >= MAX_DELIVERIES:
+            self.reply_error(
+                pending.route,
+                pending.request_id,
+                ErrorCode.INTERNAL,
+                f"{slot.name.value} crashed {pending.deliveries} times while handling "
+                "this request; it was not retried again",
+            )
+            return
+        pending.deliveries += 1
+        pending.deadline = None
+        try:
+            send_frames(
+                self.backend, [slot.identity, wire.REQ, pending.token, pending.payload], NOBLOCK
+            )
+        except zmq.ZMQError:  # EHOSTUNREACH: the worker vanished between READY and now
+            pending.deliveries -= 1
+            self._wait(slot, pending, front=True)
+            return
+        slot.inflight[pending.token] = pending
+
+    def flush(self, slot: WorkerSlot) -> None:
+        """Deliver what waited for `slot` while it was starting (in order)."""
+        while slot.queued:
+            self.deliver(slot, slot.queued.popleft())
+
+    def expire(self, slot: WorkerSlot, now: float) -> None:
+        """Answer `unavailable` to requests that waited past their deadline."""
+        while (
+            slot.queued and slot.queued[0].deadline is not None and now >= slot.queued[0].deadline
+        ):
+            pending = slot.queued.popleft()
+            self.reply_error(
+                pending.route,
+                pending.request_id,
+                ErrorCode.UNAVAILABLE,
+                f"{slot.name.value} did not come back within "
+                f"{self.settings.supervisor.request_wait_s:g} s",
+            )
+
+    def fail_waiting(self, slot: WorkerSlot, message: str) -> None:
+        """Answer `unavailable` to everything queued or in flight for `slot`."""
+        pending = list(slot.queued) + list(slot.inflight.values())
+        slot.queued.clear()
+        slot.inflight.clear()
+        for request in pending:
+            self.reply_error(request.route, request.request_id, ErrorCode.UNAVAILABLE, message)
+
+    def reply(self, route: list[bytes], frame: bytes) -> None:
+        """Send a reply frame to a client (one that went away is ignored)."""
+        with contextlib.suppress(zmq.ZMQError):
+            send_frames(self.frontend, [*route, frame], NOBLOCK)
+
+    def reply_error(
+        self, route: list[bytes], request_id: str | None, code: ErrorCode, message: str
+    ) -> None:
+        """Send an error reply."""
+        self.reply(route, encode_error(request_id, code, message))
+
+    def _answer_supervisor_op(self, route: list[bytes], request_id: str, op: str) -> None:
+        if op == Op.SUPERVISOR_STATUS:
+            self.reply(route, encode_ok(request_id, self._status()))
+        else:
+            self.reply_error(route, request_id, ErrorCode.UNKNOWN_OP, f"unknown op {op!r}")
