@@ -28,11 +28,11 @@ from protocol.names import Topic, WorkerName, WorkerState
 from protocol.ops import SupervisorStatus, WorkerStatus
 from services.runtime import wire
 from services.runtime.children import ChildProcess, become_subreaper, describe_exit, spawn_host
+from services.runtime.childtable import ChildTable
 from services.runtime.eventbus import EventBus
 from services.runtime.forkserver import ForkServer, ForkServerError
 from services.runtime.frames import readable, recv_frames, send_frames
 from services.runtime.lifecycle import Trigger
-from services.runtime.logs import RotatingLineFile
 from services.runtime.paths import ProjectPaths
 from services.runtime.restarts import RestartPolicy
 from services.runtime.routing import RequestRouter
@@ -107,8 +107,6 @@ class Supervisor:
         self.stopping = False
         self._stop_requested = ""
         self._phase = 0
-        self._logs: dict[str, RotatingLineFile] = {}
-        self._children: dict[int, tuple[ChildProcess, WorkerSlot | None]] = {}
         self._fork_server: ForkServer | None = None
         self._fork_server_at: float | None = None
         self._fork_server_failures = 0
@@ -117,6 +115,7 @@ class Supervisor:
         self._subreaper = become_subreaper()
         self._zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._poller = zmq.Poller()
+        self.children = ChildTable(self._poller, paths.logs_dir, settings.logging)
         hwm = settings.protocol.event_hwm
         self.frontend = self._socket(
             zmq.ROUTER, endpoints.command, MAXMSGSIZE=settings.protocol.hard_frame_bytes
@@ -230,7 +229,7 @@ class Supervisor:
                 while self._wake_r.recv(4096):
                     pass
         for fd in [fd for fd in ready if isinstance(fd, int)]:
-            entry = self._children.get(fd)  # gone if its sibling fd already reaped the child
+            entry = self.children.get(fd)  # gone if its sibling fd already reaped the child
             if entry is not None:
                 self._on_child_ready(entry[0], entry[1], fd)
 
@@ -248,23 +247,11 @@ class Supervisor:
             }
         )
 
-    def _register(self, child: ChildProcess, slot: WorkerSlot | None) -> None:
-        self._children[child.pidfd] = (child, slot)
-        self._children[child.stderr_fd] = (child, slot)
-        self._poller.register(child.pidfd, zmq.POLLIN)
-        self._poller.register(child.stderr_fd, zmq.POLLIN)
-
-    def _unregister(self, child: ChildProcess) -> None:
-        for fd in (child.pidfd, child.stderr_fd):
-            self._children.pop(fd, None)
-            with contextlib.suppress(KeyError):
-                self._poller.unregister(fd)
-
     def _start(self, slot: WorkerSlot, now: float) -> None:
         child = self._fork()
         if child is None:
             child = spawn_host(cwd=self.paths.project)
-        self._register(child, slot)
+        self.children.add(child, slot)
         slot.child = child
         slot.move(Trigger.SPAWN)
         try:
@@ -291,13 +278,13 @@ class Supervisor:
 
     def _adopt_fork_server(self, server: ForkServer) -> None:
         self._fork_server = server
-        self._register(server.child, None)
+        self.children.add(server.child, None)
 
     def _drop_fork_server(self, now: float) -> None:
         server, self._fork_server = self._fork_server, None
         if server is None:
             return
-        self._unregister(server.child)
+        self.children.remove(server.child)
         server.close(kill=True)  # it may be stuck, not dead: never leave it behind
         self._fork_server_failures += 1
         if self._fork_server_failures <= 5 and not self.stopping:
@@ -345,21 +332,20 @@ class Supervisor:
             self.on_ready()
 
     def _on_child_ready(self, child: ChildProcess, slot: WorkerSlot | None, fd: int) -> None:
-        name = slot.name.value if slot else "fork_server"
         for line in child.read_stderr():
-            self._log_line(name, line)
+            self.children.log(slot, line)
         if fd != child.pidfd:
             return
         returncode = child.reap()
         if returncode is None:
             return
         for line in child.read_stderr():
-            self._log_line(name, line)
+            self.children.log(slot, line)
         if self._fork_server is not None and child is self._fork_server.child:
             self.log.warning("fork_server.exited", returncode=returncode)
             self._drop_fork_server(time.monotonic())
             return
-        self._unregister(child)
+        self.children.remove(child)
         child.close()
         if slot is not None and slot.child is child:
             self._on_exit(slot, child, returncode, time.monotonic())
@@ -512,7 +498,7 @@ class Supervisor:
         # Read what the workers sent first: after anything that held the loop
         # (a slow fork, a disk stall) their heartbeats are queued, not missed.
         self._drain_backend()
-        self._reap_strays()
+        self.children.reap_strays()
         for slot in self.slots.values():
             if slot.state is WorkerState.BACKOFF and slot.restart_at is not None:
                 if now >= slot.restart_at and not self.stopping:
@@ -527,20 +513,6 @@ class Supervisor:
             self._fork_server_at = None
             if self._fork_server is None and not self.stopping:
                 self._adopt_fork_server(ForkServer.start(cwd=self.paths.project))
-
-    def _reap_strays(self) -> None:
-        """Reap adopted processes we do not track (a grandchild forked by a
-        fork server that was then replaced), so no zombie outlives its use."""
-        known = {child.pid for child, _ in self._children.values()}
-        while True:
-            try:
-                found = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-            except ChildProcessError:
-                return
-            if found is None or found.si_pid in known:
-                return  # ours: reaped by its own pidfd handling
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(found.si_pid, 0)
 
     def _kill(self, slot: WorkerSlot, reason: str) -> None:
         if slot.child is None or slot.kill_reason:
@@ -613,33 +585,9 @@ class Supervisor:
         if self._fork_server is not None:
             with contextlib.suppress(OSError):
                 self._fork_server.control.close()
-        children = {id(child): (child, slot) for child, slot in self._children.values()}
-        for child, slot in children.values():
-            lines = child.read_stderr()
-            if child.reap() is None:
-                child.release_lifeline()  # a host whose lifeline closes exits
-                if child.wait(self.settings.supervisor.stop_grace_s) is None:
-                    child.signal(signal.SIGKILL)
-                    child.wait(5.0)
-            for line in lines + child.read_stderr():
-                self._log_line(slot.name.value if slot else "fork_server", line)
-            child.close()
-        self._children.clear()
+        self.children.end_all(self.settings.supervisor.stop_grace_s)
         with contextlib.suppress(FileNotFoundError):
             self.paths.endpoints.unlink()
         for sock in (self.frontend, self.backend, self.events):
             sock.close(linger=0)
-        for log in self._logs.values():
-            log.close()
         self.log.info("supervisor.stopped")
-
-    def _log_line(self, name: str, line: str) -> None:
-        log = self._logs.get(name)
-        if log is None:
-            log = RotatingLineFile(
-                self.paths.logs_dir / f"{name}.log",
-                max_bytes=self.settings.logging.max_bytes,
-                backups=self.settings.logging.backups,
-            )
-            self._logs[name] = log
-        log.write(line)
