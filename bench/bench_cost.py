@@ -107,7 +107,7 @@ def open_ledger(project: Path, session_id: str = "bench") -> CostLedger:
         settings=load_settings(),
         session_id=session_id,
         options={},
-        publish=lambda topic, data: None,
+        publish=lambda topic, data, minor=False: None,
         call_soon_threadsafe=lambda callback: callback(),
         log=structlog.wrap_logger(structlog.ReturnLogger()),
     )
@@ -118,8 +118,12 @@ def open_ledger(project: Path, session_id: str = "bench") -> CostLedger:
 
 _LOG_ARGS = parse_args(
     "cost.log",
-    {"operation": "bench", "model": "claude-sonnet-3.5", "input_tokens": 12450,
-     "output_tokens": 3200},
+    {
+        "operation": "bench",
+        "model": "claude-sonnet-3.5",
+        "input_tokens": 12450,
+        "output_tokens": 3200,
+    },
 )
 """Validated once: the host validates args before the worker sees them."""
 
@@ -151,8 +155,15 @@ def _sqlite_action(path: Path) -> tuple[Any, sqlite3.Connection]:
         connection.execute("BEGIN")
         connection.execute(
             "INSERT INTO ops VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (f"s-{next(_ids)}", datetime.now(UTC).isoformat(), "bench", "claude-sonnet-3.5",
-             12450, 3200, "0.08535"),
+            (
+                f"s-{next(_ids)}",
+                datetime.now(UTC).isoformat(),
+                "bench",
+                "claude-sonnet-3.5",
+                12450,
+                3200,
+                "0.08535",
+            ),
         )
         connection.execute("COMMIT")
 
@@ -189,8 +200,13 @@ def cost(ctx: BenchContext) -> list[Row]:
     rows: list[Row] = []
     cand, base = ctx.interleave(_log_action(empty), sqlite_log, rounds=rounds)
     rows.append(
-        Row("cost.log, empty ledger", cand, "SQLite INSERT+COMMIT (WAL, FULL)", base,
-            Target("p50", 1.2))
+        Row(
+            "cost.log, empty ledger",
+            cand,
+            "SQLite INSERT+COMMIT (WAL, FULL)",
+            base,
+            Target("p50", 1.2),
+        )
     )
     first_starts: dict[int, float] = {}
     for count in (small, large):
@@ -200,8 +216,13 @@ def cost(ctx: BenchContext) -> list[Row]:
         first_starts[count] = time.perf_counter() - started
         cand, base = ctx.interleave(_log_action(ledger), _log_action(empty), rounds=rounds)
         rows.append(
-            Row(f"cost.log, {_label(count)} prior ops", cand, "cost.log, empty ledger", base,
-                Target("p50", 1.2))
+            Row(
+                f"cost.log, {_label(count)} prior ops",
+                cand,
+                "cost.log, empty ledger",
+                base,
+                Target("p50", 1.2),
+            )
         )
         ledger.stop()  # a checkpoint at the end, as a clean stop writes
         tail = open_ledger(project)  # then a 1,000-record tail not covered by it
@@ -216,12 +237,21 @@ def cost(ctx: BenchContext) -> list[Row]:
         rounds=ctx.rounds(30, 10),
     )
     rows.append(
-        Row(f"start-up, {_label(large)} ops (checkpoint + 1 k tail)", large_starts,
-            f"start-up, {_label(small)} ops", small_starts, Target("p50", 1.2))
+        Row(
+            f"start-up, {_label(large)} ops (checkpoint + 1 k tail)",
+            large_starts,
+            f"start-up, {_label(small)} ops",
+            small_starts,
+            Target("p50", 1.2),
+        )
     )
     rows.append(
-        Row(f"first start, {_label(large)} ops, no checkpoint", [first_starts[large]],
-            f"start-up, {_label(large)} ops (checkpoint)", large_starts)
+        Row(
+            f"first start, {_label(large)} ops, no checkpoint",
+            [first_starts[large]],
+            f"start-up, {_label(large)} ops (checkpoint)",
+            large_starts,
+        )
     )
     empty.stop()
     connection.close()

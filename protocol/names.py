@@ -13,6 +13,7 @@ __all__ = [
     "MUTATING_OPS",
     "OP_OWNER",
     "PROTOCOL_VERSION",
+    "SIGNIFICANT_ONLY",
     "WORKER_SUBSCRIPTIONS",
     "Op",
     "Stage",
@@ -135,6 +136,18 @@ WORKER_SUBSCRIPTIONS: dict[WorkerName, tuple[str, ...]] = {
     WorkerName.HISTORY_ARCHIVER: ("session.", "file.", "cost.logged"),
 }
 """Topic prefixes each worker receives (CONTRACT section 1)."""
+
+
+SIGNIFICANT_ONLY: dict[WorkerName, frozenset[str]] = {
+    WorkerName.SESSION_WRITER: frozenset({Topic.COST_LOGGED.value}),
+}
+"""Topics a worker receives only when the publisher marks the event significant.
+
+The session writer acts on `cost.logged` only above the confirm threshold (it
+saves the snapshot at once); the ledger, which knows the cost and reads the
+same preference, marks the others minor and the supervisor does not deliver
+them there. Every subscriber of the public event socket still gets all.
+"""
 
 
 def owner_of(op: str) -> WorkerName | None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, ClassVar
 
 import orjson
@@ -42,7 +43,7 @@ import orjson
 from protocol.base import utc_now
 from protocol.costs import CostsDocument
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.names import WorkerName
+from protocol.names import Topic, WorkerName
 from services.cost.budget import BudgetLimits
 from services.cost.ledger_files import LedgerFiles, RecordedReply, month_file_name
 from services.cost.loader import load_state
@@ -250,8 +251,9 @@ class CostLedger(Worker):
             raise
         for request_id, reply in batch.replies.items():
             self._replies.put(request_id, reply)
+        confirm_above = self._prefs.current.confirm_above
         for topic, data in batch.events:
-            self.ctx.publish(topic, data)
+            self.ctx.publish(topic, data, minor=_is_minor(topic, data, confirm_above))
         return outcomes
 
     def _answer(self, call: Call, batch: Batch) -> Any:
@@ -381,3 +383,12 @@ class CostLedger(Worker):
         else:
             self.log.error("cost_ledger.checkpoint_failed", error=outcome.error)
             self._checkpoint_retry_at = self._checkpoint_at + _CHECKPOINT_RETRY_S
+
+
+def _is_minor(topic: str, data: Any, confirm_above: Decimal) -> bool:
+    """A `cost.logged` at or below the confirm threshold (or unpriced) is minor:
+    the session writer, which only snapshots on expensive calls, is spared it."""
+    if topic != Topic.COST_LOGGED.value or not isinstance(data, dict):
+        return False
+    cost = data.get("cost")
+    return cost is None or (isinstance(cost, Decimal) and cost <= confirm_above)

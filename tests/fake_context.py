@@ -239,7 +239,9 @@ def make_harness(
         settings=settings or load_settings(overrides),
         session_id=session_id,
         options=dict(options or {}),
-        publish=lambda topic, data: harness_events.append((topic, loads_exact(dumps(data)))),
+        publish=lambda topic, data, minor=False: harness_events.append(
+            (topic, loads_exact(dumps(data)))
+        ),
         call_soon_threadsafe=callbacks.put,
         log=log,
     )

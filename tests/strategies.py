@@ -170,8 +170,9 @@ def json_values(max_leaves: int = 8) -> st.SearchStrategy[Any]:
     )
     return st.recursive(
         leaves,
-        lambda children: st.lists(children, max_size=3)
-        | st.dictionaries(short_text, children, max_size=3),
+        lambda children: (
+            st.lists(children, max_size=3) | st.dictionaries(short_text, children, max_size=3)
+        ),
         max_leaves=max_leaves,
     )
 

@@ -56,7 +56,9 @@ class LedgerHarness:
             settings=load_settings(),
             session_id=session_id,
             options={},
-            publish=lambda topic, data: self.events.append((topic, loads_exact(dumps(data)))),
+            publish=lambda topic, data, minor=False: self.events.append(
+                (topic, loads_exact(dumps(data)))
+            ),
             call_soon_threadsafe=lambda callback: callback(),
         )
 
@@ -70,18 +72,25 @@ class LedgerHarness:
 
     def call(self, op: str, request_id: str | None = None, **args: Any) -> Call:
         """A call with validated args and a fresh id unless one is given."""
-        return Call(
-            id=request_id or f"req-{next(self._ids)}", op=Op(op), args=parse_args(op, args)
-        )
+        return Call(id=request_id or f"req-{next(self._ids)}", op=Op(op), args=parse_args(op, args))
 
     def log_call(
-        self, model: str = "claude-sonnet-3.5", input_tokens: int = 1000, output_tokens: int = 0,
-        *, operation: str = "scene_generation", request_id: str | None = None,
+        self,
+        model: str = "claude-sonnet-3.5",
+        input_tokens: int = 1000,
+        output_tokens: int = 0,
+        *,
+        operation: str = "scene_generation",
+        request_id: str | None = None,
     ) -> Call:
         """A `cost.log` call."""
         return self.call(
-            "cost.log", request_id, operation=operation, model=model,
-            input_tokens=input_tokens, output_tokens=output_tokens,
+            "cost.log",
+            request_id,
+            operation=operation,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
         )
 
     def one(self, ledger: CostLedger, call: Call) -> Any:
@@ -131,7 +140,8 @@ def test_log_prices_exactly_and_replies_with_totals(harness: LedgerHarness) -> N
     assert reply.totals.session_total == Decimal("0.08535007")
     assert reply.totals.daily_total == reply.totals.monthly_total == Decimal("0.08535007")
     assert reply.totals.by_model == {
-        "claude-sonnet-3.5": Decimal("0.08535"), "gemini-flash": Decimal("0.00000007")
+        "claude-sonnet-3.5": Decimal("0.08535"),
+        "gemini-flash": Decimal("0.00000007"),
     }
     assert reply.warning is None
 
@@ -244,7 +254,10 @@ def test_set_budget_is_durable_and_partial(harness: LedgerHarness) -> None:
         ledger, harness.call("cost.set_budget", weekly_limit=None, warnings_enabled=False)
     )
     assert reply == {
-        "daily_limit": 10, "weekly_limit": None, "monthly_limit": 500, "warnings_enabled": False
+        "daily_limit": 10,
+        "weekly_limit": None,
+        "monthly_limit": 500,
+        "warnings_enabled": False,
     }
     restarted = harness.open()
     assert restarted.loaded_info["checkpoint_used"] is False
@@ -365,3 +378,16 @@ def test_operations_carry_the_session_and_go_to_the_utc_month_file(
     )
     assert december["kind"] == "budget" and december["carried"] is True
     assert december["budget"]["daily_limit"] == 7
+
+
+def test_cheap_cost_events_are_marked_minor_for_the_session_writer() -> None:
+    """cost.logged at or under the confirm threshold (or unpriced) is minor; above it is not."""
+    from decimal import Decimal
+
+    from services.cost_ledger import _is_minor
+
+    threshold = Decimal("0.10")
+    assert _is_minor("cost.logged", {"cost": Decimal("0.10")}, threshold)
+    assert _is_minor("cost.logged", {"cost": None}, threshold)
+    assert not _is_minor("cost.logged", {"cost": Decimal("0.11")}, threshold)
+    assert not _is_minor("budget.warning", {"cost": Decimal("0.01")}, threshold)

@@ -213,7 +213,7 @@ _CHILD = textwrap.dedent(
     project, first, seed = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     ctx = WorkerContext(
         name=WorkerName.COST_LEDGER, paths=ProjectPaths.of(project), settings=load_settings(),
-        session_id="s1", options={}, publish=lambda t, d: None,
+        session_id="s1", options={}, publish=lambda t, d, minor=False: None,
         call_soon_threadsafe=lambda f: f(),
     )
     ledger = CostLedger(ctx)

@@ -18,8 +18,15 @@ from config import load_pricing
 from services.cost.windows import window_of
 
 SEED = load_pricing()
-MODELS = ["claude-sonnet-3.5", "claude-opus-3", "gemini-flash", "gemini-pro", "gpt-4",
-          "gpt-4-turbo", "my-local-llm"]
+MODELS = [
+    "claude-sonnet-3.5",
+    "claude-opus-3",
+    "gemini-flash",
+    "gemini-pro",
+    "gpt-4",
+    "gpt-4-turbo",
+    "my-local-llm",
+]
 ZONES = ["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata"]
 
 
@@ -35,9 +42,7 @@ def seed_cost(model: str, input_tokens: int, output_tokens: int) -> Decimal | No
 def recompute(harness: LedgerHarness, zone: str, session_id: str = "s1") -> dict[str, Any]:
     """The totals as of `harness.now`, summed again from the ledger's op lines."""
     ops = harness.records("op")
-    windows = {
-        p: window_of(p, harness.now, ZoneInfo(zone)) for p in ("daily", "weekly", "monthly")
-    }
+    windows = {p: window_of(p, harness.now, ZoneInfo(zone)) for p in ("daily", "weekly", "monthly")}
     totals: dict[str, Any] = {f"{p}_total": Decimal(0) for p in windows}
     totals.update({f"{p}_unpriced": 0 for p in windows})
     totals.update(session_total=Decimal(0), by_model={}, unpriced_operations=0)

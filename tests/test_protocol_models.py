@@ -49,9 +49,7 @@ DOCUMENT_STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "EndpointsFile": s.endpoints_files(),
 }
 
-any_stored_model = st.one_of(
-    *DOCUMENT_STRATEGIES.values(), *s.EVENT_DATA_STRATEGIES.values()
-)
+any_stored_model = st.one_of(*DOCUMENT_STRATEGIES.values(), *s.EVENT_DATA_STRATEGIES.values())
 
 
 def _assert_round_trip(model: BaseModel) -> None:

@@ -27,12 +27,25 @@ from protocol.schema import SCHEMA_DIR, all_schemas, main, render
 SCHEMAS = all_schemas()
 
 CHECKED = {
-    "type", "anyOf", "properties", "required", "additionalProperties", "items", "maxItems",
-    "maxLength", "minLength", "minimum", "maximum", "exclusiveMinimum", "enum", "const",
-    "$ref", "propertyNames", "format",
+    "type",
+    "anyOf",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "maxItems",
+    "maxLength",
+    "minLength",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "enum",
+    "const",
+    "$ref",
+    "propertyNames",
+    "format",
 }
 ANNOTATIONS = {"$defs", "$id", "title", "description", "default"}
-
 
 
 class SchemaViolationError(AssertionError):

@@ -213,9 +213,7 @@ def test_absolute_paths_inside_the_project_are_stored_relative(project: Path) ->
     """An absolute path inside the project is stored relative; one elsewhere is refused."""
     writer, harness = start(project)
     inside = ok(
-        harness.call(
-            writer, Op.SESSION_OPEN_FILE, {"path": str(project / "manuscript" / "ch1.md")}
-        )
+        harness.call(writer, Op.SESSION_OPEN_FILE, {"path": str(project / "manuscript" / "ch1.md")})
     )
     assert inside["open_files"][0]["path"] == "manuscript/ch1.md"
     refused = harness.call(writer, Op.SESSION_OPEN_FILE, {"path": "/etc/passwd"})

@@ -450,8 +450,9 @@ class Supervisor:
                 pending = slot.inflight.pop(frames[2], None)
                 if pending is not None:
                     self.router.reply(pending.route, frames[3])
-            elif kind == wire.PUB and len(frames) == 5:
-                self.bus.fan_out(frames[2], frames[0], frames[3], frames[4])
+            elif kind == wire.PUB and len(frames) in (5, 6):
+                minor = len(frames) == 6 and frames[5] == wire.MINOR
+                self.bus.fan_out(frames[2], frames[0], frames[3], frames[4], minor=minor)
             elif kind == wire.ACK:
                 for number in frames[2:]:
                     slot.unacked.pop(int.from_bytes(number, "big"), None)

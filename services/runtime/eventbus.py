@@ -18,7 +18,7 @@ import zmq
 
 from protocol.base import utc_text
 from protocol.codec import dumps
-from protocol.names import WORKER_SUBSCRIPTIONS, Topic, WorkerState
+from protocol.names import SIGNIFICANT_ONLY, WORKER_SUBSCRIPTIONS, Topic, WorkerState
 from services.runtime import wire
 from services.runtime.frames import NOBLOCK, readable, send_frames
 from services.runtime.slots import WorkerSlot
@@ -78,15 +78,21 @@ class EventBus:
         """An event of the supervisor itself (`worker.*`)."""
         self.fan_out(topic.value.encode(), SOURCE.encode(), utc_text().encode(), dumps(data))
 
-    def fan_out(self, topic: bytes, source: bytes, ts: bytes, data: bytes) -> None:
-        """Stamp, publish, and deliver to every subscribed worker but the source."""
+    def fan_out(
+        self, topic: bytes, source: bytes, ts: bytes, data: bytes, *, minor: bool = False
+    ) -> None:
+        """Stamp, publish, and deliver to every subscribed worker but the source.
+
+        A `minor` event skips the workers that want only significant ones of
+        its topic (`SIGNIFICANT_ONLY`).
+        """
         seq = self._seq.get(source, 0)
         self._seq[source] = seq + 1
         body = stamp_event(topic, source, seq, ts, data)
         with contextlib.suppress(zmq.Again):
             send_frames(self.events, [topic, body], NOBLOCK)
         for slot in self._subscribers_of(topic):
-            if slot.identity == source:
+            if slot.identity == source or (minor and slot in self._significant_only(topic)):
                 continue
             self._number += 1
             if slot.state is WorkerState.RUNNING:
@@ -115,6 +121,12 @@ class EventBus:
             slot.events.append((number, topic, body))
             return
         slot.unacked[number] = (topic, body)
+
+    def _significant_only(self, topic: bytes) -> tuple[WorkerSlot, ...]:
+        text = topic.decode(errors="replace")
+        return tuple(
+            slot for slot in self.slots if text in SIGNIFICANT_ONLY.get(slot.name, frozenset())
+        )
 
     def _subscribers_of(self, topic: bytes) -> tuple[WorkerSlot, ...]:
         """Workers subscribed to `topic` (CONTRACT section 1), memoised per topic."""

@@ -114,10 +114,16 @@ class WorkerHost:
 
     # -- what the worker may call -------------------------------------------------
 
-    def publish(self, topic: str, data: Any) -> None:
-        """Send an event to the supervisor, which stamps `seq` and fans it out."""
-        ts = utc_text().encode()
-        send_frames(self._dealer, [wire.PUB, topic.encode(), ts, dumps(data)])
+    def publish(self, topic: str, data: Any, *, minor: bool = False) -> None:
+        """Send an event to the supervisor, which stamps `seq` and fans it out.
+
+        `minor=True`: workers that want only significant events of this topic
+        (`protocol.names.SIGNIFICANT_ONLY`) do not get it; clients still do.
+        """
+        frames = [wire.PUB, topic.encode(), utc_text().encode(), dumps(data)]
+        if minor:
+            frames.append(wire.MINOR)
+        send_frames(self._dealer, frames)
 
     def call_soon_threadsafe(self, callback: Callable[[], None]) -> None:
         """Queue `callback` for the main thread and wake it."""

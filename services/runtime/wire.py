@@ -6,7 +6,7 @@ worker's events queue on it even before the connection completes (a PUB
 socket would drop them: the slow-joiner problem) and requests, replies,
 heartbeats and events keep their order.
 
-worker -> supervisor: READY info | HB | REP token reply | PUB topic ts data | ACK number...
+worker -> supervisor: READY info | HB | REP token reply | PUB topic ts data [MINOR] | ACK number...
 supervisor -> worker: REQ token request | EVT number topic event | STOP
 
 Events to workers are delivered at least once: the supervisor keeps each one
@@ -21,6 +21,7 @@ __all__ = [
     "ENV_SUPERVISOR_PID",
     "EVT",
     "HB",
+    "MINOR",
     "PUB",
     "READY",
     "REP",
@@ -39,3 +40,5 @@ REQ = b"REQ"
 EVT = b"EVT"
 STOP = b"STOP"
 ACK = b"ACK"
+MINOR = b"minor"
+"""Optional last frame of PUB: skip workers in `protocol.names.SIGNIFICANT_ONLY`."""

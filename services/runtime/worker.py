@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import structlog
 
@@ -26,10 +26,16 @@ from protocol.errors import ErrorCode, ProtocolError
 from protocol.names import Op, WorkerName
 from services.runtime.paths import ProjectPaths
 
-__all__ = ["Call", "Outcome", "ReplyCache", "Worker", "WorkerContext"]
+__all__ = ["Call", "Outcome", "Publish", "ReplyCache", "Worker", "WorkerContext"]
 
 Outcome = Any
 """A result to send back, or a `ProtocolError` instance to answer with."""
+
+
+class Publish(Protocol):
+    """How a worker publishes an event (see `WorkerHost.publish`)."""
+
+    def __call__(self, topic: str, data: Any, *, minor: bool = False) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -51,8 +57,8 @@ class WorkerContext:
     session_id: str
     options: dict[str, Any]
     """Start options from the supervisor, e.g. `resume`, `interval_s`."""
-    publish: Callable[[str, Any], None]
-    """Publish an event: `publish(topic, data)`; main thread only."""
+    publish: Publish
+    """Publish an event: `publish(topic, data, minor=False)`; main thread only."""
     call_soon_threadsafe: Callable[[Callable[[], None]], None]
     """Run a callback on the worker's main thread (from any thread)."""
     log: Any = field(default_factory=structlog.get_logger)

@@ -35,8 +35,8 @@ class Published:
     times: list[float] = field(default_factory=list)
     callbacks: queue.SimpleQueue[Callable[[], None]] = field(default_factory=queue.SimpleQueue)
 
-    def publish(self, topic: str, data: Any) -> None:
-        """The context's `publish`."""
+    def publish(self, topic: str, data: Any, *, minor: bool = False) -> None:
+        """The context's `publish` (`minor` does not matter in process)."""
         self.events.append((topic, data))
         self.times.append(time.monotonic())
 
