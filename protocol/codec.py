@@ -39,8 +39,16 @@ def decimal_text(value: Decimal) -> str:
     """
     if not value.is_finite():
         raise ValueError(f"money must be finite, got {value}")
-    text = format(value.normalize(), "f")
-    return "0" if text in {"-0", "0"} else text
+    # normalize() rounds to the context's 28 digits; strip zeros by hand so
+    # every digit survives however long the amount is.
+    sign, digits, raw_exponent = value.as_tuple()
+    exponent = int(raw_exponent)  # finite, checked above
+    trimmed = list(digits)
+    while exponent < 0 and len(trimmed) > 1 and trimmed[-1] == 0:
+        trimmed.pop()
+        exponent += 1
+    text = format(Decimal((sign, tuple(trimmed), exponent)), "f")
+    return "0" if text.lstrip("-").strip("0.") == "" else text
 
 
 def _default(value: Any) -> Any:
