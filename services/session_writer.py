@@ -47,8 +47,6 @@ from services.store import AtomicJsonFile, FileOps, RetryPolicy, ensure_private_
 
 __all__ = ["SessionWriter"]
 
-MAX_REPLAY_RECORDS = 2000
-
 
 class _Group:
     """Mutations applied in memory since the batch's last journal commit."""
@@ -165,7 +163,7 @@ class SessionWriter(Worker):
             journal_ops=self.journal.ops,
             timing=SaveTiming(
                 interval_s=settings.autosave.interval_s,
-                max_replay_records=MAX_REPLAY_RECORDS,
+                max_replay_records=settings.autosave.max_replay_records,
                 clock=self.clock,
                 monotonic=self.monotonic,
             ),
