@@ -23,30 +23,26 @@ def test_every_exit_code_is_documented_and_nothing_more() -> None:
     assert _documented_codes() == {code.value for code in ExitCode}
 
 
-def test_a_bad_command_exits_with_the_usage_code(tmp_path: Path) -> None:
-    """`supervisor` with an unknown command exits with `ExitCode.USAGE`."""
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "supervisor.py"), "no-such-command"],
+def _supervisor(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "supervisor.py"), *args],
         capture_output=True,
         text=True,
         timeout=30,
-        cwd=tmp_path,
+        cwd=cwd,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
         check=False,
     )
+
+
+def test_a_bad_command_exits_with_the_usage_code(tmp_path: Path) -> None:
+    """`supervisor` with an unknown command exits with `ExitCode.USAGE`."""
+    result = _supervisor(tmp_path, "no-such-command")
     assert result.returncode == ExitCode.USAGE
     assert "no-such-command" in result.stderr
 
 
 def test_status_of_a_project_without_a_service_exits_not_running(tmp_path: Path) -> None:
     """`supervisor status` where nothing runs exits with `ExitCode.NOT_RUNNING`."""
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "supervisor.py"), "status", "--project", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=tmp_path,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        check=False,
-    )
+    result = _supervisor(tmp_path, "status", "--project", str(tmp_path))
     assert result.returncode == ExitCode.NOT_RUNNING, result.stderr

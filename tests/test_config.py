@@ -160,6 +160,17 @@ def test_config_files_are_read_through_importlib_resources(
     assert seen == ["config"]
 
 
+def _python(code: str, argument: str, *, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code, argument],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=cwd,
+        check=False,
+    )
+
+
 def test_config_is_found_when_installed_as_a_zip(tmp_path: Path) -> None:
     """Installed somewhere else, even inside a zip archive, `config` still finds its TOML files."""
     archive = tmp_path / "site.zip"
@@ -172,14 +183,7 @@ def test_config_is_found_when_installed_as_a_zip(tmp_path: Path) -> None:
         "assert config.__file__.startswith(sys.argv[1]), config.__file__; "
         "print(config.load_pricing().meta.as_of, config.load_settings().history.size)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(archive)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=tmp_path,
-        check=False,
-    )
+    result = _python(code, str(archive), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["2024-11-13", "20"]
 
@@ -261,17 +265,10 @@ def test_values_the_code_takes_from_elsewhere_match_the_toml() -> None:
 def test_one_default_is_read_without_importing_pydantic() -> None:
     """`default_value` is cheap enough for the command line to call before its heavy imports."""
     code = (
-        "import sys, config; print(config.default_value('supervisor', 'fork_server'), "
-        "'pydantic' in sys.modules)"
+        "import sys; sys.path.insert(0, sys.argv[1]); import config; "
+        "print(config.default_value('supervisor', 'fork_server'), 'pydantic' in sys.modules)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=PROJECT_ROOT,
-        check=False,
-    )
+    result = _python(code, str(PROJECT_ROOT), cwd=PROJECT_ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "False"]
 
