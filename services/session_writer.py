@@ -183,7 +183,9 @@ class SessionWriter(Worker):
             interval_s=self.autosave.interval_s,
         )
         if decision.record is not None or self._prefs_version:
-            self.autosave.snapshot("start")
+            # A fresh recovery notice is written at once: it must outlive a
+            # crash of this writer before its first interval.
+            self.autosave.snapshot("start", sync=bool(decision.events))
 
     # -- requests -------------------------------------------------------------
 

@@ -294,6 +294,7 @@ class AutoSave:
             failed_attempts=failed,
             round_max_attempts=max_attempts,
             round_error=error,
+            recovery=session.document.recovery,
         )
 
     def close(self, timeout: float) -> None:

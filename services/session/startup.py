@@ -22,7 +22,7 @@ from typing import Any
 
 from protocol.events import SessionRecoveredData
 from protocol.names import Topic
-from protocol.session import Preferences, SessionDocument
+from protocol.session import Preferences, RecoveryNotice, SessionDocument
 from services.runtime.paths import ProjectPaths
 from services.session.journal import SessionJournal
 from services.session.recovery import files_changed_since
@@ -140,16 +140,28 @@ class StartFacts:
 
 def _recovered(
     facts: StartFacts, previous: SessionDocument, *, session_id: str, resumed: bool
-) -> tuple[str, Any]:
+) -> tuple[RecoveryNotice, tuple[str, Any]]:
+    """The notice the document keeps until acknowledged, and the event announcing it."""
     since = previous.last_saved_at or previous.created_at
+    changed = files_changed_since(facts.paths, since)
+    notice = RecoveryNotice(
+        interrupted_session_id=previous.session_id,
+        resumed=resumed,
+        detected_at=facts.now,
+        started_at=previous.created_at,
+        last_activity=previous.last_activity,
+        duration_s=max(0.0, (previous.last_activity - previous.created_at).total_seconds()),
+        last_save_at=previous.last_saved_at,
+        files_changed=changed,
+    )
     data = SessionRecoveredData(
         session_id=session_id,
         resumed=resumed,
         last_save_at=previous.last_saved_at,
         interrupted_session_id=None if resumed else previous.session_id,
-        files_changed=files_changed_since(facts.paths, since),
+        files_changed=changed,
     )
-    return Topic.SESSION_RECOVERED.value, data
+    return notice, (Topic.SESSION_RECOVERED.value, data)
 
 
 def begin_or_continue(
@@ -171,12 +183,19 @@ def begin_or_continue(
             "host": host,
             "ts": now,
         }
-        document = previous.model_copy(
-            update={"owner_pid": owner, "host": host, "ended_at": None, "revision": rev}
-        )
+        update: dict[str, Any] = {
+            "owner_pid": owner,
+            "host": host,
+            "ended_at": None,
+            "revision": rev,
+        }
         events = []
         if previous.ended_at is None:
-            events.append(_recovered(facts, previous, session_id=previous.session_id, resumed=True))
+            notice, event = _recovered(
+                facts, previous, session_id=previous.session_id, resumed=True
+            )
+            update["recovery"] = notice
+            events.append(event)
             log.warning(
                 "session.resumed_interrupted",
                 session_id=previous.session_id,
@@ -184,10 +203,13 @@ def begin_or_continue(
             )
         else:
             log.info("session.reopened", session_id=previous.session_id)
+        document = previous.model_copy(update=update)
         return StartDecision(record=record, document=document, events=events)
     events = []
+    interrupted: RecoveryNotice | None = None
     if previous is not None and previous.ended_at is None and previous.owner_pid != owner:
-        events.append(_recovered(facts, previous, session_id=facts.session_id, resumed=False))
+        interrupted, event = _recovered(facts, previous, session_id=facts.session_id, resumed=False)
+        events.append(event)
         log.warning(
             "session.fresh_over_interrupted",
             interrupted=previous.session_id,
@@ -213,5 +235,7 @@ def begin_or_continue(
         owner_pid=owner,
         host=host,
     )
+    if interrupted is not None:
+        document = document.model_copy(update={"recovery": interrupted})
     log.info("session.began", session_id=facts.session_id)
     return StartDecision(record=record, document=document, events=events)

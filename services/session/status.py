@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from protocol.ops import SessionStatusResult
+from protocol.session import RecoveryNotice
 from services.session.autosave import SaveState, indicator_text
 
 __all__ = ["StatusView", "save_state", "session_status"]
@@ -39,6 +40,8 @@ class StatusView:
     """Failed tries of the round in flight (or of the last one)."""
     round_max_attempts: int
     round_error: str | None
+    recovery: RecoveryNotice | None = None
+    """An interruption the UI has not acknowledged yet."""
 
 
 def save_state(view: StatusView) -> tuple[SaveState, int, int]:
@@ -80,5 +83,6 @@ def session_status(view: StatusView) -> SessionStatusResult:
             "revision": view.revision,
             "snapshot_revision": view.snapshot_revision,
             "interval_s": view.interval_s,
+            "recovery": view.recovery,
         }
     )
