@@ -19,6 +19,17 @@ from protocol.costs import Budget, BudgetWarning, CostOperation, CostsDocument, 
 from protocol.envelopes import EndpointsFile, ErrorReply, Event, OkReply, Request
 from protocol.events import TOPIC_DATA
 from protocol.history import HistoryDocument, HistoryEntry
+from protocol.internal import (
+    EventAck,
+    EventDelivery,
+    Heartbeat,
+    StopRequest,
+    WorkerAssignment,
+    WorkerHello,
+    WorkerPublish,
+    WorkerReply,
+    WorkerRequest,
+)
 from protocol.ops import (
     OP_ARGS,
     CostEstimateResult,
@@ -57,6 +68,15 @@ _NAMED: dict[str, type[BaseModel]] = {
     "result.save": SaveResult,
     "result.significant_action": SignificantActionResult,
     "result.supervisor_status": SupervisorStatus,
+    "internal.assignment": WorkerAssignment,
+    "internal.hello": WorkerHello,
+    "internal.heartbeat": Heartbeat,
+    "internal.reply": WorkerReply,
+    "internal.publish": WorkerPublish,
+    "internal.ack": EventAck,
+    "internal.request": WorkerRequest,
+    "internal.event": EventDelivery,
+    "internal.stop": StopRequest,
 }
 
 

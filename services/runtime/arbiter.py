@@ -22,11 +22,21 @@ import structlog
 import zmq
 
 from config import Settings
-from protocol.codec import dumps, loads
 from protocol.envelopes import EndpointsFile
+from protocol.events import WorkerEventData
+from protocol.internal import (
+    EventAck,
+    Heartbeat,
+    MalformedFrame,
+    StopRequest,
+    WorkerAssignment,
+    WorkerHello,
+    WorkerPublish,
+    WorkerReply,
+    decode_from_worker,
+)
 from protocol.names import Topic, WorkerName, WorkerState
 from protocol.ops import SupervisorStatus, WorkerStatus
-from services.runtime import wire
 from services.runtime.children import ChildProcess, become_subreaper, describe_exit, spawn_host
 from services.runtime.childtable import ChildTable
 from services.runtime.eventbus import EventBus
@@ -50,18 +60,6 @@ STOP_PHASES: tuple[tuple[WorkerName, ...], ...] = (
 """Stop order: sources of events first, so the archiver hears the last ones."""
 
 _MAX_DRAIN = 1024
-
-
-def _health(slot: WorkerSlot) -> dict[str, Any]:
-    try:
-        value = loads(slot.health)
-    except ValueError:
-        return {}
-    if not isinstance(value, dict):
-        return {}
-    value.pop("pid", None)
-    value.pop("name", None)
-    return value
 
 
 class Supervisor:
@@ -236,16 +234,14 @@ class Supervisor:
     # -- workers: start, ready, exit ------------------------------------------------
 
     def _assignment(self, name: WorkerName) -> bytes:
-        return dumps(
-            {
-                "name": name.value,
-                "project": str(self.paths.project),
-                "session_id": self.session_id,
-                "backend": self.endpoints.backend,
-                "settings": self.worker_settings,
-                "options": self.worker_options,
-            }
-        )
+        return WorkerAssignment(
+            name=name,
+            project=str(self.paths.project),
+            session_id=self.session_id,
+            backend=self.endpoints.backend,
+            settings=self.worker_settings,
+            options=self.worker_options,
+        ).line()
 
     def _start(self, slot: WorkerSlot, now: float) -> None:
         child = self._fork()
@@ -291,7 +287,7 @@ class Supervisor:
             self._fork_server_at = now + 0.5 * self._fork_server_failures
             self._touch_timers()
 
-    def _on_ready(self, slot: WorkerSlot, body: bytes) -> None:
+    def _on_ready(self, slot: WorkerSlot, hello: WorkerHello) -> None:
         if slot.state is not WorkerState.STARTING:
             return  # a READY racing a stop or a kill: the exit will tell
         slot.move(Trigger.READY)
@@ -301,12 +297,9 @@ class Supervisor:
         self.log.info("worker.ready", worker=slot.name.value, pid=pid)
         self.bus.publish_own(
             Topic.WORKER_STARTED,
-            {
-                "name": slot.name.value,
-                "pid": pid,
-                "restarts": slot.policy.total,
-                "state": "running",
-            },
+            WorkerEventData(
+                name=slot.name.value, pid=pid, restarts=slot.policy.total, state=slot.state.value
+            ),
         )
         self.router.flush(slot)
         self.bus.flush(slot)
@@ -357,17 +350,19 @@ class Supervisor:
         slot.last_exit = f"signal {sig}" if sig else f"exit {code}"
         if slot.kill_reason:
             slot.last_exit += f" ({slot.kill_reason})"
-        data: dict[str, Any] = {
-            "name": slot.name.value,
-            "pid": child.pid,
-            "exit_code": code,
-            "signal": sig,
-            "restarts": slot.policy.total,
-            "reason": slot.kill_reason,
-        }
+        data = WorkerEventData(
+            name=slot.name.value,
+            pid=child.pid,
+            exit_code=code,
+            signal=sig,
+            restarts=slot.policy.total,
+            reason=slot.kill_reason,
+        )
         if slot.state is WorkerState.STOPPING:
             slot.move(Trigger.EXIT)
-            self.bus.publish_own(Topic.WORKER_EXITED, {**data, "state": slot.state.value})
+            self.bus.publish_own(
+                Topic.WORKER_EXITED, data.model_copy(update={"state": slot.state.value})
+            )
             self.router.fail_waiting(slot, "the service is stopping")
             return
         delay = slot.policy.on_exit(now)
@@ -382,7 +377,9 @@ class Supervisor:
         )
         if delay is None:
             slot.move(Trigger.GIVE_UP)
-            self.bus.publish_own(Topic.WORKER_EXITED, {**data, "state": slot.state.value})
+            self.bus.publish_own(
+                Topic.WORKER_EXITED, data.model_copy(update={"state": slot.state.value})
+            )
             sup = self.settings.supervisor
             message = (
                 f"{slot.name.value} failed: it crashed more than {sup.max_restarts} times in "
@@ -390,7 +387,8 @@ class Supervisor:
             )
             self.log.error("worker.failed", worker=slot.name.value, message=message)
             self.bus.publish_own(
-                Topic.WORKER_FAILED, {**data, "state": "failed", "reason": message}
+                Topic.WORKER_FAILED,
+                data.model_copy(update={"state": slot.state.value, "reason": message}),
             )
             self.router.fail_waiting(slot, message)
             if not self.ready and all(
@@ -399,7 +397,9 @@ class Supervisor:
                 self._become_ready()
             return
         slot.move(Trigger.EXIT)
-        self.bus.publish_own(Topic.WORKER_EXITED, {**data, "state": slot.state.value})
+        self.bus.publish_own(
+            Topic.WORKER_EXITED, data.model_copy(update={"state": slot.state.value})
+        )
         slot.requeue_after_crash(now + self.settings.supervisor.request_wait_s)
         slot.restart_at = now + delay
         self._touch_timers()
@@ -420,7 +420,7 @@ class Supervisor:
                 if slot.child and slot.state is WorkerState.RUNNING
                 else None,
                 last_exit=slot.last_exit,
-                health=_health(slot),
+                health=slot.health,
             )
             for slot in self.slots.values()
         ]
@@ -439,28 +439,35 @@ class Supervisor:
             if not readable(self.backend):
                 return
             frames = recv_frames(self.backend)
-            if len(frames) < 2:
-                continue
             slot = self._by_identity.get(frames[0])
             if slot is None:
                 continue
             slot.last_seen = time.monotonic()
-            kind = frames[1]
-            if kind == wire.REP and len(frames) == 4:
-                pending = slot.inflight.pop(frames[2], None)
+            try:
+                frame = decode_from_worker(frames[1:])
+            except MalformedFrame as exc:
+                self.log.warning("worker.malformed_frame", worker=slot.name.value, error=str(exc))
+                continue
+            if isinstance(frame, WorkerReply):
+                pending = slot.inflight.pop(frame.token, None)
                 if pending is not None:
-                    self.router.reply(pending.route, frames[3])
-            elif kind == wire.PUB and len(frames) in (5, 6):
-                minor = len(frames) == 6 and frames[5] == wire.MINOR
-                self.bus.fan_out(frames[2], frames[0], frames[3], frames[4], minor=minor)
-            elif kind == wire.ACK:
-                for number in frames[2:]:
-                    slot.unacked.pop(int.from_bytes(number, "big"), None)
-            elif kind == wire.HB and len(frames) == 3:
-                slot.health = frames[2]
-            elif kind == wire.READY:
-                slot.health = frames[2] if len(frames) > 2 else b"{}"
-                self._on_ready(slot, slot.health)
+                    self.router.reply(pending.route, frame.reply)
+            elif isinstance(frame, WorkerPublish):
+                self.bus.fan_out(
+                    frame.topic.encode(),
+                    frames[0],
+                    frame.ts.encode(),
+                    frame.data,
+                    minor=frame.minor,
+                )
+            elif isinstance(frame, EventAck):
+                for number in frame.numbers:
+                    slot.unacked.pop(number, None)
+            elif isinstance(frame, Heartbeat):
+                slot.health = frame.health
+            elif isinstance(frame, WorkerHello):
+                slot.health = frame.health
+                self._on_ready(slot, frame)
 
     # -- timers -------------------------------------------------------------------
 
@@ -547,7 +554,7 @@ class Supervisor:
             slot.restart_at = None
             if slot.state is WorkerState.RUNNING and slot.child is not None:
                 with contextlib.suppress(zmq.ZMQError):
-                    send_frames(self.backend, [slot.identity, wire.STOP])
+                    send_frames(self.backend, [slot.identity, *StopRequest().frames()])
             elif slot.state is WorkerState.STARTING and slot.child is not None:
                 slot.child.signal(signal.SIGTERM)
             slot.move(Trigger.STOP)

@@ -19,8 +19,8 @@ import zmq
 from config import Settings
 from protocol.envelopes import decode_request, encode_error, encode_ok, peek_id
 from protocol.errors import ErrorCode, ProtocolError
+from protocol.internal import WorkerRequest
 from protocol.names import Op, WorkerName, WorkerState, owner_of
-from services.runtime import wire
 from services.runtime.frames import NOBLOCK, readable, recv_frames, send_frames
 from services.runtime.slots import PendingRequest, WorkerSlot
 
@@ -147,9 +147,8 @@ class RequestRouter:
         pending.deliveries += 1
         pending.deadline = None
         try:
-            send_frames(
-                self.backend, [slot.identity, wire.REQ, pending.token, pending.payload], NOBLOCK
-            )
+            handed = WorkerRequest(token=pending.token, request=pending.payload)
+            send_frames(self.backend, [slot.identity, *handed.frames()], NOBLOCK)
         except zmq.ZMQError:  # EHOSTUNREACH: the worker vanished between READY and now
             pending.deliveries -= 1
             self._wait(slot, pending, front=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from protocol.names import WorkerName, WorkerState
 from services.runtime.children import ChildProcess
@@ -52,8 +53,8 @@ class WorkerSlot:
     """Events sent but not yet acknowledged, re-delivered after a crash."""
     last_exit: str | None = None
     kill_reason: str | None = None
-    health: bytes = b"{}"
-    """The worker's latest health report (JSON), from READY and heartbeats."""
+    health: dict[str, Any] = field(default_factory=dict)
+    """The worker's latest health report, from READY and heartbeats."""
 
     @property
     def identity(self) -> bytes:
