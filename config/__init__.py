@@ -81,6 +81,9 @@ class SupervisorSettings(_Section):
     max_restarts: Annotated[int, Field(ge=0)] = 5
     restart_window_s: Positive = 30.0
     fork_server: bool = True
+    fork_server_retry_s: Positive = 0.5
+    fork_server_max_failures: Annotated[int, Field(ge=0)] = 5
+    stable_s: Annotated[float, Field(ge=0)] = 1.0
 
 
 class ProtocolSettings(_Section):

@@ -156,7 +156,12 @@ class WorkerReply(InternalFrame):
 
     def frames(self) -> list[bytes]:
         """`REP token reply`."""
-        return [REP, self.token, self.reply]
+        return self.pack(self.token, self.reply)
+
+    @staticmethod
+    def pack(token: bytes, reply: bytes) -> list[bytes]:
+        """The frames of a reply without building the model (the per-request path)."""
+        return [REP, token, reply]
 
 
 class WorkerPublish(InternalFrame):
@@ -200,7 +205,12 @@ class WorkerRequest(InternalFrame):
 
     def frames(self) -> list[bytes]:
         """`REQ token request`."""
-        return [REQ, self.token, self.request]
+        return self.pack(self.token, self.request)
+
+    @staticmethod
+    def pack(token: bytes, request: bytes) -> list[bytes]:
+        """The frames of a request without building the model (the per-request path)."""
+        return [REQ, token, request]
 
 
 class EventDelivery(InternalFrame):

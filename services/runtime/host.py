@@ -252,7 +252,7 @@ class WorkerHost:
             self._reply(token, frame)
 
     def _reply(self, token: bytes, frame: bytes) -> None:
-        send_frames(self._dealer, WorkerReply(token=token, reply=frame).frames())
+        send_frames(self._dealer, WorkerReply.pack(token, frame))
 
     def _deliver_events(self, pending: list[EventDelivery]) -> None:
         """Hand events to the worker; ACK those it took (the rest are re-delivered

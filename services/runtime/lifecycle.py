@@ -19,7 +19,7 @@ class Trigger(StrEnum):
 
     SPAWN = "spawn"  # a process was started (spawned or forked) for it
     READY = "ready"  # it said READY
-    EXIT = "exit"  # its process ended (any cause) and a restart will follow
+    EXIT = "exit"  # its process ended (any cause): back-off if it was serving, stopped if stopping
     RESTART_DUE = "restart_due"  # back-off elapsed
     GIVE_UP = "give_up"  # restart intensity exceeded
     STOP = "stop"  # the supervisor is stopping it

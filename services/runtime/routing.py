@@ -17,10 +17,11 @@ from typing import Any
 import zmq
 
 from config import Settings
-from protocol.envelopes import decode_request, encode_error, encode_ok, peek_id
+from protocol.envelopes import Request, decode_request, encode_error, encode_ok, peek_id
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.internal import WorkerRequest
 from protocol.names import Op, WorkerName, WorkerState, owner_of
+from protocol.ops import parse_args
 from services.runtime.frames import NOBLOCK, readable, recv_frames, send_frames
 from services.runtime.slots import PendingRequest, WorkerSlot
 
@@ -44,6 +45,7 @@ class RequestRouter:
         supervisor_status: Callable[[], Any],
         is_stopping: Callable[[], bool],
         touch_timers: Callable[[], None],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.frontend = frontend
         self.backend = backend
@@ -52,6 +54,7 @@ class RequestRouter:
         self._status = supervisor_status
         self._is_stopping = is_stopping
         self._touch_timers = touch_timers
+        self._clock = clock
         self._token = 0
 
     def drain(self) -> None:
@@ -59,9 +62,10 @@ class RequestRouter:
         for _ in range(_MAX_DRAIN):
             if not readable(self.frontend):
                 return
-            self._on_request(recv_frames(self.frontend))
+            self.on_request(recv_frames(self.frontend))
 
-    def _on_request(self, frames: list[bytes]) -> None:
+    def on_request(self, frames: list[bytes]) -> None:
+        """One client message as the ROUTER gave it: identity, [empty,] request."""
         identity = frames[0]
         if len(frames) == 3 and frames[1] == b"":
             route, payload = [identity, b""], frames[2]
@@ -92,7 +96,7 @@ class RequestRouter:
             )
             return
         if owner is None:
-            self._answer_supervisor_op(route, request.id, request.op)
+            self._answer_supervisor_op(route, request)
             return
         self._route(route, request.id, request.op, payload, owner)
 
@@ -126,7 +130,7 @@ class RequestRouter:
             self._wait(slot, pending, front=False)
 
     def _wait(self, slot: WorkerSlot, pending: PendingRequest, *, front: bool) -> None:
-        pending.deadline = time.monotonic() + self.settings.supervisor.request_wait_s
+        pending.deadline = self._clock() + self.settings.supervisor.request_wait_s
         if front:
             slot.queued.appendleft(pending)
         else:
@@ -147,8 +151,8 @@ class RequestRouter:
         pending.deliveries += 1
         pending.deadline = None
         try:
-            handed = WorkerRequest(token=pending.token, request=pending.payload)
-            send_frames(self.backend, [slot.identity, *handed.frames()], NOBLOCK)
+            handed = WorkerRequest.pack(pending.token, pending.payload)
+            send_frames(self.backend, [slot.identity, *handed], NOBLOCK)
         except zmq.ZMQError:  # EHOSTUNREACH: the worker vanished between READY and now
             pending.deliveries -= 1
             self._wait(slot, pending, front=True)
@@ -193,8 +197,15 @@ class RequestRouter:
         """Send an error reply."""
         self.reply(route, encode_error(request_id, code, message))
 
-    def _answer_supervisor_op(self, route: list[bytes], request_id: str, op: str) -> None:
-        if op == Op.SUPERVISOR_STATUS:
-            self.reply(route, encode_ok(request_id, self._status()))
+    def _answer_supervisor_op(self, route: list[bytes], request: Request) -> None:
+        # The supervisor's own ops are validated like any worker's: unknown
+        # args are `invalid_args` (`supervisor.status` takes none).
+        try:
+            parse_args(request.op, request.args, request_id=request.id)
+        except ProtocolError as exc:
+            self.reply_error(route, exc.request_id, exc.code, exc.message)
+            return
+        if request.op == Op.SUPERVISOR_STATUS:
+            self.reply(route, encode_ok(request.id, self._status()))
         else:
-            self.reply_error(route, request_id, ErrorCode.UNKNOWN_OP, f"unknown op {op!r}")
+            self.reply_error(route, request.id, ErrorCode.UNKNOWN_OP, f"unknown op {request.op!r}")

@@ -1,0 +1,251 @@
+"""The restart rules: start a worker, see it ready, see it die, decide what next.
+
+Pure decisions over `WorkerSlot`s, with the process side behind one callable
+(`spawn`) and the time passed in as `now`: the supervisor's loop drives this
+with real children and `time.monotonic()`, unit tests with fake children and
+a fake clock. What happens to a worker is decided here and nowhere else:
+
+- a worker counts as running only once it says READY;
+- a crash restarts it (at once, or after a back-off: `RestartPolicy`), and
+  what it had in flight is re-delivered to its replacement (`RequestRouter`);
+- too many crashes mark it `failed`, while the others keep serving;
+- a worker that is not ready in time, or stops beating, is killed;
+- the service is ready once every worker is running or failed (`all_settled`).
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from config import SupervisorSettings
+from protocol.events import WorkerEventData
+from protocol.internal import WorkerHello
+from protocol.names import Topic, WorkerName, WorkerState
+from protocol.ops import WorkerStatus
+from services.runtime.children import describe_exit
+from services.runtime.eventbus import EventBus
+from services.runtime.lifecycle import Trigger
+from services.runtime.liveness import judge_liveness, liveness_deadline
+from services.runtime.routing import RequestRouter
+from services.runtime.slots import WorkerProcess, WorkerSlot, all_settled
+from services.runtime.stopping import escalate_overdue
+
+__all__ = ["NOT_READY_IN_TIME", "Spawn", "WorkerSupervision"]
+
+NOT_READY_IN_TIME = "not ready in time"
+
+Spawn = Callable[[WorkerSlot], WorkerProcess]
+"""Start a process for a worker (forked or cold) and hand it its assignment."""
+
+
+class WorkerSupervision:
+    """Every worker's life, across its incarnations, by the restart rules."""
+
+    def __init__(
+        self,
+        slots: Mapping[WorkerName, WorkerSlot],
+        settings: SupervisorSettings,
+        *,
+        spawn: Spawn,
+        bus: EventBus,
+        router: RequestRouter,
+        is_stopping: Callable[[], bool],
+        touch_timers: Callable[[], None],
+        on_settled: Callable[[], None],
+        log: Any,
+    ) -> None:
+        self.slots = slots
+        self.settings = settings
+        self._spawn = spawn
+        self.bus = bus
+        self.router = router
+        self._is_stopping = is_stopping
+        self._touch_timers = touch_timers
+        self._on_settled = on_settled
+        self.log = log
+        self.settled = False
+        """Every worker was running or failed at least once: the service is ready."""
+
+    # -- start and ready ------------------------------------------------------------
+
+    def start(self, slot: WorkerSlot, now: float) -> None:
+        """Start a new incarnation of `slot`'s worker; it is starting until READY."""
+        child = self._spawn(slot)
+        slot.child = child
+        slot.move(Trigger.SPAWN)
+        slot.restart_at = None
+        slot.ready_deadline = now + self.settings.ready_timeout_s
+        slot.kill_reason = None
+        self._touch_timers()
+        self.log.info("worker.spawned", worker=slot.name.value, pid=child.pid)
+
+    def on_ready(self, slot: WorkerSlot, hello: WorkerHello, now: float) -> None:
+        """READY: the worker serves; hand it what waited for it."""
+        slot.health = hello.health
+        if slot.state is not WorkerState.STARTING:
+            return  # a READY racing a stop or a kill: the exit will tell
+        slot.move(Trigger.READY)
+        slot.ready_deadline = None
+        slot.last_seen = now
+        slot.running_since = now
+        pid = slot.child.pid if slot.child else None
+        if slot.child is not None:
+            slot.started_at = slot.child.started_at
+        self.log.info("worker.ready", worker=slot.name.value, pid=pid)
+        self.bus.publish_own(
+            Topic.WORKER_STARTED,
+            WorkerEventData(
+                name=slot.name.value, pid=pid, restarts=slot.policy.total, state=slot.state.value
+            ),
+        )
+        self.router.flush(slot)
+        self.bus.flush(slot)
+        self._check_settled()
+
+    def _check_settled(self) -> None:
+        if not self.settled and all_settled(self.slots.values()):
+            self.settled = True
+            self._on_settled()
+
+    # -- exits ----------------------------------------------------------------------
+
+    def on_exit(self, slot: WorkerSlot, returncode: int, now: float) -> None:
+        """The worker's process ended (any cause): restart, give up, or let it be."""
+        child = slot.child
+        code, sig = describe_exit(returncode)
+        slot.ready_deadline = None
+        slot.child = None
+        slot.running_since = None
+        slot.last_exit = f"signal {sig}" if sig else f"exit {code}"
+        if slot.kill_reason:
+            slot.last_exit += f" ({slot.kill_reason})"
+        data = WorkerEventData(
+            name=slot.name.value,
+            pid=child.pid if child else None,
+            exit_code=code,
+            signal=sig,
+            restarts=slot.policy.total,
+            reason=slot.kill_reason,
+        )
+        if slot.state is WorkerState.STOPPING:
+            slot.move(Trigger.EXIT)
+            self._exited(data, slot)
+            self.router.fail_waiting(slot, "the service is stopping")
+            return
+        delay = slot.policy.on_exit(now)
+        self.log.warning(
+            "worker.exited",
+            worker=slot.name.value,
+            pid=data.pid,
+            exit_code=code,
+            signal=sig,
+            reason=slot.kill_reason,
+            restart_in_s=delay,
+        )
+        if delay is None:
+            self._give_up(slot, data)
+            return
+        slot.move(Trigger.EXIT)
+        self._exited(data, slot)
+        slot.requeue_after_crash(now + self.settings.request_wait_s)
+        slot.restart_at = now + delay
+        self._touch_timers()
+        if delay == 0 and not self._is_stopping():
+            self.start(slot, now)
+
+    def _exited(self, data: WorkerEventData, slot: WorkerSlot) -> None:
+        self.bus.publish_own(
+            Topic.WORKER_EXITED, data.model_copy(update={"state": slot.state.value})
+        )
+
+    def failure_message(self, slot: WorkerSlot) -> str:
+        """What a user reads when `slot`'s worker has failed."""
+        return (
+            f"{slot.name.value} failed: it crashed more than {self.settings.max_restarts} times "
+            f"in {self.settings.restart_window_s:g} s; "
+            f"see .session/logs/{slot.name.value}.log"
+        )
+
+    def _give_up(self, slot: WorkerSlot, data: WorkerEventData) -> None:
+        slot.move(Trigger.GIVE_UP)
+        self._exited(data, slot)
+        message = self.failure_message(slot)
+        self.log.error("worker.failed", worker=slot.name.value, message=message)
+        self.bus.publish_own(
+            Topic.WORKER_FAILED,
+            data.model_copy(update={"state": slot.state.value, "reason": message}),
+        )
+        self.router.fail_waiting(slot, message)
+        self._check_settled()
+
+    def kill(self, slot: WorkerSlot, reason: str) -> None:
+        """SIGKILL a worker that must go (hung, or not ready in time); its exit restarts it."""
+        if slot.child is None or slot.kill_reason:
+            return
+        slot.kill_reason = reason
+        slot.ready_deadline = None
+        self._touch_timers()
+        self.log.warning(
+            "worker.killing", worker=slot.name.value, pid=slot.child.pid, reason=reason
+        )
+        slot.child.signal(signal.SIGKILL)
+
+    def worker_statuses(self, now: float) -> list[WorkerStatus]:
+        """Every worker as `supervisor.status` shows it."""
+        return [
+            WorkerStatus(
+                name=slot.name.value,
+                pid=slot.child.pid if slot.child else None,
+                state=slot.state,
+                restarts=slot.policy.total,
+                started_at=slot.started_at if slot.state is WorkerState.RUNNING else None,
+                uptime_s=round(now - slot.child.started_mono, 3)
+                if slot.child and slot.state is WorkerState.RUNNING
+                else None,
+                last_exit=slot.last_exit,
+                health=slot.health,
+            )
+            for slot in self.slots.values()
+        ]
+
+    # -- timers ---------------------------------------------------------------------
+
+    def next_deadline(self, now: float) -> float:
+        """The earliest time `run_timers` has something to do (at most 1 s away)."""
+        # Only the deadline of the state the worker is in counts: a stale one
+        # from an earlier state would make the loop spin.
+        deadlines: list[float] = [now + 1.0]
+        for slot in self.slots.values():
+            state = slot.state
+            if state is WorkerState.BACKOFF and slot.restart_at is not None:
+                deadlines.append(slot.restart_at)
+            elif state is WorkerState.STARTING and slot.ready_deadline is not None:
+                deadlines.append(slot.ready_deadline)
+            elif state is WorkerState.STOPPING and slot.stop_deadline is not None:
+                deadlines.append(slot.stop_deadline)
+            elif state is WorkerState.RUNNING:
+                deadlines.append(liveness_deadline(slot, self.settings))
+            deadlines.extend(p.deadline for p in slot.queued if p.deadline is not None)
+        return min(deadlines)
+
+    def run_timers(self, now: float) -> None:
+        """Restart after back-off, kill the late and the hung, expire waiting requests."""
+        stopping = self._is_stopping()
+        for slot in self.slots.values():
+            state = slot.state
+            if state is WorkerState.BACKOFF and slot.restart_at is not None:
+                if now >= slot.restart_at and not stopping:
+                    self.start(slot, now)
+            elif state is WorkerState.STARTING and slot.ready_deadline is not None:
+                if now >= slot.ready_deadline:
+                    self.kill(slot, NOT_READY_IN_TIME)
+            elif state is WorkerState.STOPPING:
+                if escalate_overdue(slot, now, self.settings, self.log):
+                    self._touch_timers()
+            else:
+                reason = judge_liveness(slot, now, self.settings)
+                if reason is not None:
+                    self.kill(slot, reason)
+            self.router.expire(slot, now)
