@@ -68,6 +68,9 @@ _NAMED: dict[str, type[BaseModel]] = {
     "result.save": SaveResult,
     "result.significant_action": SignificantActionResult,
     "result.supervisor_status": SupervisorStatus,
+}
+
+_INTERNAL: dict[str, type[BaseModel]] = {
     "internal.assignment": WorkerAssignment,
     "internal.hello": WorkerHello,
     "internal.heartbeat": Heartbeat,
@@ -83,6 +86,7 @@ _NAMED: dict[str, type[BaseModel]] = {
 def all_schemas() -> dict[str, dict[str, Any]]:
     """Every schema by file stem, e.g. `args.session.set_stage`."""
     models: dict[str, type[BaseModel]] = dict(_NAMED)
+    models.update(_INTERNAL)
     models.update({f"args.{op.value}": model for op, model in OP_ARGS.items()})
     models.update({f"event.{topic.value}": model for topic, model in TOPIC_DATA.items()})
     schemas: dict[str, dict[str, Any]] = {}

@@ -110,6 +110,7 @@ class Rig:
                     window_s=sup.restart_window_s,
                     backoff_initial_s=sup.backoff_initial_s,
                     backoff_max_s=sup.backoff_max_s,
+                    stable_s=sup.stable_s,
                 ),
             )
             for name in workers

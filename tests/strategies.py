@@ -52,6 +52,7 @@ from protocol.events import (
     SessionSaveFailedData,
     WorkerEventData,
 )
+from protocol.names import RestartRule
 from protocol.ops import (
     CostEstimateResult,
     CostLogResult,
@@ -593,6 +594,8 @@ def _worker_event() -> st.SearchStrategy[WorkerEventData]:
         restarts=st.integers(min_value=0, max_value=100),
         state=st.none() | st.sampled_from([s.value for s in WorkerState]),
         reason=st.none() | short_text,
+        rule=st.none() | st.sampled_from(RestartRule),
+        restart_in_s=st.none() | st.floats(min_value=0, max_value=30, allow_nan=False),
     )
 
 

@@ -256,3 +256,37 @@ def test_the_staged_stop_asks_then_escalates_to_sigterm_then_sigkill() -> None:
     rig.crash(SW, returncode=0)
     assert stop.advance(rig.clock.now)
     assert len(rig.children[SW]) == 1, "nothing restarts while stopping"
+
+
+def test_a_worker_killed_after_serving_for_seconds_restarts_at_once_every_time() -> None:
+    """Five kills 2 s apart each restart at once; worker.exited names the stable-run rule."""
+    rig = Rig()
+    rig.start_all()
+    rig.published()
+    for _ in range(5):
+        rig.clock.advance(2.0)
+        rig.crash(SW)
+        assert rig.state(SW) is WorkerState.STARTING, "backed off after a stable run"
+        rig.ready(SW)
+        exited = next(e for e in rig.published() if e["topic"] == Topic.WORKER_EXITED)
+        assert exited["data"]["rule"] == "stable_run"
+        assert exited["data"]["restart_in_s"] == 0
+
+
+def test_worker_exited_names_the_backoff_and_intensity_rules_of_a_crash_loop() -> None:
+    """A worker dying right after READY is a crash loop: back-off, then failed by intensity."""
+    rig = Rig(overrides={"supervisor": {"max_restarts": 2, "backoff_initial_s": 0.1}})
+    rig.start_all()
+    rules = []
+    for _ in range(3):
+        rig.crash(CL, returncode=1)
+        rig.tick(0.5)
+        rig.beat(SW)
+        if rig.state(CL) is WorkerState.STARTING:
+            rig.ready(CL)
+        rules += [
+            (e["data"]["rule"], e["data"]["restart_in_s"])
+            for e in rig.published()
+            if e["topic"] == Topic.WORKER_EXITED
+        ]
+    assert rules == [("first_crash", 0), ("backoff", 0.1), ("intensity", None)]

@@ -92,6 +92,7 @@ class Supervisor:
                     window_s=sup.restart_window_s,
                     backoff_initial_s=sup.backoff_initial_s,
                     backoff_max_s=sup.backoff_max_s,
+                    stable_s=sup.stable_s,
                 ),
             )
             for name in workers

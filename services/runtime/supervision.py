@@ -22,7 +22,7 @@ from typing import Any
 from config import SupervisorSettings
 from protocol.events import WorkerEventData
 from protocol.internal import WorkerHello
-from protocol.names import Topic, WorkerName, WorkerState
+from protocol.names import RestartRule, Topic, WorkerName, WorkerState
 from protocol.ops import WorkerStatus
 from services.runtime.children import describe_exit
 from services.runtime.eventbus import EventBus
@@ -115,6 +115,7 @@ class WorkerSupervision:
         """The worker's process ended (any cause): restart, give up, or let it be."""
         child = slot.child
         code, sig = describe_exit(returncode)
+        ran_s = None if slot.running_since is None else now - slot.running_since
         slot.ready_deadline = None
         slot.child = None
         slot.running_since = None
@@ -131,10 +132,10 @@ class WorkerSupervision:
         )
         if slot.state is WorkerState.STOPPING:
             slot.move(Trigger.EXIT)
-            self._exited(data, slot)
+            self._exited(data, slot, RestartRule.STOPPING, None)
             self.router.fail_waiting(slot, "the service is stopping")
             return
-        delay = slot.policy.on_exit(now)
+        decision = slot.policy.on_exit(now, ran_s=ran_s)
         self.log.warning(
             "worker.exited",
             worker=slot.name.value,
@@ -142,23 +143,26 @@ class WorkerSupervision:
             exit_code=code,
             signal=sig,
             reason=slot.kill_reason,
-            restart_in_s=delay,
+            ran_s=None if ran_s is None else round(ran_s, 3),
+            rule=decision.rule.value,
+            restart_in_s=decision.delay_s,
         )
-        if delay is None:
-            self._give_up(slot, data)
+        if decision.delay_s is None:
+            self._give_up(slot, data, decision.rule)
             return
         slot.move(Trigger.EXIT)
-        self._exited(data, slot)
+        self._exited(data, slot, decision.rule, decision.delay_s)
         slot.requeue_after_crash(now + self.settings.request_wait_s)
-        slot.restart_at = now + delay
+        slot.restart_at = now + decision.delay_s
         self._touch_timers()
-        if delay == 0 and not self._is_stopping():
+        if decision.delay_s == 0 and not self._is_stopping():
             self.start(slot, now)
 
-    def _exited(self, data: WorkerEventData, slot: WorkerSlot) -> None:
-        self.bus.publish_own(
-            Topic.WORKER_EXITED, data.model_copy(update={"state": slot.state.value})
-        )
+    def _exited(
+        self, data: WorkerEventData, slot: WorkerSlot, rule: RestartRule, delay_s: float | None
+    ) -> None:
+        update = {"state": slot.state.value, "rule": rule, "restart_in_s": delay_s}
+        self.bus.publish_own(Topic.WORKER_EXITED, data.model_copy(update=update))
 
     def failure_message(self, slot: WorkerSlot) -> str:
         """What a user reads when `slot`'s worker has failed."""
@@ -168,14 +172,14 @@ class WorkerSupervision:
             f"see .session/logs/{slot.name.value}.log"
         )
 
-    def _give_up(self, slot: WorkerSlot, data: WorkerEventData) -> None:
+    def _give_up(self, slot: WorkerSlot, data: WorkerEventData, rule: RestartRule) -> None:
         slot.move(Trigger.GIVE_UP)
-        self._exited(data, slot)
+        self._exited(data, slot, rule, None)
         message = self.failure_message(slot)
         self.log.error("worker.failed", worker=slot.name.value, message=message)
         self.bus.publish_own(
             Topic.WORKER_FAILED,
-            data.model_copy(update={"state": slot.state.value, "reason": message}),
+            data.model_copy(update={"state": slot.state.value, "reason": message, "rule": rule}),
         )
         self.router.fail_waiting(slot, message)
         self._check_settled()
