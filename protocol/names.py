@@ -103,6 +103,7 @@ class Op(StrEnum):
     COST_RESET_SESSION = "cost.reset_session"
     HISTORY_LIST = "history.list"
     SUPERVISOR_STATUS = "supervisor.status"
+    SUPERVISOR_RESTART = "supervisor.restart"
 
 
 class Topic(StrEnum):

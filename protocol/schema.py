@@ -38,6 +38,7 @@ from protocol.ops import (
     SaveResult,
     SessionStatusResult,
     SignificantActionResult,
+    SupervisorRestartResult,
     SupervisorStatus,
 )
 from protocol.session import Preferences, SessionDocument
@@ -68,6 +69,7 @@ _NAMED: dict[str, type[BaseModel]] = {
     "result.save": SaveResult,
     "result.significant_action": SignificantActionResult,
     "result.supervisor_status": SupervisorStatus,
+    "result.supervisor_restart": SupervisorRestartResult,
 }
 
 _INTERNAL: dict[str, type[BaseModel]] = {

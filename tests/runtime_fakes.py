@@ -140,13 +140,21 @@ class Rig:
             self.slots,
             sup,
             spawn=self._spawn,
+            send_stop=self.send_stop,
             bus=self.bus,
             router=self.router,
             is_stopping=lambda: self.stopping,
             touch_timers=lambda: None,
             on_settled=self._settled,
             log=log,
+            clock=self.clock,
         )
+        self.router.restart_workers = self.supervision.restart_op
+
+    def send_stop(self, slot: WorkerSlot) -> None:
+        """The STOP frame to a running worker, recorded on the backend."""
+        self.backend.send(slot.identity, _SNDMORE)
+        self.backend.send(b"STOP")
 
     def _spawn(self, slot: WorkerSlot) -> FakeChild:
         child = FakeChild(pid=next(self._pids), started_mono=self.clock.now)

@@ -60,6 +60,7 @@ from protocol.ops import (
     SaveResult,
     SessionStatusResult,
     SignificantActionResult,
+    SupervisorRestartResult,
     SupervisorStatus,
     WorkerStatus,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "session_documents",
     "session_status_results",
     "significant_action_results",
+    "supervisor_restart_results",
     "supervisor_statuses",
     "timestamps",
     "with_extras",
@@ -440,6 +442,11 @@ def worker_statuses() -> st.SearchStrategy[WorkerStatus]:
     )
 
 
+def supervisor_restart_results() -> st.SearchStrategy[SupervisorRestartResult]:
+    """`supervisor.restart`."""
+    return st.builds(SupervisorRestartResult, workers=st.lists(worker_statuses(), max_size=4))
+
+
 def supervisor_statuses() -> st.SearchStrategy[SupervisorStatus]:
     """`supervisor.status`."""
     return st.builds(
@@ -565,6 +572,9 @@ OP_ARGS_STRATEGIES: dict[Op, st.SearchStrategy[dict[str, Any]]] = {
         {}, optional={"limit": st.integers(min_value=1, max_value=10_000)}
     ),
     Op.SUPERVISOR_STATUS: _no_args,
+    Op.SUPERVISOR_RESTART: st.fixed_dictionaries(
+        {"worker": st.sampled_from([*(w.value for w in WorkerName), "all"])}
+    ),
 }
 """Valid `args` for every op, as a client would put them in a request."""
 

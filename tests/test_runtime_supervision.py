@@ -290,3 +290,133 @@ def test_worker_exited_names_the_backoff_and_intensity_rules_of_a_crash_loop() -
             if e["topic"] == Topic.WORKER_EXITED
         ]
     assert rules == [("first_crash", 0), ("backoff", 0.1), ("intensity", None)]
+
+
+# -- supervisor.restart ------------------------------------------------------------
+
+
+def _restart(rig: Rig, worker: str, request_id: str = "rs") -> None:
+    rig.router.on_request(request_frames(request_id, "supervisor.restart", {"worker": worker}))
+
+
+def test_restart_of_a_running_worker_stops_it_gracefully_and_answers_once_it_is_back() -> None:
+    """STOP, exit, a new process, READY, then the reply; requests sent meanwhile wait for it."""
+    rig = Rig()
+    rig.start_all()
+    rig.backend.take()
+    rig.published()
+    old = rig.child(CL)
+    _restart(rig, "cost_ledger")
+    assert rig.backend.take() == [[b"cost_ledger", b"STOP"]]
+    assert rig.state(CL) is WorkerState.STOPPING
+    rig.router.on_request(request_frames("meanwhile", "cost.totals"))
+    assert rig.replies() == [] and rig.handed_requests(CL) == []
+    rig.crash(CL, returncode=0)
+    assert rig.child(CL) is not old and rig.state(CL) is WorkerState.STARTING
+    exited = next(e for e in rig.published() if e["topic"] == Topic.WORKER_EXITED)
+    assert exited["data"]["rule"] == "requested" and exited["data"]["reason"] == "restart requested"
+    assert rig.replies() == []
+    rig.ready(CL)
+    (reply,) = rig.replies()
+    assert reply["id"] == "rs" and reply["ok"] is True
+    (status,) = reply["result"]["workers"]
+    assert (status["name"], status["state"], status["pid"]) == (
+        "cost_ledger",
+        "running",
+        rig.child(CL).pid,
+    )
+    assert status["restarts"] == 0, "a requested restart is no crash"
+    assert [r["id"] for _, r in rig.handed_requests(CL)] == ["meanwhile"]
+
+
+def test_restart_brings_a_failed_worker_back_with_its_intensity_forgotten() -> None:
+    """A failed worker starts again on request, and its next crash restarts at once."""
+    rig = Rig(overrides={"supervisor": {"max_restarts": 1}})
+    rig.start_all()
+    rig.crash(CL, returncode=1)
+    rig.ready(CL)
+    rig.crash(CL, returncode=1)
+    assert rig.state(CL) is WorkerState.FAILED
+    failed = next(e for e in rig.published() if e["topic"] == Topic.WORKER_FAILED)
+    assert "supervisor restart cost_ledger" in failed["data"]["reason"]
+    rig.router.on_request(request_frames("refused", "cost.totals"))
+    assert "`supervisor restart cost_ledger`" in rig.replies()[0]["error"]["message"]
+    _restart(rig, "cost_ledger")
+    assert rig.state(CL) is WorkerState.STARTING
+    rig.ready(CL)
+    assert rig.replies()[0]["result"]["workers"][0]["state"] == "running"
+    rig.crash(CL, returncode=1)
+    assert rig.state(CL) is WorkerState.STARTING, "the old crashes still counted"
+
+
+def test_restart_all_restarts_every_worker_and_answers_when_all_are_back() -> None:
+    """`all` stops every worker; the reply waits for the last one's READY."""
+    rig = Rig()
+    rig.start_all()
+    rig.backend.take()
+    _restart(rig, "all")
+    assert sorted(m[0] for m in rig.backend.take()) == [b"cost_ledger", b"session_writer"]
+    for name in (SW, CL):
+        rig.crash(name, returncode=0)
+    rig.ready(SW)
+    assert rig.replies() == []
+    rig.ready(CL)
+    (reply,) = rig.replies()
+    assert [w["name"] for w in reply["result"]["workers"]] == ["session_writer", "cost_ledger"]
+
+
+def test_a_resent_restart_id_is_not_a_second_restart() -> None:
+    """The same id re-sent during and after the restart gets the one answer; one restart."""
+    rig = Rig()
+    rig.start_all()
+    _restart(rig, "session_writer", request_id="once")
+    _restart(rig, "session_writer", request_id="once")
+    rig.crash(SW, returncode=0)
+    rig.ready(SW)
+    first, second = rig.replies()
+    assert first == second and first["ok"] is True
+    _restart(rig, "session_writer", request_id="once")
+    assert rig.replies() == [first]
+    assert len(rig.children[SW]) == 2
+
+
+def test_a_restart_that_ignores_stop_is_escalated_then_completed() -> None:
+    """A worker that does not exit on STOP gets SIGTERM after the grace, then comes back."""
+    rig = Rig()
+    rig.start_all()
+    old = rig.child(SW)
+    _restart(rig, "session_writer")
+    rig.beat(CL)
+    rig.tick(rig.settings.supervisor.stop_grace_s + 0.01)
+    assert old.signals == [signal.SIGTERM]
+    rig.crash(SW, returncode=-15)
+    rig.ready(SW)
+    assert rig.replies()[0]["ok"] is True
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        ({"worker": "nobody"}, "invalid_args"),
+        ({}, "invalid_args"),
+        ({"worker": "all", "x": 1}, "invalid_args"),
+    ],
+)
+def test_restart_refuses_bad_args(args: dict[str, str], code: str) -> None:
+    """An unknown worker, a missing one or an extra key is invalid_args, and nothing restarts."""
+    rig = Rig()
+    rig.start_all()
+    rig.router.on_request(request_frames("bad", "supervisor.restart", args))
+    (reply,) = rig.replies()
+    assert reply["error"]["code"] == code
+    assert all(len(children) == 1 for children in rig.children.values())
+
+
+def test_restart_while_the_service_stops_is_unavailable() -> None:
+    """No restart once the service is stopping: the reply says so."""
+    rig = Rig()
+    rig.start_all()
+    rig.stopping = True
+    _restart(rig, "cost_ledger")
+    (reply,) = rig.replies()
+    assert reply["error"]["code"] == "unavailable"

@@ -149,6 +149,7 @@ class Supervisor:
             self.slots,
             sup,
             spawn=self._spawn,
+            send_stop=self._send_stop,
             bus=self.bus,
             router=self.router,
             is_stopping=lambda: self.stopping,
@@ -156,6 +157,7 @@ class Supervisor:
             on_settled=self._become_ready,
             log=self.log,
         )
+        self.router.restart_workers = self.supervision.restart_op
         self.staged_stop = StagedStop(
             self.slots,
             sup,

@@ -24,6 +24,7 @@ class Trigger(StrEnum):
     GIVE_UP = "give_up"  # restart intensity exceeded
     STOP = "stop"  # the supervisor is stopping it
     STOPPED = "stopped"  # its process ended while stopping
+    RESET = "reset"  # `supervisor.restart` of a failed worker: it may start again
 
 
 S = WorkerState
@@ -48,6 +49,7 @@ TRANSITIONS: dict[tuple[WorkerState, Trigger], WorkerState] = {
     (S.STOPPING, T.STOPPED): S.STOPPED,
     (S.STOPPING, T.EXIT): S.STOPPED,
     (S.STOPPING, T.READY): S.STOPPING,
+    (S.FAILED, T.RESET): S.STOPPED,
 }
 """(state, trigger) -> new state. Anything missing is illegal."""
 

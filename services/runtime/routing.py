@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import zmq
 
@@ -21,9 +21,9 @@ from protocol.envelopes import Request, decode_request, encode_error, encode_ok,
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.internal import WorkerRequest
 from protocol.names import Op, WorkerName, WorkerState, owner_of
-from protocol.ops import parse_args
+from protocol.ops import SupervisorRestartArgs, parse_args
 from services.runtime.frames import NOBLOCK, readable, recv_frames, send_frames
-from services.runtime.slots import PendingRequest, WorkerSlot
+from services.runtime.slots import PendingRequest, WorkerSlot, restart_hint
 
 __all__ = ["MAX_DELIVERIES", "RequestRouter"]
 
@@ -56,6 +56,10 @@ class RequestRouter:
         self._touch_timers = touch_timers
         self._clock = clock
         self._token = 0
+        self.restart_workers: Callable[[list[bytes], str, SupervisorRestartArgs], None] | None = (
+            None
+        )
+        """Answers `supervisor.restart` (the restart rules, set by the supervisor)."""
 
     def drain(self) -> None:
         """Handle every request waiting on the command socket."""
@@ -110,7 +114,7 @@ class RequestRouter:
                 route,
                 request_id,
                 ErrorCode.UNAVAILABLE,
-                f"{owner.value} has failed ({reason}); see .session/logs/{owner.value}.log",
+                f"{owner.value} has failed ({reason}); {restart_hint(owner)}",
             )
             return
         if self._is_stopping():
@@ -201,11 +205,18 @@ class RequestRouter:
         # The supervisor's own ops are validated like any worker's: unknown
         # args are `invalid_args` (`supervisor.status` takes none).
         try:
-            parse_args(request.op, request.args, request_id=request.id)
+            args = parse_args(request.op, request.args, request_id=request.id)
         except ProtocolError as exc:
             self.reply_error(route, exc.request_id, exc.code, exc.message)
             return
         if request.op == Op.SUPERVISOR_STATUS:
             self.reply(route, encode_ok(request.id, self._status()))
+        elif request.op == Op.SUPERVISOR_RESTART and self.restart_workers is not None:
+            if self._is_stopping():
+                self.reply_error(
+                    route, request.id, ErrorCode.UNAVAILABLE, "the service is stopping"
+                )
+                return
+            self.restart_workers(route, request.id, cast(SupervisorRestartArgs, args))
         else:
             self.reply_error(route, request.id, ErrorCode.UNKNOWN_OP, f"unknown op {request.op!r}")

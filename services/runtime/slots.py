@@ -12,7 +12,7 @@ from protocol.names import WorkerName, WorkerState
 from services.runtime.lifecycle import Trigger, transition
 from services.runtime.restarts import RestartPolicy
 
-__all__ = ["PendingRequest", "WorkerProcess", "WorkerSlot", "all_settled"]
+__all__ = ["PendingRequest", "WorkerProcess", "WorkerSlot", "all_settled", "restart_hint"]
 
 
 class WorkerProcess(Protocol):
@@ -104,3 +104,11 @@ def all_settled(slots: Iterable[WorkerSlot]) -> bool:
     requests are answered `unavailable` at once.
     """
     return all(slot.state in {WorkerState.RUNNING, WorkerState.FAILED} for slot in slots)
+
+
+def restart_hint(name: WorkerName) -> str:
+    """The end of every message about a failed worker: where to look, what to run."""
+    return (
+        f"see .session/logs/{name.value}.log, then run `supervisor restart {name.value}` "
+        "to start it again"
+    )

@@ -10,34 +10,53 @@ a fake clock. What happens to a worker is decided here and nowhere else:
   what it had in flight is re-delivered to its replacement (`RequestRouter`);
 - too many crashes mark it `failed`, while the others keep serving;
 - a worker that is not ready in time, or stops beating, is killed;
-- the service is ready once every worker is running or failed (`all_settled`).
+- the service is ready once every worker is running or failed (`all_settled`);
+- `supervisor.restart` stops a worker gracefully and starts it again, or
+  brings a failed one back with its restart intensity forgotten.
 """
 
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from config import SupervisorSettings
+from protocol.envelopes import encode_error, encode_ok
+from protocol.errors import ErrorCode
 from protocol.events import WorkerEventData
 from protocol.internal import WorkerHello
 from protocol.names import RestartRule, Topic, WorkerName, WorkerState
-from protocol.ops import WorkerStatus
+from protocol.ops import SupervisorRestartArgs, SupervisorRestartResult, WorkerStatus
 from services.runtime.children import describe_exit
 from services.runtime.eventbus import EventBus
 from services.runtime.lifecycle import Trigger
 from services.runtime.liveness import judge_liveness, liveness_deadline
 from services.runtime.routing import RequestRouter
-from services.runtime.slots import WorkerProcess, WorkerSlot, all_settled
-from services.runtime.stopping import escalate_overdue
+from services.runtime.slots import WorkerProcess, WorkerSlot, all_settled, restart_hint
+from services.runtime.stopping import SendStop, ask_to_stop, escalate_overdue
+from services.runtime.worker import ReplyCache
 
-__all__ = ["NOT_READY_IN_TIME", "Spawn", "WorkerSupervision"]
+__all__ = ["NOT_READY_IN_TIME", "RESTART_REQUESTED", "Spawn", "WorkerSupervision"]
 
 NOT_READY_IN_TIME = "not ready in time"
+RESTART_REQUESTED = "restart requested"
+_REMEMBERED_RESTARTS = 64
 
 Spawn = Callable[[WorkerSlot], WorkerProcess]
 """Start a process for a worker (forked or cold) and hand it its assignment."""
+
+
+@dataclass(eq=False)
+class _RestartWaiter:
+    """A `supervisor.restart` answered once its workers are running (or failed again)."""
+
+    request_id: str
+    routes: list[list[bytes]]
+    names: tuple[WorkerName, ...]
+    deadline: float
 
 
 class WorkerSupervision:
@@ -49,16 +68,23 @@ class WorkerSupervision:
         settings: SupervisorSettings,
         *,
         spawn: Spawn,
+        send_stop: SendStop,
         bus: EventBus,
         router: RequestRouter,
         is_stopping: Callable[[], bool],
         touch_timers: Callable[[], None],
         on_settled: Callable[[], None],
         log: Any,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.slots = slots
         self.settings = settings
         self._spawn = spawn
+        self._send_stop = send_stop
+        self._clock = clock
+        self._restart_waiters: dict[str, _RestartWaiter] = {}
+        self._restart_answers = ReplyCache(_REMEMBERED_RESTARTS)
+        """Reply frames of finished restarts by id: a re-sent id is not a second restart."""
         self.bus = bus
         self.router = router
         self._is_stopping = is_stopping
@@ -103,6 +129,7 @@ class WorkerSupervision:
         self.router.flush(slot)
         self.bus.flush(slot)
         self._check_settled()
+        self._answer_restarts(now)
 
     def _check_settled(self) -> None:
         if not self.settled and all_settled(self.slots.values()):
@@ -132,8 +159,15 @@ class WorkerSupervision:
         )
         if slot.state is WorkerState.STOPPING:
             slot.move(Trigger.EXIT)
-            self._exited(data, slot, RestartRule.STOPPING, None)
-            self.router.fail_waiting(slot, "the service is stopping")
+            requested, slot.restart_requested = slot.restart_requested, False
+            if requested and not self._is_stopping():
+                self._exited(data, slot, RestartRule.REQUESTED, 0.0)
+                slot.requeue_after_crash(now + self.settings.request_wait_s)
+                self.start(slot, now)
+            else:
+                self._exited(data, slot, RestartRule.STOPPING, None)
+                self.router.fail_waiting(slot, "the service is stopping")
+                self._answer_restarts(now)
             return
         decision = slot.policy.on_exit(now, ran_s=ran_s)
         self.log.warning(
@@ -165,11 +199,10 @@ class WorkerSupervision:
         self.bus.publish_own(Topic.WORKER_EXITED, data.model_copy(update=update))
 
     def failure_message(self, slot: WorkerSlot) -> str:
-        """What a user reads when `slot`'s worker has failed."""
+        """What a user reads when `slot`'s worker has failed: why, and what to run."""
         return (
             f"{slot.name.value} failed: it crashed more than {self.settings.max_restarts} times "
-            f"in {self.settings.restart_window_s:g} s; "
-            f"see .session/logs/{slot.name.value}.log"
+            f"in {self.settings.restart_window_s:g} s; {restart_hint(slot.name)}"
         )
 
     def _give_up(self, slot: WorkerSlot, data: WorkerEventData, rule: RestartRule) -> None:
@@ -183,6 +216,7 @@ class WorkerSupervision:
         )
         self.router.fail_waiting(slot, message)
         self._check_settled()
+        self._answer_restarts(self._clock())
 
     def kill(self, slot: WorkerSlot, reason: str) -> None:
         """SIGKILL a worker that must go (hung, or not ready in time); its exit restarts it."""
@@ -195,6 +229,81 @@ class WorkerSupervision:
             "worker.killing", worker=slot.name.value, pid=slot.child.pid, reason=reason
         )
         slot.child.signal(signal.SIGKILL)
+
+    # -- supervisor.restart -------------------------------------------------------
+
+    def restart_op(self, route: list[bytes], request_id: str, args: SupervisorRestartArgs) -> None:
+        """`supervisor.restart`: restart, answer once every named worker is back.
+
+        The id is an idempotency key like any other: a re-send while the
+        restart runs waits for the same answer, and a re-send after it gets
+        the first answer again, without a second restart.
+        """
+        answered = self._restart_answers.get(request_id)
+        if answered is not None:
+            self.router.reply(route, answered)
+            return
+        waiter = self._restart_waiters.get(request_id)
+        if waiter is not None:
+            waiter.routes.append(route)
+            return
+        now = self._clock()
+        names = tuple(name for name in args.names() if name in self.slots)
+        self.restart(names, now)
+        # Long enough for a stop that escalates to SIGKILL, then a start.
+        deadline = now + 2 * self.settings.stop_grace_s + self.settings.ready_timeout_s
+        self._restart_waiters[request_id] = _RestartWaiter(request_id, [route], names, deadline)
+        self._touch_timers()
+        self._answer_restarts(now)
+
+    def restart(self, names: tuple[WorkerName, ...], now: float) -> None:
+        """Restart these workers: a running one gracefully, a failed one afresh.
+
+        A running (or starting) worker is asked to stop as in a clean stop and
+        started again once it exited; its requests wait meanwhile. A failed
+        worker's restart intensity is forgotten (like `systemctl
+        reset-failed`) and it starts at once, as does one in back-off.
+        """
+        for name in names:
+            slot = self.slots[name]
+            self.log.info("worker.restart_requested", worker=name.value, state=slot.state.value)
+            if slot.state is WorkerState.FAILED:
+                slot.policy.reset()
+                slot.move(Trigger.RESET)
+                self.start(slot, now)
+            elif slot.state in {WorkerState.RUNNING, WorkerState.STARTING}:
+                slot.restart_requested = True
+                slot.kill_reason = RESTART_REQUESTED
+                ask_to_stop(slot, now, self.settings, self._send_stop)
+                self._touch_timers()
+            elif slot.state is WorkerState.STOPPING:
+                slot.restart_requested = True
+            else:  # back-off, or stopped: no process to stop
+                self.start(slot, now)
+
+    def _answer_restarts(self, now: float) -> None:
+        """Answer every `supervisor.restart` whose workers are back (or that waited too long)."""
+        if not self._restart_waiters:
+            return
+        stopping = self._is_stopping()
+        for request_id, waiter in list(self._restart_waiters.items()):
+            slots = [self.slots[name] for name in waiter.names]
+            back = all(
+                slot.state in {WorkerState.RUNNING, WorkerState.FAILED}
+                and not slot.restart_requested
+                for slot in slots
+            )
+            if not (back or stopping or now >= waiter.deadline):
+                continue
+            del self._restart_waiters[request_id]
+            if stopping:
+                frame = encode_error(request_id, ErrorCode.UNAVAILABLE, "the service is stopping")
+            else:
+                statuses = [s for s in self.worker_statuses(now) if s.name in waiter.names]
+                frame = encode_ok(request_id, SupervisorRestartResult(workers=statuses))
+                self._restart_answers.put(request_id, frame)
+            for route in waiter.routes:
+                self.router.reply(route, frame)
 
     def worker_statuses(self, now: float) -> list[WorkerStatus]:
         """Every worker as `supervisor.status` shows it."""
@@ -232,6 +341,7 @@ class WorkerSupervision:
             elif state is WorkerState.RUNNING:
                 deadlines.append(liveness_deadline(slot, self.settings))
             deadlines.extend(p.deadline for p in slot.queued if p.deadline is not None)
+        deadlines.extend(waiter.deadline for waiter in self._restart_waiters.values())
         return min(deadlines)
 
     def run_timers(self, now: float) -> None:
@@ -253,3 +363,4 @@ class WorkerSupervision:
                 if reason is not None:
                     self.kill(slot, reason)
             self.router.expire(slot, now)
+        self._answer_restarts(now)
