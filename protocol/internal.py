@@ -20,7 +20,10 @@ frame is the kind (the ROUTER adds the routing id in front on its side):
         STOP                                  `StopRequest`
 
 Before any of that, the supervisor writes one JSON line on the worker's stdin:
-the `WorkerAssignment` (which worker to become, and where).
+the `WorkerAssignment` (which worker to become, and where). A worker forked
+by the fork server was asked for with a `ForkRequest` on the fork server's
+control socket (with the child's stdin and stderr attached) and announced
+with a `ForkReply`.
 
 Bodies that are already JSON (a client's request, a reply, an event) travel
 as bytes and are never parsed here: validation of a request happens once, in
@@ -48,6 +51,8 @@ __all__ = [
     "STOP",
     "EventAck",
     "EventDelivery",
+    "ForkReply",
+    "ForkRequest",
     "FromWorker",
     "Heartbeat",
     "InternalFrame",
@@ -235,6 +240,39 @@ class StopRequest(InternalFrame):
     def frames(self) -> list[bytes]:
         """`STOP`."""
         return [STOP]
+
+
+class ForkRequest(InternalFrame):
+    """To the fork server: fork one worker host on the two descriptors sent along."""
+
+    token: Number
+
+    def datagram(self) -> bytes:
+        """The control socket's message."""
+        return dumps(self)
+
+
+class ForkReply(InternalFrame):
+    """From the fork server: ready (imports done), or a fork's pid, or why it failed."""
+
+    ready: bool = False
+    """Sent once, when the server has imported everything and serves."""
+    token: Number | None = None
+    """The `ForkRequest` this answers."""
+    pid: int | None = None
+    error: str | None = None
+
+    def datagram(self) -> bytes:
+        """The control socket's message."""
+        return dumps(self)
+
+    @classmethod
+    def parse(cls, data: bytes) -> ForkReply:
+        """Decode a control message; `MalformedFrame` when it is not a reply."""
+        try:
+            return cls.model_validate_json(data)
+        except ValidationError as exc:
+            raise MalformedFrame(f"bad fork server reply: {exc}") from None
 
 
 FromWorker = WorkerHello | Heartbeat | WorkerReply | WorkerPublish | EventAck

@@ -22,6 +22,8 @@ from protocol.history import HistoryDocument, HistoryEntry
 from protocol.internal import (
     EventAck,
     EventDelivery,
+    ForkReply,
+    ForkRequest,
     Heartbeat,
     StopRequest,
     WorkerAssignment,
@@ -82,6 +84,8 @@ _INTERNAL: dict[str, type[BaseModel]] = {
     "internal.request": WorkerRequest,
     "internal.event": EventDelivery,
     "internal.stop": StopRequest,
+    "internal.fork_request": ForkRequest,
+    "internal.fork_reply": ForkReply,
 }
 
 

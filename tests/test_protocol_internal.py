@@ -9,6 +9,8 @@ from protocol.codec import loads_exact
 from protocol.internal import (
     EventAck,
     EventDelivery,
+    ForkReply,
+    ForkRequest,
     Heartbeat,
     InternalFrame,
     MalformedFrame,
@@ -109,3 +111,12 @@ def test_hello_and_heartbeat_bodies_satisfy_their_schemas() -> None:
     for frame, stem in ((hello, "internal.hello"), (beat, "internal.heartbeat")):
         schema = SCHEMAS[stem]
         _validate(loads_exact(frame.frames()[1]), schema, schema)
+
+
+def test_fork_server_messages_round_trip_and_refuse_garbage() -> None:
+    """The fork server's request and replies read back equal; anything else is MalformedFrame."""
+    assert ForkRequest.model_validate_json(ForkRequest(token=3).datagram()) == ForkRequest(token=3)
+    for reply in (ForkReply(ready=True), ForkReply(token=3, pid=77), ForkReply(token=4, error="x")):
+        assert ForkReply.parse(reply.datagram()) == reply
+    with pytest.raises(MalformedFrame):
+        ForkReply.parse(b'{"token": "three"}')
