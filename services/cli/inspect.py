@@ -6,13 +6,14 @@ beside a running service (which owns the files) and on a broken project.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel
 
-__all__ = ["inspect", "render_preferences", "render_session"]
+__all__ = ["inspect", "inspect_command", "render_preferences", "render_session"]
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 
@@ -108,3 +109,8 @@ def inspect(project: Path, what: str, *, as_json: bool) -> int:
     else:
         print(render_preferences(outcome.value))
     return EXIT_OK
+
+
+def inspect_command(options: argparse.Namespace) -> int:
+    """`supervisor inspect`."""
+    return inspect(options.project, options.what, as_json=options.json)
