@@ -40,10 +40,12 @@ def wait_lock_free(project: Path, timeout_s: float = 15.0) -> None:
 
 
 @contextlib.contextmanager
-def detached_service(project: Path, *extra: str) -> Iterator[dict[str, Any]]:
-    """`start --detach --json` with fast timings; the ready document; stopped at the end."""
-    config = fast_config(project)
-    result = run_cli(project, "start", "--detach", "--json", "--config", str(config), *extra)
+def detached_service(
+    project: Path, *extra: str, config: dict[str, dict[str, Any]] | None = None
+) -> Iterator[dict[str, Any]]:
+    """`start --detach --json` with fast timings (and `config`); the ready document; stopped."""
+    config_path = fast_config(project, config)
+    result = run_cli(project, "start", "--detach", "--json", "--config", str(config_path), *extra)
     assert result.returncode == 0, result.stderr
     document: dict[str, Any] = json.loads(result.stdout)
     try:

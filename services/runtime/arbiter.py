@@ -386,7 +386,8 @@ class Supervisor:
             sup = self.settings.supervisor
             message = (
                 f"{slot.name.value} failed: it crashed more than {sup.max_restarts} times in "
-                f"{sup.restart_window_s:g} s; see .session/logs/{slot.name.value}.log"
+                f"{sup.restart_window_s:g} s; `supervisor logs {slot.name.value}` shows why and "
+                f"`supervisor restart {slot.name.value}` brings it back"
             )
             self.log.error("worker.failed", worker=slot.name.value, message=message)
             self.bus.publish_own(

@@ -106,7 +106,8 @@ class RequestRouter:
                 route,
                 request_id,
                 ErrorCode.UNAVAILABLE,
-                f"{owner.value} has failed ({reason}); see .session/logs/{owner.value}.log",
+                f"{owner.value} has failed ({reason}); `supervisor restart {owner.value}` "
+                "brings it back",
             )
             return
         if self._is_stopping():
