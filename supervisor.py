@@ -12,7 +12,7 @@
     supervisor report  [--out FILE] [--open] [--days N] [--project DIR] [--json]
     supervisor --version
 
-Exit codes: see `services/cli/exitcodes.py` (0 ok, 1 failure, 2 usage,
+Exit codes: see `services/cli/exits.py` (0 ok, 1 failure, 2 usage,
 3 not running, 4 a worker is failed).
 """
 
@@ -21,13 +21,9 @@ from __future__ import annotations
 import os
 import sys
 
-from services.cli.exitcodes import ExitCode
+from services.cli.exits import EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK
 
 __all__ = ["EXIT_FAILURE", "EXIT_NOT_RUNNING", "EXIT_OK", "main"]
-
-EXIT_OK = ExitCode.OK
-EXIT_FAILURE = ExitCode.FAILURE
-EXIT_NOT_RUNNING = ExitCode.NOT_RUNNING
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ from service import run_cli
 
 from protocol.codec import dumps
 from protocol.envelopes import EndpointsFile, encode_event
-from services.cli.exitcodes import ExitCode
+from services.cli.exits import ExitCode
 from services.runtime.lock import SupervisorLock
 
 pytestmark = pytest.mark.slow

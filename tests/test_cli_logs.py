@@ -18,7 +18,7 @@ import structlog
 from cli_service import detached_service
 from service import run_cli
 
-from services.cli.exitcodes import ExitCode
+from services.cli.exits import ExitCode
 from services.runtime.logs import RotatingLineFile
 
 pytestmark = pytest.mark.slow

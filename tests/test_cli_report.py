@@ -24,7 +24,7 @@ from report_project import DAILY_LIMIT, GeneratedProject, write_days
 from service import run_cli
 
 from protocol.codec import loads_exact
-from services.cli.exitcodes import ExitCode
+from services.cli.exits import ExitCode
 from services.report.svg import exact_usd
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ import pytest
 from cli_service import detached_service
 from service import run_cli
 
-from services.cli.exitcodes import ExitCode
+from services.cli.exits import ExitCode
 
 pytestmark = pytest.mark.slow
 

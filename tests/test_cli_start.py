@@ -15,7 +15,7 @@ import pytest
 from cli_service import detached_service, fast_config, wait_lock_free
 from service import run_cli, start_service
 
-from services.cli.exitcodes import ExitCode
+from services.cli.exits import ExitCode
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from services.cli.exitcodes import ExitCode, exit_code_table
+from services.cli.exits import ExitCode, exit_code_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,10 +32,11 @@ def test_version_prints_the_projects_version() -> None:
 
 
 def test_the_exit_code_table_is_the_same_in_help_readme_and_docs() -> None:
-    """README, docs/cli.md and `--help` show the table generated from the exit codes."""
+    """README, docs/cli.md, docs/protocol.md and `--help` show the table of the exit codes."""
     table = exit_code_table()
     assert table in (ROOT / "README.md").read_text(encoding="utf-8")
     assert table in (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert table in (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
     assert table in _run("--help").stdout
     assert [code.value for code in ExitCode] == [0, 1, 2, 3, 4, 130]
 

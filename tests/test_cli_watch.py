@@ -17,7 +17,7 @@ from cli_service import detached_service
 from service import run_cli
 
 from services.cli.control import query
-from services.cli.exitcodes import ExitCode
+from services.cli.exits import ExitCode
 
 pytestmark = [
     pytest.mark.slow,

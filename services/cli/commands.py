@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Callable
 
-from services.cli.exitcodes import ExitCode
+from services.cli.exits import ExitCode
 from services.cli.failures import explain_os_error
 
 __all__ = ["COMMANDS", "run"]

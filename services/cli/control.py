@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from services.cli.exitcodes import ExitCode
+from services.cli.exits import ExitCode
 from services.cli.output import WaitNotice, print_json
 
 __all__ = ["query", "running_pid", "status", "status_command", "stop", "stop_command"]

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from services.cli.control import running_pid
-from services.cli.exitcodes import ExitCode
+from services.cli.exits import ExitCode
 from services.cli.feed import Gap, NotServing, open_feed
 
 __all__ = ["LIVENESS_CHECK_S", "event_line", "events", "events_command", "gap_line"]

@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.cli.exitcodes import ExitCode
+from services.cli.exits import ExitCode
 from services.cli.logfiles import LOG_SOURCES, LogFollower, LogLine
 from services.cli.output import use_color
 

@@ -7,7 +7,7 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 
-from services.cli.exitcodes import exit_code_table
+from services.cli.exits import exit_code_table
 
 __all__ = ["WORKER_NAMES", "build_parser", "version_text"]
 

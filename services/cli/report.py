@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from services.cli.exitcodes import ExitCode
+from services.cli.exits import ExitCode
 from services.cli.output import print_json
 
 __all__ = ["DEFAULT_REPORT_NAME", "build_report", "report_command"]

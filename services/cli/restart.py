@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from services.cli.control import query, running_pid
-from services.cli.exitcodes import ExitCode
+from services.cli.exits import ExitCode
 from services.cli.output import WaitNotice, print_json
 from services.cli.parser import WORKER_NAMES
 

@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from services.cli.exitcodes import ExitCode
+from services.cli.exits import ExitCode
 from services.cli.output import WaitNotice, print_json
 
 __all__ = ["start"]

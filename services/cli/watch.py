@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from services.cli.control import query, running_pid
-from services.cli.exitcodes import ExitCode
+from services.cli.exits import ExitCode
 from services.cli.feed import NotServing, open_feed
 from services.cli.output import print_json
 from services.cli.statusline import StatusLine
