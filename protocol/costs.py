@@ -27,7 +27,11 @@ class CostOperation(Document):
     """One LLM call as the ledger recorded it.
 
     `cost` is None exactly when `priced` is False: a call on a model we have no
-    price for is recorded and counted, never shown as $0.
+    price for is recorded and counted, never shown as $0. Token counts follow
+    genai-prices: `input_tokens` counts every input token, the cached ones
+    (`cache_read_tokens`, `cache_write_tokens`) included; `reasoning_tokens`
+    are part of `output_tokens`. A call logged with the provider's `usage`
+    keeps these normalised counts (and `provider`), not the raw report.
     """
 
     timestamp: Timestamp
@@ -40,6 +44,10 @@ class CostOperation(Document):
     session_id: str | None = None
     request_id: str | None = None
     price_source: str | None = None
+    cache_read_tokens: Tokens = 0
+    cache_write_tokens: Tokens = 0
+    reasoning_tokens: Tokens = 0
+    provider: str | None = None
 
 
 class Budget(Document):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from protocol.base import Document
 from protocol.client._events import EventStream
@@ -31,6 +31,19 @@ class _Unset:
 
 
 _UNSET: Final = _Unset()
+
+
+def _extras(
+    cache_read_tokens: int, cache_write_tokens: int, reasoning_tokens: int, provider: str | None
+) -> dict[str, Any]:
+    """The optional count fields worth sending (zeros and None are the defaults)."""
+    extras: dict[str, Any] = {
+        "cache_read_tokens": cache_read_tokens,
+        "cache_write_tokens": cache_write_tokens,
+        "reasoning_tokens": reasoning_tokens,
+        "provider": provider,
+    }
+    return {key: value for key, value in extras.items() if value}
 
 
 class CostTracker(SeedAPI):
@@ -86,27 +99,77 @@ class CostTracker(SeedAPI):
         return self._totals
 
     async def log_operation(
-        self, operation: str, model: str, input_tokens: int, output_tokens: int
+        self,
+        operation: str,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        *,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        reasoning_tokens: int = 0,
+        provider: str | None = None,
     ) -> CostLogResult:
-        """Record an LLM call that happened; priced exactly, or flagged unpriced, never dropped."""
-        args = {
+        """Record an LLM call that happened; priced exactly, or flagged unpriced, never dropped.
+
+        `input_tokens` counts every input token, the cached ones included (as
+        genai-prices counts them); `reasoning_tokens` are part of `output_tokens`.
+        """
+        args: dict[str, Any] = {
             "operation": operation,
             "model": model,
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
         }
+        args.update(_extras(cache_read_tokens, cache_write_tokens, reasoning_tokens, provider))
+        logged = await self._ask(CostLogResult, Op.COST_LOG, args)
+        self._totals = logged.totals
+        return logged
+
+    async def log_usage(
+        self,
+        operation: str,
+        usage: Mapping[str, Any],
+        provider: str,
+        *,
+        model: str | None = None,
+    ) -> CostLogResult:
+        """Record a call from its provider's own report, in one request.
+
+        `usage` is the provider's whole response body, or just its usage
+        object, as JSON (e.g. `response.model_dump()` of the SDK's reply);
+        `provider` is `"anthropic"`, `"openai"`, `"google"`... The service
+        normalises it with genai-prices; `model` is needed only when `usage`
+        does not name it (a bare usage object).
+        """
+        args: dict[str, Any] = {"operation": operation, "usage": dict(usage), "provider": provider}
+        if model is not None:
+            args["model"] = model
         logged = await self._ask(CostLogResult, Op.COST_LOG, args)
         self._totals = logged.totals
         return logged
 
     async def estimate(
-        self, model: str, input_tokens: int, output_tokens: int = 0
+        self,
+        model: str,
+        input_tokens: int,
+        output_tokens: int = 0,
+        *,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        reasoning_tokens: int = 0,
+        provider: str | None = None,
     ) -> CostEstimateResult:
-        """What a call would cost, and the budget warning it would trigger.
+        """What a call would cost, the budget warning it would trigger, and whether it may run.
 
         Raises `ServiceError` with code `unknown_model` for a model with no price.
         """
-        args = {"model": model, "input_tokens": input_tokens, "output_tokens": output_tokens}
+        args: dict[str, Any] = {
+            "model": model,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+        }
+        args.update(_extras(cache_read_tokens, cache_write_tokens, reasoning_tokens, provider))
         return await self._ask(CostEstimateResult, Op.COST_ESTIMATE, args)
 
     async def get_estimated_cost(

@@ -30,6 +30,7 @@ from services.cost.records import (
     warned_record,
 )
 from services.cost.state import LedgerState
+from services.cost.usage import call_usage
 from services.runtime.worker import Call
 
 __all__ = ["MUTATING", "Batch", "CostDesk"]
@@ -93,16 +94,21 @@ class CostDesk:
     def log_operation(self, call: Call, batch: Batch) -> Any:
         """`cost.log`: price, record, total, warn; unknown models recorded unpriced."""
         args, state = _args_of(call, CostLogArgs), self._state()
-        price = self.prices.price(args.model, args.input_tokens, args.output_tokens, at=batch.now)
+        used = call_usage(args, call.id)
+        price = self.prices.price(used.model, used.usage, at=batch.now, provider=used.provider)
         record = op_record(
             request_id=call.id,
             ts=batch.ts,
             session_id=self.session_id,
             operation=args.operation,
-            model=args.model,
-            input_tokens=args.input_tokens,
-            output_tokens=args.output_tokens,
+            model=used.model,
+            input_tokens=used.usage.input_tokens,
+            output_tokens=used.usage.output_tokens,
             price=price,
+            cache_read_tokens=used.usage.cache_read_tokens,
+            cache_write_tokens=used.usage.cache_write_tokens,
+            reasoning_tokens=used.usage.reasoning_tokens,
+            provider=used.provider,
         )
         view = state.apply(record)
         record["totals"] = totals = state.totals()
@@ -114,7 +120,7 @@ class CostDesk:
         )
         if price is None:
             message = (
-                f"no price for model {args.model!r}: the call was recorded unpriced "
+                f"no price for model {used.model!r}: the call was recorded unpriced "
                 f"(add it to .session/{OVERRIDES_NAME})"
             )
             unpriced = {"operation": view, "message": message}
@@ -154,12 +160,13 @@ class CostDesk:
     def estimate(self, call: Call, batch: Batch) -> Any:
         """`cost.estimate`: the cost, the warning it would trigger, whether to ask first."""
         args, state = _args_of(call, CostEstimateArgs), self._state()
-        price = self.prices.price(args.model, args.input_tokens, args.output_tokens, at=batch.now)
+        used = call_usage(args, call.id)
+        price = self.prices.price(used.model, used.usage, at=batch.now, provider=used.provider)
         if price is None:
             example = next(iter(self.prices.seed.aliases), "gpt-4")
             raise ProtocolError(
                 ErrorCode.UNKNOWN_MODEL,
-                f"no price for model {args.model!r}; add it to .session/{OVERRIDES_NAME} "
+                f"no price for model {used.model!r}; add it to .session/{OVERRIDES_NAME} "
                 f"or use a known id such as {example!r}",
                 request_id=call.id,
             )

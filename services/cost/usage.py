@@ -25,7 +25,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ProviderUsage", "TokenUsage", "from_provider_usage", "genai_usage"]
+__all__ = [
+    "CallUsage",
+    "ProviderUsage",
+    "TokenUsage",
+    "call_usage",
+    "from_provider_usage",
+    "genai_usage",
+]
 
 _FLAVOUR_ORDER = ("default", "chat", "responses")
 """Flavours tried first (in this order); a provider's others follow."""
@@ -169,3 +176,44 @@ def from_provider_usage(data: Mapping[str, Any], provider: str) -> ProviderUsage
         return ProviderUsage(counts, model, found.id, extractor.api_flavor)
     detail = "; ".join(problems) if problems else "no usage extractor"
     raise ValueError(f"usage fits no {found.id} response or usage object ({detail})")
+
+
+@dataclass(frozen=True)
+class CallUsage:
+    """A `cost.log`/`cost.estimate` call's model, counts and provider, resolved."""
+
+    model: str
+    usage: TokenUsage
+    provider: str | None
+
+
+def call_usage(args: Any, request_id: str) -> CallUsage:
+    """The counts of a call's args (`_CallUsage`): given, or normalised from `usage`.
+
+    Raises `ProtocolError` (`invalid_args`) with the reason when a provider's
+    usage cannot be read or names no model.
+    """
+    from protocol.errors import ErrorCode, ProtocolError
+
+    provider = args.provider.strip().lower() if args.provider else None
+    if args.usage is None:
+        usage = TokenUsage(
+            args.input_tokens,
+            args.output_tokens or 0,
+            args.cache_read_tokens,
+            args.cache_write_tokens,
+            args.reasoning_tokens,
+        )
+        return CallUsage(args.model, usage, provider)
+    try:
+        found = from_provider_usage(args.usage, provider or "")
+    except ValueError as exc:
+        raise ProtocolError(ErrorCode.INVALID_ARGS, str(exc), request_id=request_id) from None
+    model = args.model or found.model
+    if not model:
+        raise ProtocolError(
+            ErrorCode.INVALID_ARGS,
+            "model is required: the usage given does not name the model",
+            request_id=request_id,
+        )
+    return CallUsage(model, found.usage, found.provider)
