@@ -170,3 +170,37 @@ def test_shipped_table_prices_a_model_genai_prices_lacks() -> None:
     # 0.0002, 1,000 output at 0.008 - per thousand.
     assert price is not None and price.cost == Decimal("0.0136")
     assert price.source == "pricing.toml@2026-01-01" and price.model_id == "house-llm"
+
+
+# (model, input tokens, output tokens, dollars per MTok in, out) - the providers' list prices.
+TIER_CASES = [
+    ("gemini-pro", 128_000, 1_000, "1.25", "5"),  # a seed alias, at the threshold
+    ("gemini-pro", 128_001, 1_000, "2.50", "10"),  # ...and one token above it
+    ("gemini-1.5-pro", 100_000, 2_000, "1.25", "5"),  # the current id, below
+    ("gemini-1.5-pro", 250_000, 2_000, "2.50", "10"),  # ...and above
+    ("claude-sonnet-4-5", 200_000, 1_000, "3", "15"),  # a current id, at 200 k
+    ("claude-sonnet-4-5", 250_000, 1_000, "6", "22.50"),  # ...and above
+    ("claude-sonnet-3.5", 1_000, 1_000, "3", "15"),  # a seed alias, small prompt
+    ("claude-sonnet-3.5", 190_000, 4_000, "3", "15"),  # ...large prompt: no tier
+]
+
+
+@pytest.mark.parametrize("case", TIER_CASES, ids=[f"{c[0]}-{c[1]}" for c in TIER_CASES])
+def test_tiers_apply_above_each_threshold(
+    book: PriceBook, case: tuple[str, int, int, str, str]
+) -> None:
+    """A long prompt pays the provider's higher tier, on seed aliases and current ids, exactly."""
+    model, tokens_in, tokens_out, rate_in, rate_out = case
+    price = book.price(model, tokens_in, tokens_out)
+    expected = (tokens_in * Decimal(rate_in) + tokens_out * Decimal(rate_out)) / 1_000_000
+    assert price is not None and price.cost == expected
+    assert price.cost.as_tuple().exponent >= -28  # a Decimal with every digit, not a float
+
+
+def test_cached_tokens_count_toward_the_tier_threshold(book: PriceBook) -> None:
+    """A 250 k prompt that is mostly cache reads still pays the above-200 k rates."""
+    usage = TokenUsage(250_000, 1_000, cache_read_tokens=240_000)
+    price = book.price("claude-sonnet-4-5", usage)
+    # above 200 k: input $6, cache read $0.60, output $22.50 per MTok
+    expected = (10_000 * Decimal(6) + 240_000 * Decimal("0.60") + 1_000 * Decimal("22.50")) / 10**6
+    assert price is not None and price.cost == expected
