@@ -194,7 +194,7 @@ def test_tiers_apply_above_each_threshold(
     price = book.price(model, tokens_in, tokens_out)
     expected = (tokens_in * Decimal(rate_in) + tokens_out * Decimal(rate_out)) / 1_000_000
     assert price is not None and price.cost == expected
-    assert price.cost.as_tuple().exponent >= -28  # a Decimal with every digit, not a float
+    assert isinstance(price.cost, Decimal)  # exact, never a float
 
 
 def test_cached_tokens_count_toward_the_tier_threshold(book: PriceBook) -> None:
