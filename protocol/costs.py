@@ -14,8 +14,10 @@ __all__ = [
     "BudgetPeriod",
     "BudgetWarning",
     "CostOperation",
+    "CostSeries",
     "CostTotals",
     "CostsDocument",
+    "SpendBucket",
 ]
 
 BudgetPeriod = Literal["daily", "weekly", "monthly"]
@@ -92,6 +94,35 @@ class BudgetWarning(Document):
     message: str
     unpriced_operations: Annotated[int, Field(ge=0)] = 0
     """Calls in the window with no price (not included in `spent`)."""
+
+
+class SpendBucket(Document):
+    """One bucket of `cost.series`: exact spend from `start` (local date or hour) on."""
+
+    start: str
+    """`2026-11-23` (day, week's Monday, month's 1st) or `2026-11-23T14:00+01:00` (hour)."""
+    total: Money
+    by_model: dict[str, Money] = Field(default_factory=dict)
+    by_operation: dict[str, Money] = Field(default_factory=dict)
+    limit: Money | None = None
+    """The budget's limit for this kind of bucket (daily, weekly, monthly; none per hour)."""
+    unpriced_operations: Annotated[int, Field(ge=0)] = 0
+
+
+class CostSeries(Document):
+    """The result of `cost.series`: every bucket of the range, empty ones included.
+
+    `total` is the exact sum of the buckets, which are the exact sums of the
+    ledger's operations; unpriced calls are counted, never added as $0.
+    """
+
+    buckets: list[SpendBucket]
+    total: Money
+    unpriced_operations: Annotated[int, Field(ge=0)] = 0
+    bucket: Literal["hour", "day", "week", "month"] = "day"
+    since: str | None = None
+    until: str | None = None
+    timezone: str | None = None
 
 
 class CostsDocument(Document):

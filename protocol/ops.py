@@ -6,8 +6,8 @@ the workers, the schema exporter and the docs all read the same source.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Self
+from datetime import date, datetime
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, StrictBool, StrictInt, ValidationError, field_validator, model_validator
 
@@ -26,6 +26,7 @@ __all__ = [
     "CostEstimateResult",
     "CostLogArgs",
     "CostLogResult",
+    "CostSeriesArgs",
     "CostWarningResult",
     "HistoryListArgs",
     "NoArgs",
@@ -195,6 +196,24 @@ class CostEstimateArgs(_CallUsage):
     """
 
 
+class CostSeriesArgs(Message):
+    """`cost.series`: spend per bucket over local dates `[since, until)` in the writer's zone.
+
+    `since` defaults to 30 days before today, `until` to tomorrow (both in the
+    writer's time zone); `bucket` to `"day"`.
+    """
+
+    since: date | None = None
+    until: date | None = None
+    bucket: Literal["hour", "day", "week", "month"] = "day"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ValueError(f"since ({self.since}) must be before until ({self.until})")
+        return self
+
+
 class SetBudgetArgs(Message):
     """`cost.set_budget`: absent fields are unchanged, `null` removes a limit."""
 
@@ -230,6 +249,7 @@ OP_ARGS: dict[Op, type[Message]] = {
     Op.COST_WARNING: NoArgs,
     Op.COST_SET_BUDGET: SetBudgetArgs,
     Op.COST_RESET_SESSION: NoArgs,
+    Op.COST_SERIES: CostSeriesArgs,
     Op.HISTORY_LIST: HistoryListArgs,
     Op.SUPERVISOR_STATUS: NoArgs,
 }

@@ -51,6 +51,7 @@ from services.cost.preferences import PREFERENCES_POLL_S, PreferenceWatch
 from services.cost.pricing import OVERRIDES_NAME, PriceBook
 from services.cost.records import budget_record, reply_of
 from services.cost.requests import MUTATING, Batch, CostDesk
+from services.cost.series import SeriesIndex
 from services.cost.snapshot import costs_document
 from services.cost.state import LedgerState
 from services.runtime.worker import Call, Outcome, ReplyCache, Worker, WorkerContext
@@ -126,6 +127,7 @@ class CostLedger(Worker):
             prices=self._prices,
             preferences=lambda: self._prefs.current,
             session_id=self.ctx.session_id,
+            full_series=self._full_series,
         )
         self._costs_file = AtomicJsonFile(paths.costs, retry=self._retry)
         self._check_costs_file()
@@ -179,6 +181,8 @@ class CostLedger(Worker):
             on_reply=lambda request_id, line: self._replies.put(request_id, RecordedReply(line)),
         )
         self._state: LedgerState = loaded.state
+        if not loaded.checkpoint_used and len(loaded.files_read) < len(existing):
+            self._state.series.complete = False  # older months were not replayed
         self._since_checkpoint = loaded.replayed
         self._checkpoint_at = self._monotonic()
         if not loaded.checkpoint_used and loaded.replayed:
@@ -192,6 +196,16 @@ class CostLedger(Worker):
             "bad_lines": len(self._files.bad_records),
         }
         self.log.info("cost_ledger.loaded", **self.loaded_info)
+
+    def _full_series(self) -> SeriesIndex:
+        """The series index of every operation in every month file (a full read, once)."""
+        index = SeriesIndex()
+        for path in self._files.month_files():
+            index.add_records(record for _end, record, _line in self._files.records(path))
+        self.log.info("cost_ledger.series_rebuilt", buckets=len(index.cells))
+        self._mark_dirty(self._monotonic())
+        self._since_checkpoint = max(self._since_checkpoint, 1)  # keep it in the next checkpoint
+        return index
 
     def _reload(self) -> None:
         """Rebuild from disk after a failed append (memory must match the ledger)."""

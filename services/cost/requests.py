@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from protocol.base import Message
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.names import MUTATING_OPS, Op, Topic
-from protocol.ops import CostEstimateArgs, CostLogArgs, SetBudgetArgs
+from protocol.ops import CostEstimateArgs, CostLogArgs, CostSeriesArgs, SetBudgetArgs
 from services.cost.budget import BudgetLimits, due_warnings, most_severe_due
 from services.cost.preferences import CostPreferences
 from services.cost.pricing import OVERRIDES_NAME, PriceBook
@@ -28,6 +28,13 @@ from services.cost.records import (
     reply_of,
     reset_record,
     warned_record,
+)
+from services.cost.series import (
+    DEFAULT_DAYS,
+    MAX_BUCKETS,
+    SeriesIndex,
+    bucket_count,
+    spend_series,
 )
 from services.cost.state import LedgerState
 from services.cost.usage import call_usage
@@ -77,8 +84,11 @@ class CostDesk:
         prices: PriceBook,
         preferences: Callable[[], CostPreferences],
         session_id: str,
+        full_series: Callable[[], SeriesIndex] | None = None,
     ) -> None:
         self._state = state
+        self._full_series = full_series
+        """Rebuilds the series index from every month file (when the replay was partial)."""
         self.prices = prices
         self._preferences = preferences
         self.session_id = session_id
@@ -89,6 +99,7 @@ class CostDesk:
             Op.COST_ESTIMATE: self.estimate,
             Op.COST_TOTALS: lambda _call, _batch: self._state().totals(),
             Op.COST_WARNING: lambda _call, _batch: {"warning": self.current_warning()},
+            Op.COST_SERIES: self.series,
         }
 
     def log_operation(self, call: Call, batch: Batch) -> Any:
@@ -181,6 +192,37 @@ class CostDesk:
             "confirm": price.cost > prefs.confirm_above,
             "price_source": price.source,
         }
+
+    def series(self, call: Call, batch: Batch) -> Any:
+        """`cost.series`: exact spend per hour/day/week/month over local dates, by model and op."""
+        args, state = _args_of(call, CostSeriesArgs), self._state()
+        today = batch.now.astimezone(state.zone).date()
+        until = args.until or today + timedelta(days=1)
+        since = args.since or today - timedelta(days=DEFAULT_DAYS)
+        if since >= until:
+            raise ProtocolError(
+                ErrorCode.INVALID_ARGS,
+                f"since ({since}) must be before until ({until})",
+                request_id=call.id,
+            )
+        if bucket_count(since, until, args.bucket) > MAX_BUCKETS:
+            raise ProtocolError(
+                ErrorCode.INVALID_ARGS,
+                f"{since} to {until} by {args.bucket} is more than {MAX_BUCKETS} buckets; "
+                "use a shorter range or a wider bucket",
+                request_id=call.id,
+            )
+        if not state.series.complete and self._full_series is not None:
+            state.series = self._full_series()  # once: every month file, then kept up to date
+            state.series.add_records(batch.records)  # this batch's, not yet on disk
+        return spend_series(
+            state.series,
+            since=since,
+            until=until,
+            kind=args.bucket,
+            zone=state.zone,
+            budget=state.budget,
+        )
 
     def current_warning(self) -> str | None:
         """The most severe warning of now, in words, or None."""

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from services.cost.budget import BudgetLimits, PeriodSpend, limit_text
 from services.cost.money import MONEY, ZERO, parse_money
 from services.cost.records import BUDGET, OP, RESET, WARNED, operation_view, parse_ts
+from services.cost.series import SeriesIndex
 from services.cost.windows import (
     LOOKBACK_DAYS,
     PERIODS,
@@ -170,6 +171,8 @@ class LedgerState:
         self.budget = budget
         self.fired: set[FiredKey] = set()
         self.applied = AppliedIds()
+        self.series = SeriesIndex()
+        """Every operation by 15-minute bucket, model and operation, never pruned."""
         self.windows: dict[Period, WindowSum] = {}
         self.refresh(now)
 
@@ -218,6 +221,7 @@ class LedgerState:
                     current.unpriced += 1
                 else:
                     current.total = MONEY.add(current.total, cost)
+        self.series.add(bucket, view["model"], view["operation"], cost)
         if record.get("session_id") == self.session.session_id:
             self.session.add(view)
         return view
@@ -307,6 +311,7 @@ class LedgerState:
             },
             "fired": sorted([list(key) for key in self.fired]),
             "applied_ids": self.applied.as_list(),
+            "series": self.series.to_json(),
         }
 
     @classmethod
@@ -328,6 +333,13 @@ class LedgerState:
         if not isinstance(ids, list):
             raise TypeError("applied_ids must be a list")
         state.applied = AppliedIds(ids=ids)  # orjson gave str; anything else never matches
+        series = data.get("series")
+        # A checkpoint from before the series index: rebuilt from all files when first asked.
+        state.series = (
+            SeriesIndex.from_json(series)
+            if isinstance(series, dict)
+            else SeriesIndex(complete=False)
+        )
         state.windows = {}
         state.refresh(now)
         return state

@@ -1,0 +1,218 @@
+"""Spend over time: `cost.series`, from the ledger's 15-minute buckets.
+
+`SeriesIndex` keeps, per UTC bucket (`windows.BUCKET_S`), the exact total, the
+unpriced count and the totals by model and by operation of every operation
+ever logged. It is folded in by `LedgerState.apply` (so the live ledger, a
+replay and a checkpoint all hold the same index) and is never pruned: a year
+of heavy use is ~35,000 buckets. Because every time zone's offset is a whole
+number of quarter hours, any local hour, day, ISO week or month is a run of
+whole buckets, and a series is answered by adding buckets - never by reading
+the ledger.
+
+An index rebuilt from a replay that did not read every month file (a start
+without a checkpoint reads only the recent ones) is marked incomplete; the
+first `cost.series` then rebuilds it from all month files once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from services.cost.budget import BudgetLimits
+from services.cost.money import MONEY, ZERO, parse_money
+from services.cost.windows import bucket_of, local_midnight
+
+__all__ = [
+    "DEFAULT_DAYS",
+    "MAX_BUCKETS",
+    "BucketKind",
+    "SeriesIndex",
+    "bucket_count",
+    "spend_series",
+]
+
+BucketKind = Literal["hour", "day", "week", "month"]
+
+DEFAULT_DAYS = 30
+"""`since` defaults to this many days before today."""
+
+MAX_BUCKETS = 20_000
+"""More buckets than this in one answer is refused (two years of hours fit)."""
+
+_LIMIT_OF: dict[str, str | None] = {
+    "hour": None,
+    "day": "daily",
+    "week": "weekly",
+    "month": "monthly",
+}
+
+
+@dataclass
+class _Cell:
+    """One bucket: exact total, unpriced count, totals by model and by operation."""
+
+    total: Decimal
+    unpriced: int
+    by_model: dict[str, Decimal]
+    by_operation: dict[str, Decimal]
+
+
+class SeriesIndex:
+    """Every operation's cost by 15-minute bucket, model and operation (see module doc)."""
+
+    def __init__(self, *, complete: bool = True) -> None:
+        self.cells: dict[int, _Cell] = {}
+        self.complete = complete
+        """False when operations older than the replay may be missing."""
+
+    def add(self, bucket: int, model: str, operation: str, cost: Decimal | None) -> None:
+        """Count one operation."""
+        cell = self.cells.get(bucket)
+        if cell is None:
+            cell = self.cells[bucket] = _Cell(ZERO, 0, {}, {})
+        if cost is None:
+            cell.unpriced += 1
+            return
+        cell.total = MONEY.add(cell.total, cost)
+        cell.by_model[model] = MONEY.add(cell.by_model.get(model, ZERO), cost)
+        cell.by_operation[operation] = MONEY.add(cell.by_operation.get(operation, ZERO), cost)
+
+    def add_records(self, records: Iterable[dict[str, Any]]) -> None:
+        """Count the `op` records among `records` (ledger lines)."""
+        for record in records:
+            if record.get("kind") != "op":
+                continue
+            cost = record.get("cost")
+            self.add(
+                bucket_of(datetime.fromisoformat(record["ts"])),
+                str(record["model"]),
+                str(record["operation"]),
+                None if cost is None else Decimal(cost),
+            )
+
+    def to_json(self) -> dict[str, Any]:
+        """Checkpoint form: money as exact text."""
+        return {
+            "complete": self.complete,
+            "cells": [
+                [
+                    bucket,
+                    str(cell.total),
+                    cell.unpriced,
+                    {k: str(v) for k, v in cell.by_model.items()},
+                    {k: str(v) for k, v in cell.by_operation.items()},
+                ]
+                for bucket, cell in sorted(self.cells.items())
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SeriesIndex:
+        """Read `to_json` output back."""
+        index = cls(complete=bool(data["complete"]))
+        for bucket, total, unpriced, by_model, by_operation in data["cells"]:
+            index.cells[int(bucket)] = _Cell(
+                parse_money(total),
+                int(unpriced),
+                {str(k): parse_money(v) for k, v in by_model.items()},
+                {str(k): parse_money(v) for k, v in by_operation.items()},
+            )
+        return index
+
+
+def _bounds(
+    since: date, until: date, kind: BucketKind, zone: ZoneInfo
+) -> list[tuple[str, datetime, datetime]]:
+    """(label, UTC start, UTC end) of each bucket, clipped to [since, until)."""
+    first, last = local_midnight(since, zone), local_midnight(until, zone)
+    bounds: list[tuple[str, datetime, datetime]] = []
+    if kind == "hour":
+        moment = first
+        while moment < last:
+            after = moment + timedelta(hours=1)
+            label = moment.astimezone(zone).isoformat(timespec="minutes")
+            bounds.append((label, moment, min(after, last)))
+            moment = after
+        return bounds
+    day = since
+    if kind == "week":
+        day = since - timedelta(days=since.weekday())
+    elif kind == "month":
+        day = since.replace(day=1)
+    while day < until:
+        if kind == "day":
+            next_day = day + timedelta(days=1)
+        elif kind == "week":
+            next_day = day + timedelta(days=7)
+        else:
+            next_day = date(day.year + (day.month == 12), day.month % 12 + 1, 1)
+        start = max(local_midnight(day, zone), first)
+        bounds.append((day.isoformat(), start, min(local_midnight(next_day, zone), last)))
+        day = next_day
+    return bounds
+
+
+def bucket_count(since: date, until: date, kind: BucketKind) -> int:
+    """How many buckets a series would have (at most; to refuse huge ones cheaply)."""
+    days = (until - since).days
+    per = {"hour": 25 * days, "day": days, "week": days // 7 + 2, "month": days // 28 + 2}
+    return per[kind]
+
+
+def spend_series(
+    index: SeriesIndex,
+    *,
+    since: date,
+    until: date,
+    kind: BucketKind,
+    zone: ZoneInfo,
+    budget: BudgetLimits,
+) -> dict[str, Any]:
+    """The `cost.series` result: exact spend per bucket, empty buckets included."""
+    period = _LIMIT_OF[kind]
+    limit = None if period is None else budget.limit(period)  # type: ignore[arg-type]
+    cells = index.cells
+    buckets: list[dict[str, Any]] = []
+    grand, unpriced_all = ZERO, 0
+    for label, start, end in _bounds(since, until, kind, zone):
+        total, unpriced = ZERO, 0
+        by_model: dict[str, Decimal] = {}
+        by_operation: dict[str, Decimal] = {}
+        for number in range(bucket_of(start), bucket_of(end)):
+            cell = cells.get(number)
+            if cell is None:
+                continue
+            unpriced += cell.unpriced
+            if not cell.by_model:
+                continue
+            total = MONEY.add(total, cell.total)
+            for model, amount in cell.by_model.items():
+                by_model[model] = MONEY.add(by_model.get(model, ZERO), amount)
+            for operation, amount in cell.by_operation.items():
+                by_operation[operation] = MONEY.add(by_operation.get(operation, ZERO), amount)
+        grand = MONEY.add(grand, total)
+        unpriced_all += unpriced
+        buckets.append(
+            {
+                "start": label,
+                "total": total,
+                "by_model": by_model,
+                "by_operation": by_operation,
+                "limit": limit,
+                "unpriced_operations": unpriced,
+            }
+        )
+    return {
+        "buckets": buckets,
+        "total": grand,
+        "unpriced_operations": unpriced_all,
+        "bucket": kind,
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "timezone": zone.key,
+    }
