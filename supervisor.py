@@ -74,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("what", choices=("session", "costs", "history", "preferences"))
     project_option(inspect)
     inspect.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    inspect.add_argument("--csv", action="store_true", help="costs: every operation as CSV")
+    inspect.add_argument("--since", metavar="DATE", help="costs --csv: from this local date on")
     return parser
 
 
@@ -97,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         return status(options.project, as_json=options.json)
     from services.cli.inspect import inspect
 
-    return inspect(options.project, options.what, as_json=options.json)
+    return inspect(
+        options.project, options.what, as_json=options.json, as_csv=options.csv, since=options.since
+    )
 
 
 if __name__ == "__main__":

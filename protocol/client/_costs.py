@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import date
 from decimal import Decimal
 from typing import Any, Final, TypeVar
 
@@ -10,7 +11,7 @@ from protocol.base import Document
 from protocol.client._events import EventStream
 from protocol.client._seed_api import Connection, SeedAPI, notify
 from protocol.client._transport import ServiceClient
-from protocol.costs import Budget, CostTotals
+from protocol.costs import Budget, CostSeries, CostTotals
 from protocol.events import CostLoggedData
 from protocol.names import Op, Topic
 from protocol.ops import CostEstimateResult, CostLogResult, CostWarningResult
@@ -181,6 +182,24 @@ class CostTracker(SeedAPI):
     async def should_warn_budget(self) -> str | None:
         """The most severe budget warning now (from 80% of a limit), or None."""
         return (await self._ask(CostWarningResult, Op.COST_WARNING)).warning
+
+    async def series(
+        self,
+        since: date | str | None = None,
+        until: date | str | None = None,
+        bucket: str = "day",
+    ) -> CostSeries:
+        """Exact spend per `bucket` ("hour", "day", "week", "month") over local dates.
+
+        `since` is inclusive (default: 30 days ago), `until` exclusive (default:
+        tomorrow), both in the writer's time zone; every bucket of the range is
+        there, empty ones too, with totals by model and by operation.
+        """
+        args: dict[str, Any] = {"bucket": bucket}
+        for name, value in (("since", since), ("until", until)):
+            if value is not None:
+                args[name] = value.isoformat() if isinstance(value, date) else value
+        return await self._ask(CostSeries, Op.COST_SERIES, args)
 
     async def totals(self) -> CostTotals:
         """Ask the service for every total."""

@@ -7,18 +7,42 @@ beside a running service (which owns the files) and on a broken project.
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+if TYPE_CHECKING:
+    from services.runtime.paths import ProjectPaths
+
 __all__ = ["inspect", "render_preferences", "render_session"]
 
-EXIT_OK, EXIT_FAILURE = 0, 1
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
 def _local(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def _costs_csv(paths: ProjectPaths, what: str, *, as_csv: bool, since: str | None) -> int:
+    """`inspect costs --csv [--since DATE]`: the ledger's operations as CSV on stdout."""
+    from config import load_settings
+    from services.cost.export import export_operations
+    from services.cost.ledger_files import LedgerFiles
+    from services.cost.preferences import PreferenceWatch
+
+    if what != "costs" or not as_csv:
+        print("supervisor: --csv and --since go with `inspect costs --csv`", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        first = date.fromisoformat(since) if since is not None else None
+    except ValueError:
+        print(f"supervisor: --since {since!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+        return EXIT_USAGE
+    zone = PreferenceWatch(paths.preferences, load_settings()).current.zone
+    export_operations(LedgerFiles(paths.ledger_dir), sys.stdout, since=first, zone=zone)
+    return EXIT_OK
 
 
 def render_session(document: BaseModel) -> str:
@@ -57,7 +81,9 @@ def render_preferences(document: BaseModel) -> str:
     return "\n".join(f"{key}: {value}" for key, value in data.items())
 
 
-def inspect(project: Path, what: str, *, as_json: bool) -> int:
+def inspect(
+    project: Path, what: str, *, as_json: bool, as_csv: bool = False, since: str | None = None
+) -> int:
     """Print one of the four data files; exit 1 when it is missing or unreadable."""
     from protocol.codec import dumps_pretty
     from protocol.session import Preferences, SessionDocument
@@ -65,6 +91,8 @@ def inspect(project: Path, what: str, *, as_json: bool) -> int:
     from services.store import read_document
 
     paths = ProjectPaths.of(project)
+    if as_csv or since is not None:
+        return _costs_csv(paths, what, as_csv=as_csv, since=since)
     if what == "history":
         from services.history.read import read_history
 

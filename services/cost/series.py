@@ -69,9 +69,19 @@ class SeriesIndex:
         self.cells: dict[int, _Cell] = {}
         self.complete = complete
         """False when operations older than the replay may be missing."""
+        self._newest = -1
+        """The newest bucket holding an operation."""
+        self._spans: dict[tuple[int, int], _Cell] = {}
+        """Sums of whole past spans (local days), by (first bucket, end bucket)."""
+        self._spans_end = -1
+        """The largest end bucket among `_spans`."""
 
     def add(self, bucket: int, model: str, operation: str, cost: Decimal | None) -> None:
         """Count one operation."""
+        self._newest = max(self._newest, bucket)
+        if bucket < self._spans_end:  # a late operation inside a summed span: sum again
+            self._spans.clear()
+            self._spans_end = -1
         cell = self.cells.get(bucket)
         if cell is None:
             cell = self.cells[bucket] = _Cell(ZERO, 0, {}, {})
@@ -94,6 +104,34 @@ class SeriesIndex:
                 str(record["operation"]),
                 None if cost is None else Decimal(cost),
             )
+
+    def span(self, first: int, end: int) -> _Cell:
+        """The sum of buckets `[first, end)`; remembered when wholly before the newest one."""
+        key = (first, end)
+        found = self._spans.get(key)
+        if found is not None:
+            return found
+        total, unpriced = ZERO, 0
+        by_model: dict[str, Decimal] = {}
+        by_operation: dict[str, Decimal] = {}
+        cells = self.cells
+        for number in range(first, end):
+            cell = cells.get(number)
+            if cell is None:
+                continue
+            unpriced += cell.unpriced
+            if not cell.by_model:
+                continue
+            total = MONEY.add(total, cell.total)
+            for model, amount in cell.by_model.items():
+                by_model[model] = MONEY.add(by_model.get(model, ZERO), amount)
+            for operation, amount in cell.by_operation.items():
+                by_operation[operation] = MONEY.add(by_operation.get(operation, ZERO), amount)
+        summed = _Cell(total, unpriced, by_model, by_operation)
+        if end <= self._newest:  # closed: no operation of now can land in it
+            self._spans[key] = summed
+            self._spans_end = max(self._spans_end, end)
+        return summed
 
     def to_json(self) -> dict[str, Any]:
         """Checkpoint form: money as exact text."""
@@ -157,6 +195,19 @@ def _bounds(
     return bounds
 
 
+def _days_of(start: datetime, end: datetime, zone: ZoneInfo) -> list[tuple[datetime, datetime]]:
+    """The local days making up `[start, end)` (both local midnights), as UTC bounds."""
+    days: list[tuple[datetime, datetime]] = []
+    day = start.astimezone(zone).date()
+    moment = start
+    while moment < end:
+        day += timedelta(days=1)
+        after = min(local_midnight(day, zone), end)
+        days.append((moment, after))
+        moment = after
+    return days
+
+
 def bucket_count(since: date, until: date, kind: BucketKind) -> int:
     """How many buckets a series would have (at most; to refuse huge ones cheaply)."""
     days = (until - since).days
@@ -176,20 +227,16 @@ def spend_series(
     """The `cost.series` result: exact spend per bucket, empty buckets included."""
     period = _LIMIT_OF[kind]
     limit = None if period is None else budget.limit(period)  # type: ignore[arg-type]
-    cells = index.cells
     buckets: list[dict[str, Any]] = []
     grand, unpriced_all = ZERO, 0
     for label, start, end in _bounds(since, until, kind, zone):
+        parts = [(start, end)] if kind in {"hour", "day"} else _days_of(start, end, zone)
         total, unpriced = ZERO, 0
         by_model: dict[str, Decimal] = {}
         by_operation: dict[str, Decimal] = {}
-        for number in range(bucket_of(start), bucket_of(end)):
-            cell = cells.get(number)
-            if cell is None:
-                continue
+        for part_start, part_end in parts:
+            cell = index.span(bucket_of(part_start), bucket_of(part_end))
             unpriced += cell.unpriced
-            if not cell.by_model:
-                continue
             total = MONEY.add(total, cell.total)
             for model, amount in cell.by_model.items():
                 by_model[model] = MONEY.add(by_model.get(model, ZERO), amount)
