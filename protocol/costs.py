@@ -53,12 +53,21 @@ class CostOperation(Document):
 
 
 class Budget(Document):
-    """Spending limits in dollars; None means no limit for that period."""
+    """Spending limits in dollars; None means no limit for that period.
+
+    `*_limit` warn (from the warning fraction, and at 100%); `*_hard_limit`
+    refuse in advance through `cost.estimate`.
+    """
 
     daily_limit: Annotated[Money, Field(ge=0)] | None = Decimal("50")
     weekly_limit: Annotated[Money, Field(ge=0)] | None = Decimal("200")
     monthly_limit: Annotated[Money, Field(ge=0)] | None = Decimal("500")
     warnings_enabled: bool = True
+    daily_hard_limit: Annotated[Money, Field(ge=0)] | None = None
+    weekly_hard_limit: Annotated[Money, Field(ge=0)] | None = None
+    monthly_hard_limit: Annotated[Money, Field(ge=0)] | None = None
+    """Hard limits (None: none): `cost.estimate` answers `allowed: false` for a call
+    that would pass one. Calls already made are always recorded."""
 
 
 class CostTotals(Document):
@@ -79,6 +88,9 @@ class CostTotals(Document):
     daily_unpriced: Annotated[int, Field(ge=0)] = 0
     weekly_unpriced: Annotated[int, Field(ge=0)] = 0
     monthly_unpriced: Annotated[int, Field(ge=0)] = 0
+    monthly_projection: Money | None = None
+    """Month-end spend at this pace: `monthly_total` x days in the month / days
+    elapsed (today counted), rounded half-even to the cent - an estimate, not a sum."""
 
 
 class BudgetWarning(Document):
@@ -89,6 +101,7 @@ class BudgetWarning(Document):
     limit: Money
     remaining: Money
     fraction: Decimal
+    """spent / limit, a ratio (not money): rounded half-even to 4 decimal places."""
     exceeded: bool
     window: str
     message: str

@@ -221,6 +221,9 @@ class SetBudgetArgs(Message):
     weekly_limit: Limit | None = None
     monthly_limit: Limit | None = None
     warnings_enabled: StrictBool | None = None
+    daily_hard_limit: Limit | None = None
+    weekly_hard_limit: Limit | None = None
+    monthly_hard_limit: Limit | None = None
 
 
 class HistoryListArgs(Message):
@@ -313,6 +316,9 @@ class CostEstimateResult(Document):
     warning: str | None = None
     confirm: bool = False
     price_source: str | None = None
+    allowed: bool = True
+    """False when the call would pass a hard limit (`reason` says which)."""
+    reason: str | None = None
 
 
 class CostWarningResult(Document):

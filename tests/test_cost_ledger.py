@@ -259,6 +259,9 @@ def test_set_budget_is_durable_and_partial(harness: LedgerHarness) -> None:
         "weekly_limit": None,
         "monthly_limit": 500,
         "warnings_enabled": False,
+        "daily_hard_limit": None,
+        "weekly_hard_limit": None,
+        "monthly_hard_limit": None,
     }
     restarted = harness.open()
     assert restarted.loaded_info["checkpoint_used"] is False

@@ -57,6 +57,8 @@ def test_render_shows_windows_against_budgets(tmp_path: Path) -> None:
     assert any("unpriced" in line and "my-local-llm x1" in line for line in lines)
     assert any(line.strip().startswith("warning") and "Daily budget" in line for line in lines)
     assert any("pricing.toml as of 2026-11-30" in line for line in lines)
+    projected = next(line for line in lines if line.strip().startswith("projected"))
+    assert "$15.00" in projected  # $9.000000075 by 18 November, a 30-day month
     priced_by = next(line for line in lines if line.strip().startswith("priced by"))
     assert f"genai-prices@{genai_prices_version()} x2" in priced_by
 

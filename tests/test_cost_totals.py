@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import calendar
 import random
 import tempfile
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -63,6 +64,10 @@ def recompute(harness: LedgerHarness, zone: str, session_id: str = "s1") -> dict
             else:
                 totals["session_total"] += cost
                 totals["by_model"][op["model"]] = totals["by_model"].get(op["model"], 0) + cost
+    local = harness.now.astimezone(ZoneInfo(zone))
+    days = calendar.monthrange(local.year, local.month)[1]
+    projection = totals["monthly_total"] * days / local.day
+    totals["monthly_projection"] = projection.quantize(Decimal("0.01"), ROUND_HALF_EVEN)
     return totals
 
 

@@ -218,13 +218,23 @@ class CostTracker(SeedAPI):
         weekly_limit: Decimal | int | _Unset | None = _UNSET,
         monthly_limit: Decimal | int | _Unset | None = _UNSET,
         warnings_enabled: bool | _Unset = _UNSET,
+        daily_hard_limit: Decimal | int | _Unset | None = _UNSET,
+        weekly_hard_limit: Decimal | int | _Unset | None = _UNSET,
+        monthly_hard_limit: Decimal | int | _Unset | None = _UNSET,
     ) -> Budget:
-        """Change limits: a left-out argument is unchanged, `None` removes that limit."""
+        """Change limits: a left-out argument is unchanged, `None` removes that limit.
+
+        `*_limit` warn; `*_hard_limit` make `estimate` answer `allowed=False` for a
+        call that would pass them.
+        """
         given = {
             "daily_limit": daily_limit,
             "weekly_limit": weekly_limit,
             "monthly_limit": monthly_limit,
             "warnings_enabled": warnings_enabled,
+            "daily_hard_limit": daily_hard_limit,
+            "weekly_hard_limit": weekly_hard_limit,
+            "monthly_hard_limit": monthly_hard_limit,
         }
         args = {name: value for name, value in given.items() if not isinstance(value, _Unset)}
         return await self._ask(Budget, Op.COST_SET_BUDGET, args)

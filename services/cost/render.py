@@ -120,6 +120,15 @@ def render_costs(paths: ProjectPaths, *, now: datetime | None = None) -> str:
     lines = [f"Costs as of {local:%Y-%m-%d %H:%M} ({prefs.zone_label})"]
     for spend in state.spends():
         lines.append(_period_line(spend, state.budget.limit(spend.period)))
+    totals = state.totals()
+    lines.append(f"  {'projected':<11}{usd(totals['monthly_projection']):>12}   by the month's end")
+    hard = [
+        f"{_LABELS[p]} {usd(limit)}"
+        for p in ("daily", "weekly", "monthly")
+        if (limit := state.budget.hard_limit(p)) is not None
+    ]
+    if hard:
+        lines.append(f"  hard limit {', '.join(hard)} (estimates past them are refused)")
     session = state.session
     calls = "operation" if session.count == 1 else "operations"
     lines.append(

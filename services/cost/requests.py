@@ -18,7 +18,7 @@ from protocol.base import Message
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.names import MUTATING_OPS, Op, Topic
 from protocol.ops import CostEstimateArgs, CostLogArgs, CostSeriesArgs, SetBudgetArgs
-from services.cost.budget import BudgetLimits, due_warnings, most_severe_due
+from services.cost.budget import BudgetLimits, due_warnings, most_severe_due, refusal
 from services.cost.preferences import CostPreferences
 from services.cost.pricing import OVERRIDES_NAME, PriceBook
 from services.cost.records import (
@@ -186,11 +186,14 @@ class CostDesk:
             state.budget, state.spends(extra=price.cost), prefs.warning_fraction
         )
         worst = most_severe_due(projected)
+        reason = refusal(state.budget, state.spends(), price.cost)
         return {
             "cost": price.cost,
             "warning": worst.message() if worst else None,
             "confirm": price.cost > prefs.confirm_above,
             "price_source": price.source,
+            "allowed": reason is None,
+            "reason": reason,
         }
 
     def series(self, call: Call, batch: Batch) -> Any:

@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.cost.budget import BudgetLimits, PeriodSpend, limit_text
-from services.cost.money import MONEY, ZERO, parse_money
+from services.cost.money import CENT, MONEY, ZERO, parse_money, tidy
 from services.cost.records import BUDGET, OP, RESET, WARNED, operation_view, parse_ts
 from services.cost.series import SeriesIndex
 from services.cost.windows import (
@@ -230,6 +230,7 @@ class LedgerState:
 
     def refresh(self, now: datetime) -> bool:
         """Make the windows those of `now`; True when any of them changed."""
+        self.now = now
         if self.windows and self._current_from <= now < self._current_until:
             return False  # the common case, checked per batch: no calendar arithmetic
         wanted = windows_at(now, self.zone)
@@ -287,7 +288,17 @@ class LedgerState:
             "daily_unpriced": w["daily"].unpriced,
             "weekly_unpriced": w["weekly"].unpriced,
             "monthly_unpriced": w["monthly"].unpriced,
+            "monthly_projection": self.month_end_projection(),
         }
+
+    def month_end_projection(self) -> Decimal:
+        """This month's spend at its pace so far: total x days in month / days elapsed."""
+        month = self.windows["monthly"].window
+        first = month.start.astimezone(self.zone).date()
+        days = (month.end.astimezone(self.zone).date() - first).days
+        elapsed = (self.now.astimezone(self.zone).date() - first).days + 1
+        projected = self.windows["monthly"].total * days / max(1, min(elapsed, days))
+        return tidy(projected.quantize(CENT, rounding=ROUND_HALF_EVEN))
 
     def spends(self, extra: Decimal | None = None) -> list[PeriodSpend]:
         """Each current window's spending, plus `extra` (a projected call)."""
