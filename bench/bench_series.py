@@ -11,9 +11,9 @@ Rows:
   worker does per request), against the same range summed from the ledger's
   lines (a full read: what the index saves). Target: p50 <= 100 ms.
 * The same by hour (8,760 buckets), for information.
-* The first `cost.series` after a start without a checkpoint, which rebuilds
-  the index from every month file once, and a start from the checkpoint that
-  holds it, for information.
+* A start without a checkpoint until the background thread has rebuilt the
+  index from every month file, and a start from the checkpoint that holds
+  it, for information.
 
 The series' total is checked against the exact sum of the lines written.
 Quick mode uses 100 k operations.
@@ -119,10 +119,12 @@ def series(ctx: BenchContext) -> list[Row]:
     today = now.date()
     since, until = today - timedelta(days=365), today + timedelta(days=1)
 
-    ledger = open_ledger(project)  # no checkpoint: the recent month files only
     started = time.perf_counter()
-    first = _ask(ledger, _series_call(since, until, "day"))
+    ledger = open_ledger(project)  # no checkpoint: the recent month files, then the rest behind
+    if not ledger.wait_series(600):
+        raise AssertionError("the series index was not rebuilt within 10 minutes")
     cold = time.perf_counter() - started
+    first = _ask(ledger, _series_call(since, until, "day"))
     if first["total"] != expected:
         raise AssertionError(f"series total {first['total']} != ledger sum {expected}")
     if len(first["buckets"]) != 366:
@@ -151,8 +153,8 @@ def series(ctx: BenchContext) -> list[Row]:
     restarted.close()
     label = f"{operations // 1000} k" if operations < 1_000_000 else "1 M"
     ctx.notes.append(
-        f"{label} operations over 365 days, totals exact (checked: {expected}); the first "
-        f"series after a start without checkpoint rebuilds the index once: {cold:.2f} s; "
+        f"{label} operations over 365 days, totals exact (checked: {expected}); after a start "
+        f"without checkpoint the index is rebuilt once in the background: {cold:.2f} s; "
         f"a start from the checkpoint holding it: {start_s:.2f} s, then a year by day "
         f"in {after_start * 1000:.1f} ms"
     )
@@ -171,7 +173,7 @@ def series(ctx: BenchContext) -> list[Row]:
             scan_samples,
         ),
         Row(
-            "first cost.series, no checkpoint (index rebuilt)",
+            "start without checkpoint + background index rebuild",
             [cold],
             "cost.series, 365 days by day",
             day_samples,

@@ -136,6 +136,9 @@ class CostSeries(Document):
     since: str | None = None
     until: str | None = None
     timezone: str | None = None
+    complete: bool = True
+    """False while the ledger still reads older month files after a start without
+    a checkpoint holding the series (a few seconds per million operations)."""
 
 
 class CostsDocument(Document):

@@ -32,6 +32,7 @@ user's price overrides `.session/pricing.toml` (see `services.cost.pricing`).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -51,7 +52,7 @@ from services.cost.preferences import PREFERENCES_POLL_S, PreferenceWatch
 from services.cost.pricing import OVERRIDES_NAME, PriceBook
 from services.cost.records import budget_record, reply_of
 from services.cost.requests import MUTATING, Batch, CostDesk
-from services.cost.series import SeriesIndex
+from services.cost.series import SeriesIndex, read_index
 from services.cost.snapshot import costs_document
 from services.cost.state import LedgerState
 from services.runtime.worker import Call, Outcome, ReplyCache, Worker, WorkerContext
@@ -107,6 +108,8 @@ class CostLedger(Worker):
         self._checkpoint_retry_at = 0.0
         self._next_poll = 0.0
         self.loaded_info: dict[str, Any] = {}
+        self._series_generation = 0
+        self._series_thread: threading.Thread | None = None
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -127,7 +130,6 @@ class CostLedger(Worker):
             prices=self._prices,
             preferences=lambda: self._prefs.current,
             session_id=self.ctx.session_id,
-            full_series=self._full_series,
         )
         self._costs_file = AtomicJsonFile(paths.costs, retry=self._retry)
         self._check_costs_file()
@@ -183,6 +185,8 @@ class CostLedger(Worker):
         self._state: LedgerState = loaded.state
         if not loaded.checkpoint_used and len(loaded.files_read) < len(existing):
             self._state.series.complete = False  # older months were not replayed
+        if not self._state.series.complete:
+            self._rebuild_series()
         self._since_checkpoint = loaded.replayed
         self._checkpoint_at = self._monotonic()
         if not loaded.checkpoint_used and loaded.replayed:
@@ -197,15 +201,42 @@ class CostLedger(Worker):
         }
         self.log.info("cost_ledger.loaded", **self.loaded_info)
 
-    def _full_series(self) -> SeriesIndex:
-        """The series index of every operation in every month file (a full read, once)."""
-        index = SeriesIndex()
-        for path in self._files.month_files():
-            index.add_records(record for _end, record, _line in self._files.records(path))
-        self.log.info("cost_ledger.series_rebuilt", buckets=len(index.cells))
-        self._mark_dirty(self._monotonic())
-        self._since_checkpoint = max(self._since_checkpoint, 1)  # keep it in the next checkpoint
-        return index
+    def _rebuild_series(self) -> None:
+        """Read every month file into a full series index in the background (see series.py)."""
+        self._series_generation += 1
+        generation = self._series_generation
+        sizes = [(path, path.stat().st_size) for path in self._files.month_files()]
+        self._state.series.pending = []
+        files = LedgerFiles(self.ctx.paths.ledger_dir)  # its own reader: no shared state
+
+        def read() -> None:
+            try:
+                rebuilt = read_index(files, sizes)
+            except Exception as exc:  # a cache: the series stays incomplete, nothing is lost
+                problem = repr(exc)
+                self.ctx.call_soon_threadsafe(
+                    lambda: self.log.warning("cost_ledger.series_rebuild_failed", error=problem)
+                )
+                return
+            self.ctx.call_soon_threadsafe(lambda: self._adopt_series(generation, rebuilt))
+
+        self._series_thread = threading.Thread(target=read, name="series-rebuild", daemon=True)
+        self._series_thread.start()
+
+    def _adopt_series(self, generation: int, rebuilt: SeriesIndex) -> None:
+        """On the main thread: take the rebuilt index (unless the state was rebuilt since)."""
+        if generation != self._series_generation or self._state.series.complete:
+            return
+        self._state.series = self._state.series.adopt(rebuilt)
+        self._since_checkpoint = max(self._since_checkpoint, 1)  # the next checkpoint keeps it
+        self.log.info("cost_ledger.series_rebuilt", buckets=len(rebuilt.cells))
+
+    def wait_series(self, timeout_s: float) -> bool:
+        """Wait for a background series rebuild to finish (tests, benchmarks); True if done."""
+        thread = self._series_thread
+        if thread is not None:
+            thread.join(timeout_s)
+        return self._state.series.complete
 
     def _reload(self) -> None:
         """Rebuild from disk after a failed append (memory must match the ledger)."""

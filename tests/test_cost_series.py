@@ -122,7 +122,7 @@ def test_defaults_are_the_last_30_days_to_tomorrow_by_day(october: LedgerHarness
 def test_a_start_without_checkpoint_rebuilds_older_months_when_asked(
     october: LedgerHarness,
 ) -> None:
-    """Months a start did not replay are read once when a series reaches back to them."""
+    """Months a start did not replay are read once in the background, calls meanwhile kept."""
     expected = series(october, since="2026-10-01", until="2026-11-01")
     october.now = datetime(2026, 12, 20, tzinfo=UTC)
     december = october.open()
@@ -132,9 +132,15 @@ def test_a_start_without_checkpoint_rebuilds_older_months_when_asked(
     october.now = datetime(2027, 1, 20, tzinfo=UTC)  # October is past the start's lookback
     ledger = october.open()
     assert ledger.loaded_info["files_read"] == ["2026-12.jsonl"]
+    october.log(ledger, "gpt-4", 2000, 0)  # logged while older months are being read
+    assert ledger.wait_series(30)
     call = october.call("cost.series", since="2026-10-01", until="2026-11-01")
     again = CostSeries.model_validate(october.one(ledger, call))
-    assert again.buckets == expected.buckets and again.total == expected.total
+    assert again.complete and again.buckets == expected.buckets and again.total == expected.total
+    january = CostSeries.model_validate(
+        october.one(ledger, october.call("cost.series", since="2027-01-20", until="2027-01-21"))
+    )
+    assert january.total == Decimal("0.06")  # the call logged during the rebuild is kept
 
 
 def test_the_series_survives_a_restart_from_the_checkpoint(october: LedgerHarness) -> None:
@@ -160,3 +166,17 @@ def test_bad_ranges_are_invalid_args(tmp_path: Path, args: dict[str, Any], words
     with pytest.raises(ProtocolError) as caught:
         harness.one(ledger, harness.call("cost.series", **args))
     assert caught.value.code == ErrorCode.INVALID_ARGS and words in caught.value.message
+
+
+def test_operations_logged_during_a_rebuild_are_added_to_it() -> None:
+    """An index handed over by a rebuild gains the operations noted while it was read."""
+    from services.cost.series import SeriesIndex
+
+    live = SeriesIndex(complete=False)
+    live.pending = []
+    live.add(10, "gpt-4", "analysis", Decimal("0.5"))
+    rebuilt = SeriesIndex()
+    rebuilt.add(3, "gpt-4", "analysis", Decimal("0.25"))
+    adopted = live.adopt(rebuilt)
+    assert adopted.complete and adopted.pending is None
+    assert adopted.span(0, 20).total == Decimal("0.75")

@@ -32,7 +32,6 @@ from services.cost.records import (
 from services.cost.series import (
     DEFAULT_DAYS,
     MAX_BUCKETS,
-    SeriesIndex,
     bucket_count,
     spend_series,
 )
@@ -84,11 +83,8 @@ class CostDesk:
         prices: PriceBook,
         preferences: Callable[[], CostPreferences],
         session_id: str,
-        full_series: Callable[[], SeriesIndex] | None = None,
     ) -> None:
         self._state = state
-        self._full_series = full_series
-        """Rebuilds the series index from every month file (when the replay was partial)."""
         self.prices = prices
         self._preferences = preferences
         self.session_id = session_id
@@ -215,9 +211,6 @@ class CostDesk:
                 "use a shorter range or a wider bucket",
                 request_id=call.id,
             )
-        if not state.series.complete and self._full_series is not None:
-            state.series = self._full_series()  # once: every month file, then kept up to date
-            state.series.add_records(batch.records)  # this batch's, not yet on disk
         return spend_series(
             state.series,
             since=since,

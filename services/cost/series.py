@@ -10,8 +10,13 @@ whole buckets, and a series is answered by adding buckets - never by reading
 the ledger.
 
 An index rebuilt from a replay that did not read every month file (a start
-without a checkpoint reads only the recent ones) is marked incomplete; the
-first `cost.series` then rebuilds it from all month files once.
+without a checkpoint reads only the recent ones, a checkpoint from before
+the index holds none) is marked incomplete. The ledger then reads every
+month file once in a background thread (`read_index`, ~20 s per million
+operations) while it keeps answering; operations logged meanwhile are noted
+in `pending` and added to the rebuilt index when it is handed over
+(`adopt`). Until then `cost.series` answers from what it has and says
+`complete: false`.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from services.cost.budget import BudgetLimits
+from services.cost.ledger_files import LedgerFiles
 from services.cost.money import MONEY, ZERO, parse_money
 from services.cost.windows import bucket_of, local_midnight
 
@@ -33,6 +40,7 @@ __all__ = [
     "BucketKind",
     "SeriesIndex",
     "bucket_count",
+    "read_index",
     "spend_series",
 ]
 
@@ -76,8 +84,13 @@ class SeriesIndex:
         self._spans_end = -1
         """The largest end bucket among `_spans`."""
 
+    pending: list[tuple[int, str, str, Decimal | None]] | None = None
+    """Operations added while a full rebuild runs (None: no rebuild running)."""
+
     def add(self, bucket: int, model: str, operation: str, cost: Decimal | None) -> None:
         """Count one operation."""
+        if self.pending is not None:
+            self.pending.append((bucket, model, operation, cost))
         self._newest = max(self._newest, bucket)
         if bucket < self._spans_end:  # a late operation inside a summed span: sum again
             self._spans.clear()
@@ -133,6 +146,14 @@ class SeriesIndex:
             self._spans_end = max(self._spans_end, end)
         return summed
 
+    def adopt(self, rebuilt: SeriesIndex) -> SeriesIndex:
+        """`rebuilt` (every file as it was when the rebuild began) plus what came since."""
+        for item in self.pending or []:
+            rebuilt.add(*item)
+        rebuilt.complete = True
+        rebuilt.pending = None
+        return rebuilt
+
     def to_json(self) -> dict[str, Any]:
         """Checkpoint form: money as exact text."""
         return {
@@ -161,6 +182,14 @@ class SeriesIndex:
                 {str(k): parse_money(v) for k, v in by_operation.items()},
             )
         return index
+
+
+def read_index(files: LedgerFiles, sizes: list[tuple[Path, int]]) -> SeriesIndex:
+    """The index of every operation in the month files, each read up to its size."""
+    index = SeriesIndex()
+    for path, size in sizes:
+        index.add_records(record for end, record, _line in files.records(path) if end <= size)
+    return index
 
 
 def _bounds(
@@ -262,4 +291,5 @@ def spend_series(
         "since": since.isoformat(),
         "until": until.isoformat(),
         "timezone": zone.key,
+        "complete": index.complete,
     }
