@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -14,6 +16,7 @@ from test_cost_ledger import LedgerHarness
 
 from protocol.costs import CostSeries
 from protocol.errors import ErrorCode, ProtocolError
+from services.cost_ledger import CostLedger
 
 PARIS = ZoneInfo("Europe/Paris")
 MODELS = ["claude-sonnet-3.5", "gemini-pro", "gpt-4", "my-local-llm"]
@@ -130,10 +133,21 @@ def test_a_start_without_checkpoint_rebuilds_older_months_when_asked(
     december.stop()
     (october.paths.ledger_dir / "checkpoint.json").unlink()
     october.now = datetime(2027, 1, 20, tzinfo=UTC)  # October is past the start's lookback
-    ledger = october.open()
+    posted: list[Callable[[], None]] = []
+    main_thread_only = october.context("s1")
+    ledger = CostLedger(
+        replace(main_thread_only, call_soon_threadsafe=posted.append),
+        clock=lambda: october.now,
+        monotonic=lambda: october.mono,
+    )
+    ledger.start()
     assert ledger.loaded_info["files_read"] == ["2026-12.jsonl"]
     october.log(ledger, "gpt-4", 2000, 0)  # logged while older months are being read
-    assert ledger.wait_series(30)
+    assert not ledger.wait_series(30)  # read, but handed over on the main thread only
+    incomplete = october.one(ledger, october.call("cost.series", since="2026-10-01"))
+    assert incomplete["complete"] is False
+    for callback in posted:
+        callback()
     call = october.call("cost.series", since="2026-10-01", until="2026-11-01")
     again = CostSeries.model_validate(october.one(ledger, call))
     assert again.complete and again.buckets == expected.buckets and again.total == expected.total
