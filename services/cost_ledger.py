@@ -46,13 +46,13 @@ from protocol.costs import CostsDocument
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.names import Topic, WorkerName
 from services.cost.budget import BudgetLimits
-from services.cost.ledger_files import LedgerFiles, RecordedReply, month_file_name
+from services.cost.ledger_files import LedgerFiles, Position, RecordedReply, month_file_name
 from services.cost.loader import load_state
 from services.cost.preferences import PREFERENCES_POLL_S, PreferenceWatch
 from services.cost.pricing import OVERRIDES_NAME, PriceBook
 from services.cost.records import budget_record, reply_of
 from services.cost.requests import MUTATING, Batch, CostDesk
-from services.cost.series import SeriesIndex, read_index
+from services.cost.series import SERIES_SAVE_EVERY_S, SeriesIndex, read_index, save_index
 from services.cost.snapshot import costs_document
 from services.cost.state import LedgerState
 from services.runtime.worker import Call, Outcome, ReplyCache, Worker, WorkerContext
@@ -109,6 +109,7 @@ class CostLedger(Worker):
         self._next_poll = 0.0
         self.loaded_info: dict[str, Any] = {}
         self._series_generation = 0
+        self._series_saved_at = 0.0
         self._series_thread: threading.Thread | None = None
 
     # -- life cycle -----------------------------------------------------------------
@@ -183,8 +184,8 @@ class CostLedger(Worker):
             on_reply=lambda request_id, line: self._replies.put(request_id, RecordedReply(line)),
         )
         self._state: LedgerState = loaded.state
-        if not loaded.checkpoint_used and len(loaded.files_read) < len(existing):
-            self._state.series.complete = False  # older months were not replayed
+        if loaded.checkpoint_used or len(loaded.files_read) < len(existing):
+            self._state.series.complete = False  # not every operation was replayed
         if not self._state.series.complete:
             self._rebuild_series()
         self._since_checkpoint = loaded.replayed
@@ -228,7 +229,6 @@ class CostLedger(Worker):
         if generation != self._series_generation or self._state.series.complete:
             return
         self._state.series = self._state.series.adopt(rebuilt)
-        self._since_checkpoint = max(self._since_checkpoint, 1)  # the next checkpoint keeps it
         self.log.info("cost_ledger.series_rebuilt", buckets=len(rebuilt.cells))
 
     def wait_series(self, timeout_s: float) -> bool:
@@ -247,8 +247,8 @@ class CostLedger(Worker):
         """Write costs.json and a checkpoint, close the ledger."""
         if self._dirty_since is not None:
             self._snapshot()
-        if self._since_checkpoint:
-            self._checkpoint()
+        if self._since_checkpoint or self._state.series.complete:
+            self._checkpoint(stopping=True)
         self.close()
 
     def close(self) -> None:
@@ -414,12 +414,25 @@ class CostLedger(Worker):
             self.log.error("cost_ledger.snapshot_failed", error=outcome.error)
             self._dirty_since = self._monotonic()  # try again after the delay
 
-    def _checkpoint(self) -> None:
+    def _save_series(self, position: Position, *, now: float) -> None:
+        """Rewrite series.json (complete indexes only; at most every SERIES_SAVE_EVERY_S)."""
+        series = self._state.series
+        if not series.complete or now < self._series_saved_at + SERIES_SAVE_EVERY_S:
+            return
+        self._series_saved_at = now
+        outcome = save_index(self._files, position, series, retry=self._retry)
+        if not outcome.ok:
+            self.log.warning("cost_ledger.series_save_failed", error=outcome.error)
+
+    def _checkpoint(self, *, stopping: bool = False) -> None:
         self._checkpoint_at = self._monotonic()
         if self._log is None:
             self._since_checkpoint = 0
             return
         position = self._files.position_at(self._log.path, self._log.size)
+        if stopping:
+            self._series_saved_at = -SERIES_SAVE_EVERY_S
+        self._save_series(position, now=self._checkpoint_at)
         outcome = self._files.write_checkpoint(
             position, self._state.to_checkpoint(), retry=self._retry
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from dataclasses import replace
@@ -46,6 +47,7 @@ def series(harness: LedgerHarness, **args: Any) -> CostSeries:
     """Ask a (re)started ledger for a series, as of 5 November 2026."""
     harness.now = datetime(2026, 11, 5, 12, 0, tzinfo=UTC)
     ledger = harness.open()
+    assert ledger.wait_series(30)  # the index loads in the background after a start
     return CostSeries.model_validate(harness.one(ledger, harness.call("cost.series", **args)))
 
 
@@ -132,6 +134,7 @@ def test_a_start_without_checkpoint_rebuilds_older_months_when_asked(
     october.log(december, "gpt-4", 1000, 0)
     december.stop()
     (october.paths.ledger_dir / "checkpoint.json").unlink()
+    (october.paths.ledger_dir / "series.json").unlink()
     october.now = datetime(2027, 1, 20, tzinfo=UTC)  # October is past the start's lookback
     posted: list[Callable[[], None]] = []
     main_thread_only = october.context("s1")
@@ -157,11 +160,27 @@ def test_a_start_without_checkpoint_rebuilds_older_months_when_asked(
     assert january.total == Decimal("0.06")  # the call logged during the rebuild is kept
 
 
-def test_the_series_survives_a_restart_from_the_checkpoint(october: LedgerHarness) -> None:
-    """A restart from the checkpoint answers with the same exact figures."""
+def test_the_series_survives_a_restart_from_its_saved_index(october: LedgerHarness) -> None:
+    """A restart loads series.json (not the checkpoint) and answers with the same figures."""
     first = series(october, since="2026-10-01", until="2026-11-01", bucket="week")
-    assert (october.paths.ledger_dir / "checkpoint.json").exists()
+    checkpoint = (october.paths.ledger_dir / "checkpoint.json").read_bytes()
+    assert b"series" not in checkpoint  # start-up does not grow with the ledger's age
+    assert (october.paths.ledger_dir / "series.json").exists()
     assert series(october, since="2026-10-01", until="2026-11-01", bucket="week") == first
+
+
+def test_a_saved_index_the_ledger_no_longer_matches_is_ignored(october: LedgerHarness) -> None:
+    """series.json pointing at a line that changed is not trusted: the files are read."""
+    expected = series(october, since="2026-10-01", until="2026-11-01")
+    saved = october.paths.ledger_dir / "series.json"
+    document = json.loads(saved.read_bytes())
+    first_bucket = document["series"]["cells"][0][0]
+    document["series"]["cells"] = [[first_bucket, "999", 0, {"gpt-4": "999"}, {"x": "999"}]]
+    saved.write_text(json.dumps(document), encoding="utf-8")
+    assert series(october, since="2026-10-01", until="2026-11-01").total == 999  # trusted...
+    document["position"]["digest"] = "0" * 64  # ...until it no longer matches the ledger
+    saved.write_text(json.dumps(document), encoding="utf-8")
+    assert series(october, since="2026-10-01", until="2026-11-01") == expected
 
 
 @pytest.mark.parametrize(

@@ -9,14 +9,16 @@ number of quarter hours, any local hour, day, ISO week or month is a run of
 whole buckets, and a series is answered by adding buckets - never by reading
 the ledger.
 
-An index rebuilt from a replay that did not read every month file (a start
-without a checkpoint reads only the recent ones, a checkpoint from before
-the index holds none) is marked incomplete. The ledger then reads every
-month file once in a background thread (`read_index`, ~20 s per million
-operations) while it keeps answering; operations logged meanwhile are noted
-in `pending` and added to the rebuilt index when it is handed over
-(`adopt`). Until then `cost.series` answers from what it has and says
-`complete: false`.
+The index is kept out of the checkpoint (it grows with the ledger's age and
+would slow every start). It is saved on its own, at most every
+`SERIES_SAVE_EVERY_S` and at a clean stop, to `.session/ledger/series.json`
+with the ledger position it covers. At start the ledger loads it in a
+background thread (`read_index`) and reads the month files forward from that
+position (all of them when the file is missing or no longer matches: ~20 s
+per million operations on a busy machine) while it keeps answering;
+operations logged meanwhile are noted in `pending` and added to the loaded
+index when it is handed over (`adopt`). Until then `cost.series` answers
+from what it has and says `complete: false`.
 """
 
 from __future__ import annotations
@@ -29,18 +31,24 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+import orjson
+
 from services.cost.budget import BudgetLimits
-from services.cost.ledger_files import LedgerFiles
+from services.cost.ledger_files import LedgerFiles, Position
 from services.cost.money import MONEY, ZERO, parse_money
 from services.cost.windows import bucket_of, local_midnight
+from services.store import AtomicJsonFile, RetryPolicy, SaveOutcome
 
 __all__ = [
     "DEFAULT_DAYS",
     "MAX_BUCKETS",
+    "SERIES_NAME",
+    "SERIES_SAVE_EVERY_S",
     "BucketKind",
     "SeriesIndex",
     "bucket_count",
     "read_index",
+    "save_index",
     "spend_series",
 ]
 
@@ -48,6 +56,14 @@ BucketKind = Literal["hour", "day", "week", "month"]
 
 DEFAULT_DAYS = 30
 """`since` defaults to this many days before today."""
+
+SERIES_NAME = "series.json"
+"""The saved index, in `.session/ledger/` (a cache: deleting it costs a longer load)."""
+
+SERIES_FORMAT = 1
+
+SERIES_SAVE_EVERY_S = 600.0
+"""series.json is rewritten at most this often (and at a clean stop)."""
 
 MAX_BUCKETS = 20_000
 """More buckets than this in one answer is refused (two years of hours fit)."""
@@ -184,11 +200,44 @@ class SeriesIndex:
         return index
 
 
+def save_index(
+    files: LedgerFiles, position: Position, index: SeriesIndex, *, retry: RetryPolicy | None
+) -> SaveOutcome:
+    """Write series.json: `index`, which covers the ledger up to `position` (a cache)."""
+    document = {
+        "format": SERIES_FORMAT,
+        "position": {"file": position.file, "offset": position.offset, "digest": position.digest},
+        "series": index.to_json(),
+    }
+    target = AtomicJsonFile(files.folder / SERIES_NAME, retry=retry, writer=True)
+    return target.save_bytes(orjson.dumps(document))
+
+
+def _saved_index(files: LedgerFiles) -> tuple[SeriesIndex, Position | None]:
+    """series.json and its position if it still matches the ledger, else an empty start."""
+    try:
+        document = orjson.loads((files.folder / SERIES_NAME).read_bytes())
+        if document.get("format") != SERIES_FORMAT:
+            return SeriesIndex(), None
+        position = LedgerFiles.checkpoint_position(document)
+        if position is None or not files.holds(position):
+            return SeriesIndex(), None
+        return SeriesIndex.from_json(document["series"]), position
+    except (OSError, orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+        return SeriesIndex(), None  # a cache: read the ledger instead
+
+
 def read_index(files: LedgerFiles, sizes: list[tuple[Path, int]]) -> SeriesIndex:
-    """The index of every operation in the month files, each read up to its size."""
-    index = SeriesIndex()
+    """Every operation in the month files, each read up to its size (series.json first)."""
+    index, start = _saved_index(files)
     for path, size in sizes:
-        index.add_records(record for end, record, _line in files.records(path) if end <= size)
+        if start is not None and path.name < start.file:
+            continue
+        offset = start.offset if start is not None and path.name == start.file else 0
+        index.add_records(
+            record for end, record, _line in files.records(path, offset) if end <= size
+        )
+    index.complete = True
     return index
 
 

@@ -322,7 +322,6 @@ class LedgerState:
             },
             "fired": sorted([list(key) for key in self.fired]),
             "applied_ids": self.applied.as_list(),
-            "series": self.series.to_json(),
         }
 
     @classmethod
@@ -344,13 +343,9 @@ class LedgerState:
         if not isinstance(ids, list):
             raise TypeError("applied_ids must be a list")
         state.applied = AppliedIds(ids=ids)  # orjson gave str; anything else never matches
-        series = data.get("series")
-        # A checkpoint from before the series index: rebuilt from all files when first asked.
-        state.series = (
-            SeriesIndex.from_json(series)
-            if isinstance(series, dict)
-            else SeriesIndex(complete=False)
-        )
+        # The series index is not in the checkpoint (it grows with the ledger's age and
+        # would slow every start): the ledger loads it in the background (series.py).
+        state.series = SeriesIndex(complete=False)
         state.windows = {}
         state.refresh(now)
         return state
