@@ -49,7 +49,7 @@ from services.cost.budget import BudgetLimits
 from services.cost.ledger_files import LedgerFiles, Position, RecordedReply, month_file_name
 from services.cost.loader import load_state
 from services.cost.preferences import PREFERENCES_POLL_S, PreferenceWatch
-from services.cost.pricing import OVERRIDES_NAME, PriceBook
+from services.cost.pricing import OVERRIDES_NAME, PriceBook, load_genai_prices
 from services.cost.records import budget_record, reply_of
 from services.cost.requests import MUTATING, Batch, CostDesk
 from services.cost.series import SERIES_SAVE_EVERY_S, SeriesIndex, read_index, save_index
@@ -57,6 +57,8 @@ from services.cost.snapshot import costs_document
 from services.cost.state import LedgerState
 from services.runtime.worker import Call, Outcome, ReplyCache, Worker, WorkerContext
 from services.store import AtomicJsonFile, JsonLinesLog, RetryPolicy, ensure_private_dir
+
+load_genai_prices()  # at import: in the fork server, once; never inside a request
 
 __all__ = ["CHECKPOINT_EVERY_RECORDS", "CHECKPOINT_MAX_AGE_S", "SNAPSHOT_DELAY_S", "CostLedger"]
 

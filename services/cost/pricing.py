@@ -52,7 +52,7 @@ from config import ModelPrice, PricingTable, load_pricing
 from services.cost.money import MONEY, tidy
 from services.cost.usage import TokenUsage, genai_usage
 
-__all__ = ["OVERRIDES_NAME", "Price", "PriceBook", "genai_prices_version"]
+__all__ = ["OVERRIDES_NAME", "Price", "PriceBook", "genai_prices_version", "load_genai_prices"]
 
 OVERRIDES_NAME = "pricing.toml"
 """The user's price overrides, in `.session/`."""
@@ -98,6 +98,21 @@ class _Table:
             if key.lower() == lowered:
                 return value
         return None
+
+
+def load_genai_prices() -> Any:
+    """Import genai-prices and its bundled data (~0.7 s, more on a busy machine).
+
+    The cost ledger does this when its module is imported - in the fork server,
+    once, before any worker is forked - so no request ever waits for it (a
+    1-second pause would cost the ledger its heartbeats). Nothing here starts
+    genai-prices' network updater.
+    """
+    import genai_prices
+    from genai_prices import data_snapshot
+
+    data_snapshot.get_snapshot()
+    return genai_prices
 
 
 def genai_prices_version() -> str | None:
@@ -209,9 +224,7 @@ class PriceBook:
         if len(self._genai_missing) >= _CACHED_NAMES:
             self._genai_missing.clear()
         if self._genai is None:
-            import genai_prices  # late: 0.2 s, on the first call priced
-
-            self._genai = genai_prices
+            self._genai = load_genai_prices()  # already loaded in the ledger process
         genai = self._genai
         calculation = None
         for provider_id in dict.fromkeys([provider, None]):
