@@ -34,8 +34,7 @@ def shared_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
 @pytest.fixture(scope="module")
 def shared_runner(shared_service: RunningService) -> Iterator[Runner]:
     """The runner connected to the shared tree."""
-    endpoints = shared_service.endpoints
-    runner = Runner(endpoints["command"], endpoints["events"])
+    runner = Runner.for_project(shared_service.project)
     yield runner
     runner.close()
 
@@ -48,7 +47,7 @@ def test_case(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> None
         request.getfixturevalue("shared_runner").run_case(case)
         return
     with running_service(tmp_path / "project") as service:
-        runner = Runner(service.endpoints["command"], service.endpoints["events"])
+        runner = Runner.for_project(service.project)
         try:
             runner.run_case(case)
         finally:

@@ -26,7 +26,15 @@ import zmq
 
 from protocol.conformance.matching import MatchContext, build, dumps_exact, loads_exact, mismatches
 
-__all__ = ["CaseFailed", "Runner", "case_names", "load_case", "schema_problem"]
+__all__ = [
+    "CaseFailed",
+    "Runner",
+    "case_names",
+    "curve_keys",
+    "load_case",
+    "read_endpoints",
+    "schema_problem",
+]
 
 REPLY_TIMEOUT_S = 15.0
 EVENT_TIMEOUT_S = 5.0
@@ -85,12 +93,19 @@ class Runner:
     """Runs cases against the service whose endpoints it is given."""
 
     def __init__(
-        self, command: str, events: str, *, context: zmq.Context[Any] | None = None
+        self,
+        command: str,
+        events: str,
+        *,
+        curve: dict[str, str] | None = None,
+        context: zmq.Context[Any] | None = None,
     ) -> None:
         self._context = context or zmq.Context.instance()
         self._command_endpoint = command
+        self._curve = curve_keys(curve)
         self._run = secrets.token_hex(4)
         self._sub = self._context.socket(zmq.SUB)
+        self._secure(self._sub)
         self._sub.setsockopt(zmq.LINGER, 0)
         self._sub.setsockopt(zmq.RCVHWM, 0)
         self._sub.setsockopt(zmq.SUBSCRIBE, b"")
@@ -105,9 +120,24 @@ class Runner:
 
     def _new_dealer(self) -> zmq.Socket[Any]:
         sock: zmq.Socket[Any] = self._context.socket(zmq.DEALER)
+        self._secure(sock)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(self._command_endpoint)
         return sock
+
+    @classmethod
+    def for_project(cls, project: Path) -> Runner:
+        """A runner for the service that `<project>/.session/run/endpoints.json` names."""
+        endpoints = read_endpoints(project)
+        return cls(endpoints["command"], endpoints["events"], curve=endpoints.get("curve"))
+
+    def _secure(self, sock: zmq.Socket[Any]) -> None:
+        """Set the CURVE client keys (tcp), before `connect` as ZeroMQ requires."""
+        if self._curve is not None:
+            server, public, secret = self._curve
+            sock.setsockopt(zmq.CURVE_SERVERKEY, server)
+            sock.setsockopt(zmq.CURVE_PUBLICKEY, public)
+            sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
 
     def close(self) -> None:
         """Close both sockets."""
@@ -319,6 +349,15 @@ class Runner:
             if time.monotonic() > deadline:
                 raise CaseFailed(f"{name} not {wanted_state} after {WORKER_TIMEOUT_S} s: {entry}")
             self._drain(0.02)
+
+
+def curve_keys(curve: dict[str, str] | None) -> tuple[bytes, bytes, bytes] | None:
+    """The (server public, client public, client secret) keys endpoints.json's `curve` names."""
+    if not curve:
+        return None
+    names = ("server_public_key_file", "client_public_key_file", "client_secret_key_file")
+    server, public, secret = (Path(curve[name]).read_bytes().strip() for name in names)
+    return server, public, secret
 
 
 def read_endpoints(project: Path) -> dict[str, Any]:
