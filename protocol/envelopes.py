@@ -158,7 +158,7 @@ def decode_request(
     if raw["v"] != PROTOCOL_VERSION or isinstance(raw["v"], bool):
         raise ProtocolError(
             ErrorCode.BAD_REQUEST,
-            f"unsupported protocol version {raw['v']!r}; this service speaks v{PROTOCOL_VERSION}",
+            f"unsupported protocol version {raw['v']!r}; supported versions: {PROTOCOL_VERSION}",
             request_id=request_id,
         )
     if "args" in raw and not isinstance(raw["args"], dict):

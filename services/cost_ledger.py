@@ -45,7 +45,7 @@ import orjson
 from protocol.base import utc_now
 from protocol.costs import CostsDocument
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.names import Topic, WorkerName
+from protocol.names import Op, Topic, WorkerName
 from services.cost.budget import BudgetLimits
 from services.cost.ledger_files import LedgerFiles, Position, RecordedReply, month_file_name
 from services.cost.loader import load_state
@@ -296,6 +296,14 @@ class CostLedger(Worker):
         if call.op in MUTATING:
             first = self._first_reply(call.id, batch)
             if first is not None:
+                first_op = _op_of_reply(first)
+                if first_op is not None and first_op != call.op.value:
+                    raise ProtocolError(
+                        ErrorCode.INVALID_ARGS,
+                        f"request id {call.id!r} was already used for {first_op}; "
+                        "a new request needs a new id",
+                        request_id=call.id,
+                    )
                 return first
         handler = self._desk.handlers.get(call.op)
         if handler is None:
@@ -434,6 +442,19 @@ class CostLedger(Worker):
             self._checkpoint_retry_at = (
                 self._checkpoint_at + self.ctx.settings.ledger.checkpoint_retry_s
             )
+
+
+def _op_of_reply(reply: Any) -> str | None:
+    """Which mutating op a remembered first reply answered (its shape says; see `reply_of`)."""
+    if not isinstance(reply, dict):
+        return None
+    if "operation" in reply:
+        return Op.COST_LOG.value
+    if "daily_limit" in reply:
+        return Op.COST_SET_BUDGET.value
+    if "session_total" in reply:
+        return Op.COST_RESET_SESSION.value
+    return None
 
 
 def _is_minor(topic: str, data: Any, confirm_above: Decimal) -> bool:

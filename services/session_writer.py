@@ -250,7 +250,8 @@ class SessionWriter(Worker):
             ts = self.clock()
             change = apply_op(self._doc, self._prefs, call.op, args, ts, revision=self._rev + 1)
         except ProtocolError as exc:
-            self.memory.answered(RememberedReply(call.id, call.op.value, 0, exc))
+            # Not remembered (Stripe's rule for idempotency keys): nothing was
+            # applied, so a corrected re-send with the same id is applied.
             return exc
         self._rev += 1
         self._doc = change.document
