@@ -89,6 +89,15 @@ class Event(Message):
     ts: Timestamp
     data: dict[str, Any] = Field(default_factory=dict)
 
+    @property
+    def key(self) -> str:
+        """What makes one published event unique: a re-delivery repeats all three.
+
+        Stored in the session journal and the archiver's journal to apply an
+        event once, so its form never changes (`+00:00`, as 0.1.0 wrote it).
+        """
+        return f"{self.source}:{self.seq}:{self.ts.isoformat()}"
+
 
 class EndpointsFile(Document):
     """`.session/run/endpoints.json`: its appearance means "ready".
