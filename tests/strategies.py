@@ -52,16 +52,6 @@ from protocol.events import (
     SessionSaveFailedData,
     WorkerEventData,
 )
-from protocol.ops import (
-    CostEstimateResult,
-    CostLogResult,
-    CostWarningResult,
-    SaveResult,
-    SessionStatusResult,
-    SignificantActionResult,
-    SupervisorStatus,
-    WorkerStatus,
-)
 from protocol.history_journal import HistoryCheckpoint, HistoryEnd, HistoryEvent, HistoryResume
 from protocol.ledger import (
     CheckpointPosition,
@@ -71,6 +61,16 @@ from protocol.ledger import (
     LedgerOperation,
     LedgerReset,
     LedgerWarned,
+)
+from protocol.ops import (
+    CostEstimateResult,
+    CostLogResult,
+    CostWarningResult,
+    SaveResult,
+    SessionStatusResult,
+    SignificantActionResult,
+    SupervisorStatus,
+    WorkerStatus,
 )
 from protocol.session import CurrentState, NotebookLMSettings, OpenFile, RecentQuery
 from protocol.session_journal import (
@@ -101,9 +101,9 @@ __all__ = [
     "history_entries",
     "history_journal_lines",
     "journal_lines",
+    "json_values",
     "ledger_checkpoints",
     "ledger_lines",
-    "json_values",
     "money",
     "ok_replies",
     "op_requests",
