@@ -75,7 +75,7 @@ def test_a_hand_edited_line_in_the_middle_is_skipped_and_reported(
         handle.write(b'{"kind":"op","id":"edited"}\n[1, 2]\nnot json at all\n')
     harness.log(ledger, "gpt-4", 2000, 0)
     restarted = harness.open()
-    assert restarted.loaded_info["bad_lines"] == 2  # the list is not a record: ignored
+    assert restarted.loaded_info["bad_lines"] == 3  # each line that is not a record is reported
     assert harness.one(restarted, harness.call("cost.totals"))["session_total"] == Decimal("0.09")
 
 
