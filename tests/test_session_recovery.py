@@ -370,7 +370,7 @@ def test_a_clean_stop_marks_the_end_and_compacts(project: Path) -> None:
     assert document["ended_at"] is not None and document["current_state"]["screen"] == "x"
     segments = list_segments(project / ".session" / "journal")
     assert len(segments) == 1
-    assert [r["kind"] for r in read_segment(segments[0]).records] == ["segment"]
+    assert [r.kind for r in read_segment(segments[0]).records] == ["segment"]
 
 
 def test_a_worker_restart_continues_silently(project: Path) -> None:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from protocol.session import Preferences, SessionDocument
+from protocol.session_journal import JournalBegin
 from services.history.read import read_history
 from services.runtime.lock import SupervisorLock, read_lock_pid
 from services.runtime.paths import ProjectPaths
@@ -167,9 +168,9 @@ def _taken_ids(paths: ProjectPaths) -> set[str]:
     if current.value is not None:
         taken.add(current.value.session_id)
     taken.update(
-        str(record["session_id"])
+        record.session_id
         for record in read_journal(paths.journal_dir)
-        if record.get("kind") == "begin" and "session_id" in record
+        if isinstance(record, JournalBegin)
     )
     with contextlib.suppress(OSError):
         taken.update(entry.name.split(".", 1)[0] for entry in os.scandir(paths.archive_dir))
