@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from protocol.base import utc_now
-from protocol.envelopes import Event
+from protocol.envelopes import Event, event_key
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.names import Op, WorkerName
 from protocol.ops import (
@@ -31,7 +31,6 @@ from protocol.ops import (
     SignificantActionResult,
 )
 from protocol.session import Preferences, SessionDocument
-from services.history.live import event_key
 from services.runtime.worker import Call, Outcome, Worker, WorkerContext
 from services.session.confine import confine
 from services.session.journal import SessionJournal
