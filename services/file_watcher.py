@@ -28,14 +28,15 @@ import time
 from typing import Any, ClassVar, Final
 
 from protocol.names import WorkerName
+from services.readonly.filters import top_folder
+from services.readonly.tree import Tree, scan_folder, scan_project, stat_file
 from services.runtime.paths import WATCHED_FOLDERS
 from services.runtime.worker import Worker, WorkerContext
 from services.watch import overflow
 from services.watch.coalesce import DEFAULT_MAX_HOLD_S, DEFAULT_SETTLE_S, Coalescer, FileChange
-from services.watch.filters import top_folder
 from services.watch.intake import Intake, RawEvent
 from services.watch.observers import POLL_INTERVAL_S, ObserverFactory, WatchSet, default_observer
-from services.watch.scan import GONE, Tree, diff_trees, scan_folder, scan_project, stat_file
+from services.watch.scan import GONE, diff_trees
 
 __all__ = ["BLIND_RESCAN_INTERVAL_S", "FileWatcher"]
 

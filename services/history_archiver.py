@@ -39,12 +39,12 @@ from protocol.history import HistoryEntry, SessionStatusName
 from protocol.history_journal import HistoryEnd, HistoryEvent, HistoryResume
 from protocol.names import Op, Topic, WorkerName
 from protocol.ops import HistoryListArgs
-from services.history.archive import read_archive
 from services.history.journal import LiveJournal
 from services.history.ledger import session_operations
 from services.history.live import LiveSession, finalized
-from services.history.read import merge_sessions, newest_first
 from services.history.store import HistoryStore
+from services.readonly.history import merge_sessions, newest_first, read_archive
+from services.readonly.liveness import pid_alive
 from services.runtime.worker import Call, Worker, WorkerContext
 from services.store import RetryPolicy, ensure_private_dir
 
@@ -174,8 +174,6 @@ class HistoryArchiver(Worker):
 
     def stop(self) -> None:
         """Finalize the live entry: `ended`, or `interrupted` if the supervisor died."""
-        from services.session.recovery import pid_alive
-
         if self.journal is None:
             return
         self._flush_unjournaled()

@@ -341,7 +341,7 @@ class SessionWriter(Worker):
 
     def stop(self) -> None:
         """Clean stop: the clean-end marker goes to the journal, then a final snapshot."""
-        from services.session.recovery import pid_alive
+        from services.readonly.liveness import pid_alive
 
         grace = self.ctx.settings.supervisor.stop_grace_s
         self.autosave.saver.wait_idle(grace)

@@ -23,7 +23,7 @@ from typing import Any
 
 import zmq
 
-from services.session.recovery import pid_alive
+from services.readonly.liveness import pid_alive
 
 FAST_TIMINGS: dict[str, dict[str, Any]] = {
     "supervisor": {

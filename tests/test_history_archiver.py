@@ -22,9 +22,9 @@ from protocol.errors import ErrorCode, ProtocolError
 from protocol.history import HistoryDocument, HistoryEntry
 from protocol.names import Op, WorkerName
 from protocol.ops import parse_args
-from services.history.archive import append_entries, read_archive
-from services.history.read import read_history
+from services.history.archive import append_entries
 from services.history_archiver import MIN_SAVE_GAP_S, RETRY_JOURNAL_S, HistoryArchiver
+from services.readonly.history import read_archive, read_history
 from services.runtime.worker import Call
 from services.store import FileOps
 from services.watch.inprocess import Published, make_context, pump

@@ -17,13 +17,13 @@ from fake_context import FailingDisk, FakeHarness, ok, on_disk, quiesce, start_s
 
 from protocol.codec import dumps
 from protocol.names import Op, Stage
+from services.readonly.liveness import pid_alive
 from services.runtime.paths import ProjectPaths
 from services.session.journal import list_segments, read_segment
 from services.session.recovery import (
     files_changed_since,
     inspect_previous,
     new_session_id,
-    pid_alive,
 )
 from services.session_writer import SessionWriter
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from services.watch.filters import is_ignored
+from services.readonly.filters import is_ignored
 
 __all__ = [
     "DEFAULT_MAX_HOLD_S",
