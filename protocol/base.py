@@ -15,8 +15,8 @@ Two kinds of model, on purpose:
   line that was acknowledged. A record's `kind` is its discriminator in every
   log, and its time is a `Timestamp` named `ts`.
 
-One timestamp type (`Timestamp`), one parser (`parse_ts`) and one formatter
-(`utc_text`) serve every model and every module.
+One timestamp type (`Timestamp`), one parser (`parse_ts`), one formatter
+(`utc_text`) and one age text (`age_text`) serve every model and module.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ __all__ = [
     "Record",
     "ShortText",
     "Timestamp",
+    "age_text",
     "parse_ts",
     "utc_now",
     "utc_text",
@@ -101,6 +102,18 @@ def parse_ts(value: str | datetime) -> datetime:
     if not isinstance(value, str):
         raise TypeError(f"timestamp must be a string, got {type(value).__name__}")
     return _to_utc(datetime.fromisoformat(value))
+
+
+def age_text(seconds: float) -> str:
+    """`12s`, `3 min`, `2 h`, `4 d`: how long ago, short enough for a status bar or a table."""
+    whole = max(0, int(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60} min"
+    if whole < 86_400:
+        return f"{whole // 3600} h"
+    return f"{whole // 86_400} d"
 
 
 Money = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=40)]

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from protocol.base import age_text
+
 __all__ = ["query", "status", "stop"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_NOT_RUNNING = 0, 1, 3
@@ -78,16 +80,6 @@ def stop(project: Path, *, timeout_s: float) -> int:
     return EXIT_FAILURE
 
 
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 90:
-        return f"{seconds:.0f}s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds / 3600:.1f}h"
-
-
 def status(project: Path, *, as_json: bool) -> int:
     """Print the workers' table (or JSON); exit 3 when nothing runs."""
     from protocol.codec import dumps_pretty
@@ -117,7 +109,8 @@ def status(project: Path, *, as_json: bool) -> int:
     print(f"Session {result['session_id']} - supervisor pid {result.get('supervisor_pid', pid)}")
     print(f"{'worker':<18} {'state':<9} {'pid':>7} {'restarts':>8} {'uptime':>7}  last exit")
     for worker in result["workers"]:
-        uptime = _age(worker.get("uptime_s"))
+        uptime_s = worker.get("uptime_s")
+        uptime = "-" if uptime_s is None else age_text(uptime_s)
         print(
             f"{worker['name']:<18} {worker['state']:<9} {worker['pid'] or '-':>7} "
             f"{worker['restarts']:>8} {uptime:>7}  {worker.get('last_exit') or '-'}"
