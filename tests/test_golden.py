@@ -36,6 +36,7 @@ from services.history.journal import LiveJournal
 from services.readonly.history import read_archive, read_history_file
 from services.runtime.paths import ProjectPaths
 from services.session.journal import read_journal
+from services.session.recovery import inspect_previous, new_session_id
 from services.session.replay import replay
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -151,6 +152,17 @@ def test_the_archiver_journal_replays_from_either_version(version: str, tmp_path
 
 
 @pytest.mark.parametrize("version", VERSIONS)
+def test_recovery_reads_either_version(version: str, tmp_path: Path) -> None:
+    """`supervisor start`'s recovery finds the interrupted session and every id already used."""
+    paths = _project(tmp_path, version)
+    previous = inspect_previous(paths)
+    assert previous is not None
+    assert previous.session_id == "2026-11-21-090000" and previous.interrupted
+    taken_at = datetime(2026, 11, 20, 9, 0, 0)  # naive: local time, as session ids are
+    assert new_session_id(paths, taken_at) == "2026-11-20-090000-2"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("what", ["session", "costs", "history", "preferences"])
 def test_supervisor_inspect_reads_either_version(
     version: str, what: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -229,3 +241,31 @@ def test_an_old_archiver_checkpoint_line_reads_as_the_new_one() -> None:
     record = decode_history_journal_line(old)
     assert isinstance(record, HistoryCheckpoint) and record.ts is not None
     assert record.entry.session_id == "2026-11-21-090000"
+
+
+def test_every_current_golden_file_and_line_satisfies_its_committed_schema() -> None:
+    """What this version writes validates against `protocol/schemas/` (for other languages)."""
+    from test_schemas import SCHEMAS, _validate
+
+    folder = GOLDEN / "current"
+    by_schema: dict[str, list[Any]] = {
+        "line.ledger": [loads_exact(x) for x in _lines(folder / "ledger" / "2026-11.jsonl")],
+        "line.session_journal": [
+            loads_exact(line)
+            for path in sorted((folder / "journal").glob("*.jsonl"))
+            for line in _lines(path)
+        ],
+        "line.history_journal": [loads_exact(x) for x in _lines(folder / "archive/live.jsonl")],
+        "record.history_entry": [
+            loads_exact(x) for x in _lines(folder / "archive" / "sessions-2026.jsonl.gz")
+        ],
+        "file.ledger_checkpoint": [loads_exact((folder / "ledger/checkpoint.json").read_bytes())],
+        "file.current": [loads_exact((folder / "current.json").read_bytes())],
+        "file.preferences": [loads_exact((folder / "preferences.json").read_bytes())],
+        "file.costs": [loads_exact((folder / "costs.json").read_bytes())],
+        "file.history": [loads_exact((folder / "history.json").read_bytes())],
+    }
+    for stem, instances in by_schema.items():
+        assert instances, stem
+        for instance in instances:
+            _validate(instance, SCHEMAS[stem], SCHEMAS[stem])
