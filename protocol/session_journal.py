@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, TypeAdapter
 
 from protocol.base import Money, ProjectPath, Record, Timestamp
-from protocol.codec import loads, loads_exact
+from protocol.codec import loads_exact
 
 __all__ = [
     "JOURNAL_LINE",
@@ -126,17 +126,8 @@ JOURNAL_LINE: TypeAdapter[
     JournalSegment | JournalBegin | JournalOp | JournalActivity | JournalOwner | JournalEnd
 ] = TypeAdapter(JournalLine)
 
-_EXACT_MARKS = (b"preferences.set", b'"cost"')
-"""Only these lines carry money (`confirm_above`, an activity's cost): parse them exactly."""
-
-
 def decode_journal_line(
     line: bytes,
 ) -> JournalSegment | JournalBegin | JournalOp | JournalActivity | JournalOwner | JournalEnd:
-    """One journal line as its model; ValueError when it is not one.
-
-    orjson is several times faster than the exact parser and replay speed is
-    restart speed, so only lines that can hold money are parsed exactly.
-    """
-    exact = any(mark in line for mark in _EXACT_MARKS)
-    return JOURNAL_LINE.validate_python(loads_exact(line) if exact else loads(line))
+    """One journal line as its model, every number with a fraction exact; ValueError if not one."""
+    return JOURNAL_LINE.validate_python(loads_exact(line))
