@@ -173,11 +173,13 @@ def test_committed_schemas_match_the_models() -> None:
 
 
 def test_every_op_topic_and_file_has_a_schema() -> None:
-    """Clients in other languages find a schema for every op's args, topic's data and file."""
+    """Clients in other languages find a schema for every op's args, topic's data, file and line."""
     expected = {f"args.{op.value}" for op in OP_ARGS} | {f"event.{t.value}" for t in TOPIC_DATA}
     expected |= {"file.current", "file.preferences", "file.costs", "file.history"}
     expected |= {"envelope.request", "envelope.ok_reply", "envelope.error_reply"}
     expected |= {"envelope.event", "record.cost_operation", "record.history_entry"}
+    expected |= {"line.ledger", "line.session_journal", "line.history_journal"}
+    expected |= {"file.ledger_checkpoint"}
     assert expected <= set(SCHEMAS)
     assert {path.name for path in SCHEMA_DIR.glob("*.schema.json")} == {
         f"{stem}.schema.json" for stem in SCHEMAS
