@@ -193,14 +193,19 @@ class LedgerFiles:
     ) -> SaveOutcome:
         """Replace the checkpoint atomically (a cache: a failure only costs replay time).
 
-        `state` is `LedgerState.to_checkpoint()`; the model checks it before it is written.
+        `state` is `LedgerState.to_checkpoint()`; the model checks it before it is
+        written, and a state it refuses is a failed save (reported by the caller),
+        never a crash: without a checkpoint a start only replays more.
         """
-        document = LedgerCheckpoint(
-            position=CheckpointPosition(
-                file=position.file, offset=position.offset, digest=position.digest
-            ),
-            **state,
-        )
+        try:
+            document = LedgerCheckpoint(
+                position=CheckpointPosition(
+                    file=position.file, offset=position.offset, digest=position.digest
+                ),
+                **state,
+            )
+        except ValidationError as exc:
+            return SaveOutcome(ok=False, attempts=0, error=f"not a checkpoint: {exc}")
         target = AtomicJsonFile(self.checkpoint_path, retry=retry, writer=True)
         return target.save_bytes(dumps(document))
 
