@@ -29,10 +29,12 @@ something those files do not show (so a format change is always seen).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -142,11 +144,13 @@ def _copy(source: Path, target: Path) -> None:
     shutil.copyfile(source, target)
 
 
-def _keep_compacted_segments(keep: Path) -> None:
+@contextlib.contextmanager
+def _keep_compacted_segments(keep: Path) -> Iterator[None]:
     """Copy each journal segment aside just before compaction deletes it.
 
     A clean stop leaves only a header; the lines that show every kind live in
-    the segments a snapshot made obsolete, so they are kept as written.
+    the segments a snapshot made obsolete, so they are kept as written. The
+    real `drop_segments` is back in place when the block ends.
     """
     from services.session import autosave
 
@@ -160,6 +164,62 @@ def _keep_compacted_segments(keep: Path) -> None:
         return real_drop(listed, ops)
 
     autosave.drop_segments = drop  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        autosave.drop_segments = real_drop
+
+
+def _run_sessions(project: Path) -> None:
+    """The three runs of the module docstring, with the real workers."""
+    first = _Tree(project, "2026-11-20-090000", os.getpid(), "c1")
+    first.cost(Op.COST_SET_BUDGET, {"daily_limit": 0.2})
+    first.cost(
+        Op.COST_LOG,
+        {
+            "operation": "scene_generation",
+            "model": "claude-sonnet-3.5",
+            "input_tokens": 12450,
+            "output_tokens": 3200,
+        },
+    )
+    first.cost(
+        Op.COST_LOG,
+        {
+            "operation": "scene_generation",
+            "model": "claude-sonnet-3.5",
+            "input_tokens": 30000,
+            "output_tokens": 9000,
+        },
+    )
+    first.cost(
+        Op.COST_LOG,
+        {"operation": "mystery", "model": "gpt-9", "input_tokens": 10, "output_tokens": 2},
+    )
+    first.cost(Op.COST_RESET_SESSION, {})
+    first.session(Op.SESSION_SET_STAGE, {"stage": "writing"})
+    first.session(Op.PREFERENCES_SET, {"values": {"confirm_above": 0.25}})
+    first.file("file.created", "manuscript/ch1.md")
+    first.file("file.modified", "manuscript/ch1.md")
+    first.stop()
+
+    second = _Tree(project, "2026-11-21-090000", os.getpid(), "c2")
+    second.session(Op.SESSION_OPEN_FILE, {"path": "manuscript/ch1.md"})
+    second.cost(
+        Op.COST_LOG,
+        {
+            "operation": "brainstorm",
+            "model": "claude-sonnet-3.5",
+            "input_tokens": 100,
+            "output_tokens": 50,
+        },
+    )
+    second.file("file.created", "manuscript/ch2.md")
+    second.stop()
+
+    third = _Tree(project, "2026-11-21-090000", os.getpid() + 1_000_000, "c3")
+    third.file("file.deleted", "manuscript/ch2.md")
+    third.stop()
 
 
 def generate(target: Path) -> None:
@@ -169,56 +229,8 @@ def generate(target: Path) -> None:
         (project / "manuscript").mkdir(parents=True)
         session = project / ".session"
         compacted = Path(scratch) / "compacted"
-        _keep_compacted_segments(compacted)
-
-        first = _Tree(project, "2026-11-20-090000", os.getpid(), "c1")
-        first.cost(Op.COST_SET_BUDGET, {"daily_limit": 0.2})
-        first.cost(
-            Op.COST_LOG,
-            {
-                "operation": "scene_generation",
-                "model": "claude-sonnet-3.5",
-                "input_tokens": 12450,
-                "output_tokens": 3200,
-            },
-        )
-        first.cost(
-            Op.COST_LOG,
-            {
-                "operation": "scene_generation",
-                "model": "claude-sonnet-3.5",
-                "input_tokens": 30000,
-                "output_tokens": 9000,
-            },
-        )
-        first.cost(
-            Op.COST_LOG,
-            {"operation": "mystery", "model": "gpt-9", "input_tokens": 10, "output_tokens": 2},
-        )
-        first.cost(Op.COST_RESET_SESSION, {})
-        first.session(Op.SESSION_SET_STAGE, {"stage": "writing"})
-        first.session(Op.PREFERENCES_SET, {"values": {"confirm_above": 0.25}})
-        first.file("file.created", "manuscript/ch1.md")
-        first.file("file.modified", "manuscript/ch1.md")
-        first.stop()
-
-        second = _Tree(project, "2026-11-21-090000", os.getpid(), "c2")
-        second.session(Op.SESSION_OPEN_FILE, {"path": "manuscript/ch1.md"})
-        second.cost(
-            Op.COST_LOG,
-            {
-                "operation": "brainstorm",
-                "model": "claude-sonnet-3.5",
-                "input_tokens": 100,
-                "output_tokens": 50,
-            },
-        )
-        second.file("file.created", "manuscript/ch2.md")
-        second.stop()
-
-        third = _Tree(project, "2026-11-21-090000", os.getpid() + 1_000_000, "c3")
-        third.file("file.deleted", "manuscript/ch2.md")
-        third.stop()
+        with _keep_compacted_segments(compacted):
+            _run_sessions(project)
 
         for name in FILES:
             _copy(session / name, target / name)
