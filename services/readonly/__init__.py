@@ -10,3 +10,5 @@ to *read* lives here, and this package imports no worker's package:
 
 The formats themselves are `protocol/`'s models; nothing here writes a file.
 """
+
+__all__: list[str] = []
