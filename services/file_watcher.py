@@ -12,7 +12,7 @@ The pipeline, each stage in its own module:
   polling observer for the rest.
 * `services.watch.intake` hands their events to the main thread.
 * `services.watch.coalesce` turns an editor's save dance into one change per
-  path once it settles (20 ms), ignoring editors' litter (`filters`).
+  path once it settles (20 ms), ignoring editors' litter (`services.readonly.filters`).
 * Each change is confirmed against the last known tree (`services.watch.scan`)
   before it is published: a change that leaves size, mtime and inode as last
   reported is not published twice, and a delete plus a create of one inode in
