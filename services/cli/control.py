@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from protocol.base import age_text
+from services.cli.exits import EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK
 
 __all__ = ["query", "status", "stop"]
-
-EXIT_OK, EXIT_FAILURE, EXIT_NOT_RUNNING = 0, 1, 3
 
 
 def _running_pid(project: Path) -> int | None:

@@ -18,9 +18,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from services.cli.exits import EXIT_FAILURE, EXIT_OK
+
 __all__ = ["start"]
 
-EXIT_OK, EXIT_FAILURE = 0, 1
 _DETACH_READY_TIMEOUT_S = 30.0
 
 
