@@ -214,8 +214,9 @@ def _saved_index(files: LedgerFiles) -> tuple[SeriesIndex, Position | None]:
         document = orjson.loads((files.folder / SERIES_NAME).read_bytes())
         if document.get("format") != SERIES_FORMAT:
             return SeriesIndex(), None
-        position = LedgerFiles.checkpoint_position(document)
-        if position is None or not files.holds(position):
+        where = document["position"]
+        position = Position(str(where["file"]), int(where["offset"]), str(where["digest"]))
+        if not files.holds(position):
             return SeriesIndex(), None
         return SeriesIndex.from_json(document["series"]), position
     except (OSError, orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
