@@ -10,6 +10,7 @@ no races between "a command arrived" and "a child died".
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -118,7 +119,10 @@ class Supervisor:
         self.children = ChildTable(self._poller, paths.logs_dir, settings.logging)
         hwm = settings.protocol.event_hwm
         self.frontend = self._socket(
-            zmq.ROUTER, endpoints.command, MAXMSGSIZE=settings.protocol.hard_frame_bytes
+            zmq.ROUTER,
+            endpoints.command,
+            MAXMSGSIZE=settings.protocol.hard_frame_bytes,
+            **endpoints.public_options(),
         )
         # The workers' link: both ends are ours and drain continuously, so no
         # limit (a full queue would block or drop silently); MANDATORY makes a
@@ -131,12 +135,14 @@ class Supervisor:
             SNDHWM=0,
             RCVHWM=0,
         )
-        self.events = self._socket(zmq.XPUB, endpoints.events, SNDHWM=hwm)
-        self.endpoints = Endpoints(
+        self.events = self._socket(
+            zmq.XPUB, endpoints.events, SNDHWM=hwm, **endpoints.public_options()
+        )
+        self.endpoints = dataclasses.replace(
+            endpoints,
             command=self._last_endpoint(self.frontend),
             events=self._last_endpoint(self.events),
             backend=self._last_endpoint(self.backend),
-            transport=endpoints.transport,
         )
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -159,7 +165,7 @@ class Supervisor:
         elif fork_server is not None:
             fork_server.close()
 
-    def _socket(self, kind: int, endpoint: str, **options: int) -> zmq.Socket[bytes]:
+    def _socket(self, kind: int, endpoint: str, **options: int | bytes) -> zmq.Socket[bytes]:
         # Options must be set before bind: libzmq applies them to new connections only.
         sock: zmq.Socket[bytes] = self._zctx.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
@@ -323,11 +329,12 @@ class Supervisor:
             supervisor_pid=os.getpid(),
             session_id=self.session_id,
             started_at=self.started_at,
+            **self.endpoints.announced(),
         )
         outcome = AtomicJsonFile(self.paths.endpoints).save(document)
         if not outcome.ok:
             self.log.error("endpoints.write_failed", error=outcome.error)
-        self.log.info("supervisor.ready", **self.endpoints.__dict__)
+        self.log.info("supervisor.ready", **self.endpoints.describe())
         if self.on_ready is not None:
             self.on_ready()
 
