@@ -30,7 +30,7 @@ from protocol.ops import SupervisorStatus, WorkerStatus
 from services.runtime import wire
 from services.runtime.children import ChildProcess, become_subreaper, describe_exit, spawn_host
 from services.runtime.childtable import ChildTable
-from services.runtime.eventbus import EventBus
+from services.runtime.eventbus import MAX_SUBSCRIPTION_BYTES, EventBus
 from services.runtime.forkserver import ForkServer, ForkServerError
 from services.runtime.frames import readable, recv_frames, send_frames
 from services.runtime.lifecycle import Trigger
@@ -134,9 +134,14 @@ class Supervisor:
             ROUTER_MANDATORY=1,
             SNDHWM=0,
             RCVHWM=0,
+            MAXMSGSIZE=wire.MAX_WORKER_FRAME_BYTES,
         )
         self.events = self._socket(
-            zmq.XPUB, endpoints.events, SNDHWM=hwm, **endpoints.public_options()
+            zmq.XPUB,
+            endpoints.events,
+            SNDHWM=hwm,
+            MAXMSGSIZE=MAX_SUBSCRIPTION_BYTES,
+            **endpoints.public_options(),
         )
         self.endpoints = dataclasses.replace(
             endpoints,

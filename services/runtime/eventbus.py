@@ -23,9 +23,21 @@ from services.runtime import wire
 from services.runtime.frames import NOBLOCK, readable, send_frames
 from services.runtime.slots import WorkerSlot
 
-__all__ = ["SOURCE", "EventBus", "stamp_event"]
+__all__ = ["MAX_SUBSCRIPTION_BYTES", "MAX_TOPIC_PREFIX_BYTES", "SOURCE", "EventBus", "stamp_event"]
 
 SOURCE = "supervisor"
+
+MAX_TOPIC_PREFIX_BYTES = 255
+"""Longest subscription prefix a client may send (every topic is far shorter)."""
+
+MAX_SUBSCRIPTION_BYTES = 1 + MAX_TOPIC_PREFIX_BYTES
+"""MAXMSGSIZE of the event socket: one subscribe/unsubscribe byte plus the prefix.
+
+libzmq keeps each subscription in a trie at ~80 bytes of memory per byte
+(measured: +190-450 MiB for one 4 MiB subscription). With this bound a
+longer message is refused at its size header, before any allocation, and its
+sender is disconnected; the service goes on.
+"""
 _MAX_DRAIN = 1024
 _MAX_BUFFERED_EVENTS = 100_000
 

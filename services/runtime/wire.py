@@ -21,6 +21,7 @@ __all__ = [
     "ENV_SUPERVISOR_PID",
     "EVT",
     "HB",
+    "MAX_WORKER_FRAME_BYTES",
     "MINOR",
     "PUB",
     "READY",
@@ -42,3 +43,11 @@ STOP = b"STOP"
 ACK = b"ACK"
 MINOR = b"minor"
 """Optional last frame of PUB: skip workers in `protocol.names.SIGNIFICANT_ONLY`."""
+
+MAX_WORKER_FRAME_BYTES = 64 * 1024 * 1024
+"""Largest frame the supervisor reads from a worker (a reply or an event body).
+
+Workers answer requests of at most 1 MiB, so a bigger frame is a bug; the
+bound keeps one from eating the supervisor's memory (libzmq drops the
+connection and the worker, missing heartbeats, is restarted).
+"""
