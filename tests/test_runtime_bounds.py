@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
 from tests.conftest import SpawnPython
 from tests.service import running_service
 
 SUBSCRIPTION_BYTES = 4 * 1024 * 1024
+HUGE = 17 * 1024 * 1024
+"""Over `protocol.hard_frame_bytes` (16 MiB): ZeroMQ refuses it at its size header."""
 RSS_BOUND_KIB = 16 * 1024
 """Allowed growth; without the bound one 4 MiB subscription costs 190-450 MiB."""
 
@@ -57,3 +62,32 @@ def test_huge_subscription_neither_grows_memory_nor_stops_the_service(
         assert said.strip() == b"dropped"
         assert grown < RSS_BOUND_KIB, f"supervisor grew by {grown} KiB"
         assert service.request("session.set_stage", {"stage": "writing"})["ok"] is True
+
+
+def test_frame_over_one_mib_is_refused_with_its_id(tmp_path: Path) -> None:
+    """A 2 MiB request gets one bad_request reply that echoes its id, as docs/protocol.md says."""
+    with running_service(tmp_path / "novel") as service:
+        note = "x" * (2 * 1024 * 1024)
+        reply = service.request("session.add_recent_query", {"query": note}, request_id="big-1")
+        assert reply["id"] == "big-1"
+        assert reply["ok"] is False
+        assert reply["error"]["code"] == "bad_request"
+        message = "request is 2097232 bytes; the limit is 1048576 bytes"  # as docs/protocol.md §5
+        assert reply["error"]["message"] == message
+
+
+def test_frame_over_the_hard_limit_drops_only_that_connection(tmp_path: Path) -> None:
+    """A frame over 16 MiB gets no reply: its connection is dropped, reconnects, serves again."""
+    with running_service(tmp_path / "novel") as service:
+        sock = service.socket()
+        assert service.request("supervisor.status", sock=sock)["ok"] is True
+        events = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        try:
+            sock.send_multipart([b"", b'{"v":1,"id":"huge","op":"x","args":"' + b"x" * HUGE])
+            assert events.poll(20_000), "the service kept a connection that sent 17 MiB"
+            assert recv_monitor_message(events)["event"] == zmq.EVENT_DISCONNECTED
+            assert sock.poll(0) == 0  # no reply to the huge frame
+            assert service.request("supervisor.status", sock=sock)["ok"] is True
+        finally:
+            sock.disable_monitor()
+            events.close(linger=0)

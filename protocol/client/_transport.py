@@ -140,8 +140,8 @@ class ServiceClient(AsyncClosing):
         rid = request_id or self.new_request_id()
         frame = encode_request(rid, str(op), args)
         if len(frame) > DEFAULT_MAX_FRAME_BYTES:
-            # The service would refuse it with an error it cannot address to
-            # us (it does not read the id of an oversized frame): say it here.
+            # The service would refuse it anyway (bad_request up to 16 MiB, a
+            # dropped connection beyond): save the round trip and say it here.
             raise ServiceError(
                 ErrorCode.BAD_REQUEST,
                 f"request is {len(frame)} bytes; the limit is {DEFAULT_MAX_FRAME_BYTES} bytes",

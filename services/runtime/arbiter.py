@@ -38,6 +38,7 @@ from services.runtime.paths import ProjectPaths
 from services.runtime.restarts import RestartPolicy
 from services.runtime.routing import RequestRouter
 from services.runtime.slots import WorkerSlot
+from services.runtime.stall import StallClock, forgive_stall
 from services.runtime.transport import Endpoints
 from services.store import AtomicJsonFile
 
@@ -102,6 +103,7 @@ class Supervisor:
         self._by_identity = {slot.identity: slot for slot in self.slots.values()}
         self._timers_at = 0.0
         """Monotonic time of the next timer check; 0 forces one (set on any change)."""
+        self._stall = StallClock(tolerance_s=settings.supervisor.heartbeat_interval_s)
         self.started_at = datetime.now(UTC)
         self.ready = False
         self.on_ready: Callable[[], None] | None = None
@@ -211,6 +213,9 @@ class Supervisor:
                 if self.stopping and self._advance_stop(time.monotonic()):
                     break
                 now = time.monotonic()
+                stalled_s = self._stall.stalled_for(now)
+                if stalled_s:  # we were not running: no worker was silent meanwhile
+                    forgive_stall(self.slots.values(), now, stalled_s, self.log)
                 if now >= self._timers_at:
                     try:
                         self._run_timers(now)
@@ -218,6 +223,7 @@ class Supervisor:
                         self.log.exception("supervisor.timer_error")
                     self._timers_at = self._next_deadline(now)
                 timeout = max(0, int((self._timers_at - now) * 1000) + 1)
+                self._stall.will_wait(timeout / 1000)
                 ready = dict(self._poller.poll(timeout))
                 try:
                     self._dispatch(ready)
