@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import shutil
@@ -126,6 +127,9 @@ def test_runtime_folder_follows_xdg_runtime_dir_and_is_removed_on_stop(
             assert service.endpoints["command"] == f"ipc://{folder / 'command.sock'}"
             assert is_private_dir(folder)
             assert service.request("supervisor.status")["ok"] is True
+            digest = hashlib.sha256(str(service.project.resolve()).encode()).hexdigest()[:16]
+            assert folder.name == digest  # as docs/protocol.md section 2.1 tells clients
+            assert not list(service.project.rglob("*.sock"))  # nothing in the project
         assert not folder.exists()
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
