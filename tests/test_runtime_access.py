@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -112,6 +114,27 @@ def test_folder_another_user_could_enter_is_never_used(
     second = private_runtime_dir(tmp_path / "project")
     assert planted not in second.parents
     assert not any(elsewhere.iterdir())
+
+
+def test_folder_that_cannot_hold_sockets_is_passed_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where unix sockets cannot be bound (FUSE, network shares), a fresh private folder is used."""
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    usual = tmp_path / f"wf-{os.getuid()}"
+    bind = socket.socket.bind
+
+    def refuse_under_usual(sock: socket.socket, address: object) -> None:
+        if isinstance(address, str) and address.startswith(str(usual)):
+            raise OSError(errno.ENOSYS, "Function not implemented")
+        bind(sock, address)
+
+    monkeypatch.setattr(socket.socket, "bind", refuse_under_usual)
+    folder = private_runtime_dir(tmp_path / "project")
+    assert usual not in folder.parents
+    assert folder.parent == tmp_path
+    assert is_private_dir(folder)
 
 
 def test_runtime_folder_follows_xdg_runtime_dir_and_is_removed_on_stop(
