@@ -27,8 +27,8 @@ __all__ = ["MAX_SUBSCRIPTION_BYTES", "MAX_TOPIC_PREFIX_BYTES", "SOURCE", "EventB
 
 SOURCE = "supervisor"
 
-MAX_TOPIC_PREFIX_BYTES = 255
-"""Longest subscription prefix a client may send (every topic is far shorter)."""
+MAX_TOPIC_PREFIX_BYTES = 1023
+"""Longest subscription prefix a client may send (every topic is under 32 bytes)."""
 
 MAX_SUBSCRIPTION_BYTES = 1 + MAX_TOPIC_PREFIX_BYTES
 """MAXMSGSIZE of the event socket: one subscribe/unsubscribe byte plus the prefix.
@@ -36,7 +36,9 @@ MAX_SUBSCRIPTION_BYTES = 1 + MAX_TOPIC_PREFIX_BYTES
 libzmq keeps each subscription in a trie at ~80 bytes of memory per byte
 (measured: +190-450 MiB for one 4 MiB subscription). With this bound a
 longer message is refused at its size header, before any allocation, and its
-sender is disconnected; the service goes on.
+sender is disconnected; the service goes on. The bound also applies to the
+ZMTP handshake, so it must leave room for a CURVE INITIATE command (~300
+bytes with a routing id): 256 bytes broke every CURVE subscriber.
 """
 _MAX_DRAIN = 1024
 _MAX_BUFFERED_EVENTS = 100_000
