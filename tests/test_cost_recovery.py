@@ -93,8 +93,8 @@ def test_restart_with_a_checkpoint_replays_only_the_tail(harness: LedgerHarness)
     assert restarted.loaded_info["checkpoint_used"] is True
     assert restarted.loaded_info["records_replayed"] == 3
     totals = harness.one(restarted, harness.call("cost.totals"))
-    assert totals["session_total"] == Decimal("1.65000021")
-    assert totals["by_model"] == {"gpt-4": Decimal("1.65"), "gemini-flash": Decimal("0.00000021")}
+    assert totals["session_total"] == Decimal("1.650000225")
+    assert totals["by_model"] == {"gpt-4": Decimal("1.65"), "gemini-flash": Decimal("0.000000225")}
 
 
 def test_a_checkpoint_the_ledger_no_longer_matches_is_ignored(harness: LedgerHarness) -> None:

@@ -192,7 +192,7 @@ def test_kill_9_of_the_ledger_under_concurrent_load_loses_and_duplicates_nothing
         totals = ok(svc.request("cost.totals"))
         expected = sum(
             (
-                Decimal(1 + k) * Decimal("0.00000007") + Decimal(i) * Decimal("0.00000021")
+                Decimal(1 + k) * Decimal("0.000000075") + Decimal(i) * Decimal("0.0000003")
                 for i in range(8)
                 for k in range(40)
             ),
