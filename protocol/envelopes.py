@@ -18,6 +18,7 @@ from protocol.names import PROTOCOL_VERSION
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
+    "CurveKeyFiles",
     "EndpointsFile",
     "ErrorBody",
     "ErrorReply",
@@ -105,11 +106,24 @@ def event_key(event: Event) -> str:
     return event.key
 
 
+class CurveKeyFiles(Document):
+    """Where the CURVE keys of a tcp service are: absolute paths of 0600 files.
+
+    Each file holds one key as 40 characters of Z85 text and a newline. The
+    server's secret key is never written: it lives only in the supervisor.
+    """
+
+    server_public_key_file: str
+    client_public_key_file: str
+    client_secret_key_file: str
+
+
 class EndpointsFile(Document):
     """`.session/run/endpoints.json`: its appearance means "ready".
 
     A Document (tolerant of unknown fields) so a newer supervisor can add
-    fields without breaking older clients.
+    fields without breaking older clients. `curve` is set exactly when the
+    public sockets are tcp: a client must then use those keys or get no answer.
     """
 
     protocol: Literal[1] = PROTOCOL_VERSION
@@ -118,6 +132,9 @@ class EndpointsFile(Document):
     supervisor_pid: int
     session_id: str
     started_at: Timestamp
+    transport: Literal["ipc", "tcp"] | None = None
+    runtime_dir: str | None = None
+    curve: CurveKeyFiles | None = None
 
 
 _REQUIRED = ("v", "id", "op")

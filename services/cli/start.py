@@ -179,7 +179,7 @@ def _run(
     from config import load_settings
     from services.runtime.arbiter import Supervisor
     from services.runtime.logs import RotatingLineFile, configure_supervisor_logging
-    from services.runtime.transport import choose_transport, plan_endpoints
+    from services.runtime.transport import TransportUnavailable, service_endpoints
 
     settings = load_settings(overrides)
     log_file = RotatingLineFile(
@@ -189,25 +189,11 @@ def _run(
     )
     configure_supervisor_logging(log_file, sys.stderr, verbose=options.verbose)
     session_id, flags = _decide_session(paths, options)
-    transport = choose_transport(paths.run_dir, options.transport)
-    if transport == "tcp" and options.transport != "tcp":
-        _say("The project path is too long for ipc sockets; using tcp on 127.0.0.1")
     worker_options = {
         "supervisor_pid": os.getpid(),
         "interval_s": options.interval,
         **flags,
     }
-    supervisor = Supervisor(
-        paths,
-        settings,
-        plan_endpoints(paths.run_dir, transport),
-        session_id=session_id,
-        worker_settings=overrides,
-        worker_options=worker_options,
-        fork_server=fork_server,
-    )
-    supervisor.install_signal_handlers()
-
     def on_ready() -> None:
         if options.json:
             print_json(_ready_document(paths, os.getpid(), resumed=bool(flags["recovered"])))
@@ -217,8 +203,27 @@ def _run(
                 f"(session {session_id}, pid {os.getpid()}). Ctrl-C or `supervisor stop` stops it."
             )
 
-    supervisor.on_ready = on_ready
-    code = supervisor.run()
+    try:
+        # The sockets' private folder and, over tcp, the CURVE keys: both
+        # removed when the service stops (docs/protocol.md section 2.1).
+        with service_endpoints(paths, options.transport) as endpoints:
+            supervisor = Supervisor(
+                paths,
+                settings,
+                endpoints,
+                session_id=session_id,
+                worker_settings=overrides,
+                worker_options=worker_options,
+                fork_server=fork_server,
+            )
+            supervisor.install_signal_handlers()
+            supervisor.on_ready = on_ready
+            code = supervisor.run()
+    except TransportUnavailable as exc:
+        if fork_server is not None:
+            fork_server.close()
+        print(f"supervisor: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     _say("Stopped cleanly.")
     return code
 
