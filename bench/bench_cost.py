@@ -148,9 +148,9 @@ def _sqlite_action(path: Path) -> tuple[Any, sqlite3.Connection]:
     )
 
     def action() -> None:
-        connection.execute("BEGIN")
+        connection.execute("BEGIN IMMEDIATE")
         connection.execute(
-            "INSERT INTO ops VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO ops VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 f"s-{next(_ids)}",
                 datetime.now(UTC).isoformat(),

@@ -107,6 +107,9 @@ class SupervisorSettings(_Section):
     max_restarts: Annotated[int, Field(ge=0)]
     restart_window_s: Positive
     fork_server: bool
+    fork_server_retry_s: Positive
+    fork_server_max_failures: Annotated[int, Field(ge=0)]
+    stable_s: Seconds
 
 
 class ForkServerSettings(_Section):

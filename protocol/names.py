@@ -13,9 +13,11 @@ __all__ = [
     "MUTATING_OPS",
     "OP_OWNER",
     "PROTOCOL_VERSION",
+    "RESTART_ALL",
     "SIGNIFICANT_ONLY",
     "WORKER_SUBSCRIPTIONS",
     "Op",
+    "RestartRule",
     "Stage",
     "Topic",
     "WorkerName",
@@ -56,6 +58,27 @@ class WorkerState(StrEnum):
     STOPPED = "stopped"
 
 
+class RestartRule(StrEnum):
+    """Which rule decided what follows a worker's exit (`worker.exited`'s `rule`)."""
+
+    STABLE_RUN = "stable_run"
+    """It had served for at least `stable_s`: restarted at once."""
+    FIRST_CRASH = "first_crash"
+    """The first quick crash after a quiet period or a stable run: restarted at once."""
+    BACKOFF = "backoff"
+    """Another quick crash: a crash loop, restarted after `restart_in_s`."""
+    INTENSITY = "intensity"
+    """More than `max_restarts` in `restart_window_s`: failed, no restart."""
+    STOPPING = "stopping"
+    """It was being stopped (the service stops): no restart."""
+    REQUESTED = "requested"
+    """`supervisor.restart` stopped it: started again at once."""
+
+
+RESTART_ALL: Final = "all"
+"""`supervisor.restart`'s `worker` meaning every worker."""
+
+
 class Op(StrEnum):
     """Every op of the command channel (CONTRACT section 4)."""
 
@@ -81,6 +104,7 @@ class Op(StrEnum):
     COST_RESET_SESSION = "cost.reset_session"
     HISTORY_LIST = "history.list"
     SUPERVISOR_STATUS = "supervisor.status"
+    SUPERVISOR_RESTART = "supervisor.restart"
 
 
 class Topic(StrEnum):
