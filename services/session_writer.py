@@ -183,9 +183,9 @@ class SessionWriter(Worker):
             interval_s=self.autosave.interval_s,
         )
         if decision.record is not None or self._prefs_version:
-            # A fresh recovery notice is written at once: it must outlive a
-            # crash of this writer before its first interval.
-            self.autosave.snapshot("start", sync=bool(decision.events))
+            # A recovery notice is written at once: the journal's start record
+            # does not hold it, and it must outlive a crash of this writer.
+            self.autosave.snapshot("start", sync=self._doc.recovery is not None)
 
     # -- requests -------------------------------------------------------------
 

@@ -12,6 +12,11 @@ Kept apart from the worker so the start-up rules read as one page:
 * anything else: a new session begins (a `begin` record). If the previous
   session was never cleanly ended, publish `session.recovered` with
   `resumed: false` and its id, for the history and the UI.
+
+Whenever an interruption is found, the document also gets a `recovery`
+notice (what the UI shows: last save, duration, files changed since), kept
+until a client sends `session.ack_recovery`; an unacknowledged notice carries
+over into the next session. The event only announces it.
 """
 
 from __future__ import annotations
@@ -206,7 +211,8 @@ def begin_or_continue(
         document = previous.model_copy(update=update)
         return StartDecision(record=record, document=document, events=events)
     events = []
-    interrupted: RecoveryNotice | None = None
+    # A notice nobody acknowledged yet carries over into the next session.
+    interrupted: RecoveryNotice | None = previous.recovery if previous is not None else None
     if previous is not None and previous.ended_at is None and previous.owner_pid != owner:
         interrupted, event = _recovered(facts, previous, session_id=facts.session_id, resumed=False)
         events.append(event)
