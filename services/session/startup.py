@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from config import Settings
 from protocol.events import SessionRecoveredData
 from protocol.names import Topic
 from protocol.session import Preferences, RecoveryNotice, SessionDocument
@@ -35,7 +36,14 @@ from services.session.replay import RememberedReply, replay
 from services.session.state import new_document
 from services.store import AtomicJsonFile
 
-__all__ = ["LoadedState", "StartDecision", "StartFacts", "begin_or_continue", "load_state"]
+__all__ = [
+    "LoadedState",
+    "StartDecision",
+    "StartFacts",
+    "begin_or_continue",
+    "default_preferences",
+    "load_state",
+]
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,15 @@ class LoadedState:
     replies: list[RememberedReply] = field(default_factory=list)
     activity_keys: list[str] = field(default_factory=list)
     replayed: int = 0
+
+
+def default_preferences(settings: Settings) -> Preferences:
+    """The preferences of a project that has none yet, seeded from defaults.toml."""
+    return Preferences(
+        autosave_interval_s=settings.autosave.interval_s,
+        budget_warning_fraction=settings.budget.warning_fraction,
+        confirm_above=settings.budget.confirm_above,
+    )
 
 
 def load_state(
