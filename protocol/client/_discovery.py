@@ -98,8 +98,8 @@ def supervisor_alive(project: Path, pid: int) -> bool:
         return False  # also covers a successor that holds the lock but has not written its pid
     try:
         return _lock_holder(project) == pid
-    except PermissionError:
-        return True  # another user's lock we may not open: trust the pid
+    except OSError:
+        return True  # a lock we may not open (another user's): trust the pid
 
 
 def _is_zombie(pid: int) -> bool:
