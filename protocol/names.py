@@ -102,6 +102,7 @@ class Op(StrEnum):
     COST_WARNING = "cost.warning"
     COST_SET_BUDGET = "cost.set_budget"
     COST_RESET_SESSION = "cost.reset_session"
+    COST_SERIES = "cost.series"
     HISTORY_LIST = "history.list"
     SUPERVISOR_STATUS = "supervisor.status"
     SUPERVISOR_RESTART = "supervisor.restart"

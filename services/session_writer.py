@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from protocol.base import utc_now
-from protocol.envelopes import Event
+from protocol.envelopes import Event, event_key
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.names import Op, WorkerName
 from protocol.ops import (
@@ -33,7 +33,6 @@ from protocol.ops import (
     SignificantActionResult,
 )
 from protocol.session import Preferences, SessionDocument
-from services.history.live import event_key
 from services.runtime.worker import Call, Outcome, Worker, WorkerContext
 from services.session.confine import confine
 from services.session.journal import SessionJournal
@@ -250,7 +249,8 @@ class SessionWriter(Worker):
             ts = self.clock()
             change = apply_op(self._doc, self._prefs, call.op, args, ts, revision=self._rev + 1)
         except ProtocolError as exc:
-            self.memory.answered(RememberedReply(call.id, call.op.value, 0, exc))
+            # Not remembered (Stripe's rule for idempotency keys): nothing was
+            # applied, so a corrected re-send with the same id is applied.
             return exc
         self._rev += 1
         self._doc = change.document
@@ -386,7 +386,7 @@ class SessionWriter(Worker):
 
     def stop(self) -> None:
         """Clean stop: the clean-end marker goes to the journal, then a final snapshot."""
-        from services.session.recovery import pid_alive
+        from services.readonly.liveness import pid_alive
 
         grace = self.ctx.settings.supervisor.stop_grace_s
         self.autosave.saver.wait_idle(grace)
