@@ -235,7 +235,7 @@ def _current_models() -> list[str]:
 
 @pytest.mark.parametrize("model", _current_models())
 def test_the_fast_path_equals_genai_prices_generic_calculation(model: str) -> None:
-    """For every model of the UI's providers, our per-call arithmetic is genai-prices' to the digit."""
+    """For every model of the UI's providers, our arithmetic is genai-prices' to the digit."""
     import random
 
     book = PriceBook.load(None)
