@@ -215,6 +215,7 @@ class SeriesIndex:
                 {str(k): parse_money(v) for k, v in by_model.items()},
                 {str(k): parse_money(v) for k, v in by_operation.items()},
             )
+        index._newest = max(index.cells, default=-1)
         return index
 
 
