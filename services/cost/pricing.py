@@ -360,8 +360,8 @@ def _plain_rates_of(model_price: Any, registry: Any) -> _PlainRates | None:
             usage_key = registry.unit_for_price_key(key).usage_key
         except KeyError:
             return None
-        if usage_key in {"requests", "input_tokens", "output_tokens"}:
-            return None  # charged even when no such count is reported: the generic way
+        if usage_key in {"requests", "input_tokens", "output_tokens", "output_reasoning_tokens"}:
+            return None  # charged per request, or a count a plain call has: the generic way
     if "input" not in rates or "output" not in rates:
         return None
     return _PlainRates(**rates)
