@@ -200,10 +200,11 @@ class CostLedger(Worker):
         sizes = [(path, path.stat().st_size) for path in self._files.month_files()]
         self._state.series.pending = []
         files = LedgerFiles(self.ctx.paths.ledger_dir)  # its own reader: no shared state
+        zone = self._state.zone
 
         def read() -> None:
             try:
-                rebuilt = read_index(files, sizes)
+                rebuilt = read_index(files, sizes, zone)
             except Exception as exc:  # a cache: the series stays incomplete, nothing is lost
                 problem = repr(exc)
                 self.ctx.call_soon_threadsafe(
