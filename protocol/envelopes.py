@@ -33,6 +33,7 @@ __all__ = [
     "encode_event",
     "encode_ok",
     "encode_request",
+    "event_key",
     "peek_id",
 ]
 
@@ -88,6 +89,20 @@ class Event(Message):
     seq: Annotated[int, Field(ge=0)]
     ts: Timestamp
     data: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """What makes one published event unique: a re-delivery repeats all three.
+
+        Stored in the session journal and the archiver's journal to apply an
+        event once, so its form never changes (`+00:00`, as 0.1.0 wrote it).
+        """
+        return f"{self.source}:{self.seq}:{self.ts.isoformat()}"
+
+
+def event_key(event: Event) -> str:
+    """`event.key`, for callers that take a function."""
+    return event.key
 
 
 class EndpointsFile(Document):

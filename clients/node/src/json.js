@@ -15,18 +15,23 @@ export const MONEY_KEYS = new Set([
   "daily_total",
   "weekly_total",
   "monthly_total",
+  "total",
   "total_cost",
   "daily_limit",
   "weekly_limit",
   "monthly_limit",
+  "daily_hard_limit",
+  "weekly_hard_limit",
+  "monthly_hard_limit",
   "spent",
   "limit",
   "remaining",
+  "monthly_projection",
   "confirm_above",
 ]);
 
-/** Objects whose every value is money (`by_model: {model: dollars}`). */
-export const MONEY_MAPS = new Set(["by_model"]);
+/** Objects whose every value is money (`by_model: {model: dollars}`, `by_operation`). */
+export const MONEY_MAPS = new Set(["by_model", "by_operation"]);
 
 /** Parse JSON text keeping every number as a LosslessNumber (its `.value` is the text). */
 export function parseLossless(text) {
