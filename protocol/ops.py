@@ -7,7 +7,7 @@ the workers, the schema exporter and the docs all read the same source.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, StrictInt, ValidationError, field_validator
 
@@ -15,8 +15,8 @@ from protocol.base import ClientPath, Document, Message, Money, ShortText, Times
 from protocol.costs import CostOperation, CostTotals
 from protocol.envelopes import describe_validation_error
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.names import Op, Stage, WorkerState
-from protocol.session import Preferences
+from protocol.names import Op, Stage, WorkerName, WorkerState
+from protocol.session import Preferences, RecoveryNotice
 
 __all__ = [
     "OP_ARGS",
@@ -40,6 +40,8 @@ __all__ = [
     "SetStageArgs",
     "SignificantActionArgs",
     "SignificantActionResult",
+    "SupervisorRestartArgs",
+    "SupervisorRestartResult",
     "SupervisorStatus",
     "WorkerStatus",
     "parse_args",
@@ -154,6 +156,18 @@ class HistoryListArgs(Message):
     limit: Annotated[StrictInt, Field(ge=1, le=10_000)] | None = None
 
 
+class SupervisorRestartArgs(Message):
+    """`supervisor.restart`: one worker by name, or `"all"`."""
+
+    worker: WorkerName | Literal["all"]
+
+    def names(self) -> tuple[WorkerName, ...]:
+        """The workers to restart, in the order they are started."""
+        if self.worker == "all":
+            return tuple(WorkerName)
+        return (WorkerName(self.worker),)
+
+
 OP_ARGS: dict[Op, type[Message]] = {
     Op.SESSION_GET: NoArgs,
     Op.SESSION_STATUS: NoArgs,
@@ -166,6 +180,7 @@ OP_ARGS: dict[Op, type[Message]] = {
     Op.SESSION_ADD_RECENT_QUERY: AddRecentQueryArgs,
     Op.SESSION_SIGNIFICANT_ACTION: SignificantActionArgs,
     Op.SESSION_SAVE: NoArgs,
+    Op.SESSION_ACK_RECOVERY: NoArgs,
     Op.PREFERENCES_GET: NoArgs,
     Op.PREFERENCES_SET: PreferencesSetArgs,
     Op.COST_LOG: CostLogArgs,
@@ -176,6 +191,7 @@ OP_ARGS: dict[Op, type[Message]] = {
     Op.COST_RESET_SESSION: NoArgs,
     Op.HISTORY_LIST: HistoryListArgs,
     Op.SUPERVISOR_STATUS: NoArgs,
+    Op.SUPERVISOR_RESTART: SupervisorRestartArgs,
 }
 
 
@@ -207,6 +223,8 @@ class SessionStatusResult(Document):
     attempt: int = 0
     max_attempts: int = 0
     last_error: str | None = None
+    recovery: RecoveryNotice | None = None
+    """The interruption to show until `session.ack_recovery` (also in the session document)."""
 
 
 class SaveResult(Document):
@@ -267,3 +285,9 @@ class SupervisorStatus(Document):
     supervisor_pid: int | None = None
     started_at: Timestamp | None = None
     project: str | None = None
+
+
+class SupervisorRestartResult(Document):
+    """`supervisor.restart`: the restarted workers once each is running (or failed again)."""
+
+    workers: list[WorkerStatus]

@@ -19,6 +19,19 @@ from protocol.costs import Budget, BudgetWarning, CostOperation, CostsDocument, 
 from protocol.envelopes import EndpointsFile, ErrorReply, Event, OkReply, Request
 from protocol.events import TOPIC_DATA
 from protocol.history import HistoryDocument, HistoryEntry
+from protocol.internal import (
+    EventAck,
+    EventDelivery,
+    ForkReply,
+    ForkRequest,
+    Heartbeat,
+    StopRequest,
+    WorkerAssignment,
+    WorkerHello,
+    WorkerPublish,
+    WorkerReply,
+    WorkerRequest,
+)
 from protocol.ops import (
     OP_ARGS,
     CostEstimateResult,
@@ -27,6 +40,7 @@ from protocol.ops import (
     SaveResult,
     SessionStatusResult,
     SignificantActionResult,
+    SupervisorRestartResult,
     SupervisorStatus,
 )
 from protocol.session import Preferences, SessionDocument
@@ -57,12 +71,28 @@ _NAMED: dict[str, type[BaseModel]] = {
     "result.save": SaveResult,
     "result.significant_action": SignificantActionResult,
     "result.supervisor_status": SupervisorStatus,
+    "result.supervisor_restart": SupervisorRestartResult,
+}
+
+_INTERNAL: dict[str, type[BaseModel]] = {
+    "internal.assignment": WorkerAssignment,
+    "internal.hello": WorkerHello,
+    "internal.heartbeat": Heartbeat,
+    "internal.reply": WorkerReply,
+    "internal.publish": WorkerPublish,
+    "internal.ack": EventAck,
+    "internal.request": WorkerRequest,
+    "internal.event": EventDelivery,
+    "internal.stop": StopRequest,
+    "internal.fork_request": ForkRequest,
+    "internal.fork_reply": ForkReply,
 }
 
 
 def all_schemas() -> dict[str, dict[str, Any]]:
     """Every schema by file stem, e.g. `args.session.set_stage`."""
     models: dict[str, type[BaseModel]] = dict(_NAMED)
+    models.update(_INTERNAL)
     models.update({f"args.{op.value}": model for op, model in OP_ARGS.items()})
     models.update({f"event.{topic.value}": model for topic, model in TOPIC_DATA.items()})
     schemas: dict[str, dict[str, Any]] = {}

@@ -52,6 +52,7 @@ from protocol.events import (
     SessionSaveFailedData,
     WorkerEventData,
 )
+from protocol.names import RestartRule
 from protocol.ops import (
     CostEstimateResult,
     CostLogResult,
@@ -59,6 +60,7 @@ from protocol.ops import (
     SaveResult,
     SessionStatusResult,
     SignificantActionResult,
+    SupervisorRestartResult,
     SupervisorStatus,
     WorkerStatus,
 )
@@ -91,6 +93,7 @@ __all__ = [
     "session_documents",
     "session_status_results",
     "significant_action_results",
+    "supervisor_restart_results",
     "supervisor_statuses",
     "timestamps",
     "with_extras",
@@ -439,6 +442,11 @@ def worker_statuses() -> st.SearchStrategy[WorkerStatus]:
     )
 
 
+def supervisor_restart_results() -> st.SearchStrategy[SupervisorRestartResult]:
+    """`supervisor.restart`."""
+    return st.builds(SupervisorRestartResult, workers=st.lists(worker_statuses(), max_size=4))
+
+
 def supervisor_statuses() -> st.SearchStrategy[SupervisorStatus]:
     """`supervisor.status`."""
     return st.builds(
@@ -543,6 +551,7 @@ OP_ARGS_STRATEGIES: dict[Op, st.SearchStrategy[dict[str, Any]]] = {
     ),
     Op.SESSION_SIGNIFICANT_ACTION: st.fixed_dictionaries({"action": non_empty_text}),
     Op.SESSION_SAVE: _no_args,
+    Op.SESSION_ACK_RECOVERY: _no_args,
     Op.PREFERENCES_GET: _no_args,
     Op.PREFERENCES_SET: st.fixed_dictionaries({"values": _preference_values()}),
     Op.COST_LOG: st.fixed_dictionaries(
@@ -564,6 +573,9 @@ OP_ARGS_STRATEGIES: dict[Op, st.SearchStrategy[dict[str, Any]]] = {
         {}, optional={"limit": st.integers(min_value=1, max_value=10_000)}
     ),
     Op.SUPERVISOR_STATUS: _no_args,
+    Op.SUPERVISOR_RESTART: st.fixed_dictionaries(
+        {"worker": st.sampled_from([*(w.value for w in WorkerName), "all"])}
+    ),
 }
 """Valid `args` for every op, as a client would put them in a request."""
 
@@ -593,6 +605,8 @@ def _worker_event() -> st.SearchStrategy[WorkerEventData]:
         restarts=st.integers(min_value=0, max_value=100),
         state=st.none() | st.sampled_from([s.value for s in WorkerState]),
         reason=st.none() | short_text,
+        rule=st.none() | st.sampled_from(RestartRule),
+        restart_in_s=st.none() | st.floats(min_value=0, max_value=30, allow_nan=False),
     )
 
 

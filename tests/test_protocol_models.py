@@ -46,6 +46,7 @@ DOCUMENT_STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "CostEstimateResult": s.cost_estimate_results(),
     "CostWarningResult": s.cost_warning_results(),
     "SupervisorStatus": s.supervisor_statuses(),
+    "SupervisorRestartResult": s.supervisor_restart_results(),
     "EndpointsFile": s.endpoints_files(),
 }
 

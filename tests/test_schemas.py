@@ -275,6 +275,7 @@ _RESULTS: list[tuple[str, st.SearchStrategy[Any]]] = [
     ("result.save", s.save_results()),
     ("result.significant_action", s.significant_action_results()),
     ("result.supervisor_status", s.supervisor_statuses()),
+    ("result.supervisor_restart", s.supervisor_restart_results()),
 ]
 
 

@@ -22,7 +22,6 @@ from services.cli.output import WaitNotice, print_json
 __all__ = ["start"]
 
 EXIT_OK, EXIT_FAILURE = ExitCode.OK, ExitCode.FAILURE
-_DETACH_READY_TIMEOUT_S = 30.0
 _to_stderr = False
 """With `--json`, stdout holds only the JSON document: sentences go to stderr."""
 
@@ -297,7 +296,10 @@ def _detach(paths: Any, options: argparse.Namespace) -> int:
         )
     finally:
         os.close(console)
-    deadline = time.monotonic() + _DETACH_READY_TIMEOUT_S
+    from config import default_value
+
+    ready_timeout_s = float(default_value("cli", "detach_ready_timeout_s"))
+    deadline = time.monotonic() + ready_timeout_s
     waiting = f"Waiting for the workers of pid {child.pid} to be ready (endpoints.json)"
     with WaitNotice(waiting) as notice:
         while time.monotonic() < deadline:
@@ -310,7 +312,7 @@ def _detach(paths: Any, options: argparse.Namespace) -> int:
         else:
             print(
                 "supervisor: the service did not become ready within "
-                f"{_DETACH_READY_TIMEOUT_S:g} s; see `supervisor logs` and {console_path}",
+                f"{ready_timeout_s:g} s; see `supervisor logs` and {console_path}",
                 file=sys.stderr,
             )
             return EXIT_FAILURE

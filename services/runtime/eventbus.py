@@ -15,11 +15,12 @@ from collections.abc import Iterable
 from typing import Any
 
 import zmq
+from pydantic import BaseModel
 
 from protocol.base import utc_text
 from protocol.codec import dumps
+from protocol.internal import EventDelivery
 from protocol.names import SIGNIFICANT_ONLY, WORKER_SUBSCRIPTIONS, Topic, WorkerState
-from services.runtime import wire
 from services.runtime.frames import NOBLOCK, readable, send_frames
 from services.runtime.slots import WorkerSlot
 
@@ -74,8 +75,8 @@ class EventBus:
                 return
             self.events.recv(0)
 
-    def publish_own(self, topic: Topic, data: dict[str, Any]) -> None:
-        """An event of the supervisor itself (`worker.*`)."""
+    def publish_own(self, topic: Topic, data: BaseModel) -> None:
+        """An event of the supervisor itself (`worker.*`, data a `WorkerEventData`)."""
         self.fan_out(topic.value.encode(), SOURCE.encode(), utc_text().encode(), dumps(data))
 
     def fan_out(
@@ -112,11 +113,8 @@ class EventBus:
     def send(self, slot: WorkerSlot, number: int, topic: bytes, body: bytes) -> None:
         """One event to one worker; kept until acknowledged."""
         try:
-            send_frames(
-                self.backend,
-                [slot.identity, wire.EVT, number.to_bytes(8, "big"), topic, body],
-                NOBLOCK,
-            )
+            delivery = EventDelivery(number=number, topic=topic, event=body)
+            send_frames(self.backend, [slot.identity, *delivery.frames()], NOBLOCK)
         except zmq.ZMQError:
             slot.events.append((number, topic, body))
             return
