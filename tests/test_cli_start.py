@@ -21,15 +21,21 @@ pytestmark = pytest.mark.slow
 
 
 def test_start_detach_json_names_pid_endpoints_session_and_fresh(tmp_path: Path) -> None:
-    """`start --detach --json` prints the running pid, both endpoints, the session and `fresh`."""
+    """`start --detach --json` prints the pid, endpoints, session and `fresh`; console.log is 0600.
+
+    The project holds a 0644 console.log left by an older version: it is made private.
+    """
     project = tmp_path / "novel"
+    logs = project / ".session" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "console.log").write_text("old line\n")
+    (logs / "console.log").chmod(0o644)
     with detached_service(project) as ready:
+        assert stat.S_IMODE((logs / "console.log").stat().st_mode) == 0o600
         endpoints = json.loads((project / ".session" / "run" / "endpoints.json").read_text())
         assert ready["supervisor_pid"] == endpoints["supervisor_pid"]
-        assert ready["endpoints"] == {
-            "command": endpoints["command"],
-            "events": endpoints["events"],
-        }
+        wanted = {"command": endpoints["command"], "events": endpoints["events"]}
+        assert ready["endpoints"] == wanted
         assert ready["session_id"] == endpoints["session_id"]
         assert ready["resumed"] is False and ready["fresh"] is True
         stopped = run_cli(project, "stop", "--json")
@@ -39,17 +45,6 @@ def test_start_detach_json_names_pid_endpoints_session_and_fresh(tmp_path: Path)
     nothing = run_cli(project, "stop", "--json")
     assert nothing.returncode == ExitCode.NOT_RUNNING
     assert json.loads(nothing.stdout)["running"] is False
-
-
-def test_console_log_is_private_even_when_an_older_one_was_not(tmp_path: Path) -> None:
-    """A 0644 console.log left by an older version is 0600 after `start --detach`."""
-    project = tmp_path / "novel"
-    logs = project / ".session" / "logs"
-    logs.mkdir(parents=True)
-    (logs / "console.log").write_text("old line\n")
-    (logs / "console.log").chmod(0o644)
-    with detached_service(project):
-        assert stat.S_IMODE((logs / "console.log").stat().st_mode) == 0o600
 
 
 def test_loser_of_a_start_race_names_the_winner_not_old_console_lines(
