@@ -179,3 +179,49 @@ def test_start_on_a_full_disk_says_the_disk_is_full(tmp_path: Path) -> None:
             assert "full" in result.stderr
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)  # noqa: S607
+
+
+def test_foreground_start_json_prints_the_ready_document_alone_on_stdout(tmp_path: Path) -> None:
+    """`start --json` in the foreground prints the ready document on stdout, sentences on stderr."""
+    project = tmp_path / "novel"
+    project.mkdir()
+    config = fast_config(project)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "supervisor",
+            "start",
+            "--json",
+            "--config",
+            str(config),
+            "--project",
+            str(project),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        cwd=project,
+    )
+    try:
+        assert child.stdout is not None
+        text = b""
+        decoder = json.JSONDecoder()
+        while True:
+            line = child.stdout.readline()
+            assert line, f"stdout ended before the document: {text!r}"
+            text += line
+            try:
+                ready, _ = decoder.raw_decode(text.decode())
+                break
+            except ValueError:
+                continue
+        endpoints = json.loads((project / ".session" / "run" / "endpoints.json").read_text())
+        assert ready["supervisor_pid"] == child.pid == endpoints["supervisor_pid"]
+        assert ready["session_id"] == endpoints["session_id"]
+        assert ready["fresh"] is True
+    finally:
+        child.send_signal(signal.SIGTERM)
+        rest = child.communicate(timeout=30)[0]
+    assert child.returncode == 0
+    assert rest.strip() == b""  # "Stopped cleanly." went to stderr
