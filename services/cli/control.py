@@ -29,9 +29,13 @@ def running_pid(project: Path) -> int | None:
 
 
 def query(
-    project: Path, op: str, args: dict[str, Any] | None = None, *, timeout_s: float = 3.0
+    project: Path, op: str, args: dict[str, Any] | None = None, *, timeout_s: float | None = None
 ) -> Any:
     """Send one request to the running service; the reply's result, or raise."""
+    if timeout_s is None:
+        from config import default_value
+
+        timeout_s = float(default_value("cli", "query_timeout_s"))
     import zmq
 
     from protocol.client import ClientError, apply_curve, curve_options
