@@ -34,6 +34,7 @@ CHECKED = {
     "additionalProperties",
     "items",
     "maxItems",
+    "maxProperties",
     "maxLength",
     "minLength",
     "minimum",
@@ -112,6 +113,8 @@ def _validate_object(
     value: dict[str, Any], schema: dict[str, Any], root: dict[str, Any], where: str
 ) -> None:
     properties: dict[str, Any] = schema.get("properties", {})
+    if len(value) > schema.get("maxProperties", len(value)):
+        raise SchemaViolationError(f"{where}: more than maxProperties")
     missing = set(schema.get("required", [])) - set(value)
     if missing:
         raise SchemaViolationError(f"{where}: missing required {sorted(missing)}")

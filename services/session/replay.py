@@ -150,7 +150,7 @@ class _Fold:
         if kind == "op" and record.get("op") == Op.PREFERENCES_SET.value:
             args = parse_args(Op.PREFERENCES_SET, record["args"])
             assert isinstance(args, PreferencesSetArgs)  # noqa: S101 - parse_args's table says so
-            out.preferences = patch_preferences(out.preferences, args.values)
+            out.preferences = patch_preferences(out.preferences, args.values, stored=True)
             out.replies.append(
                 RememberedReply(str(record["id"]), str(record["op"]), rev, out.preferences)
             )

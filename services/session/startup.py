@@ -20,6 +20,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from protocol.base import STORED_CONTEXT
 from protocol.events import SessionRecoveredData
 from protocol.names import Topic
 from protocol.session import Preferences, SessionDocument
@@ -50,10 +51,15 @@ class LoadedState:
 
 def _default_preferences(writer: SessionWriter) -> Preferences:
     settings = writer.ctx.settings
-    return Preferences(
-        autosave_interval_s=settings.autosave.interval_s,
-        budget_warning_fraction=settings.budget.warning_fraction,
-        confirm_above=settings.budget.confirm_above,
+    # Clamped into the preferences' ranges: the operator's config may ask for
+    # less (a 0.5 s test interval), but a preference never leaves its range.
+    return Preferences.model_validate(
+        {
+            "autosave_interval_s": settings.autosave.interval_s,
+            "budget_warning_fraction": settings.budget.warning_fraction,
+            "confirm_above": settings.budget.confirm_above,
+        },
+        context=STORED_CONTEXT,
     )
 
 

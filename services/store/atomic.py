@@ -33,6 +33,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from protocol.base import STORED_CONTEXT
 from protocol.codec import dumps_pretty, loads_exact
 from services.store.fileops import FileOps, ensure_private_dir
 
@@ -106,7 +107,9 @@ def read_document(path: Path, model: type[M]) -> LoadOutcome[M]:
     except FileNotFoundError:
         return LoadOutcome(status="missing")
     try:
-        return LoadOutcome(status="ok", value=model.model_validate(loads_exact(data)))
+        return LoadOutcome(
+            status="ok", value=model.model_validate(loads_exact(data), context=STORED_CONTEXT)
+        )
     except (ValueError, ValidationError, UnicodeDecodeError) as exc:
         return LoadOutcome(status="corrupt", error=_short(exc))
 
