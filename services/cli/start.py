@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -208,10 +209,19 @@ def _run(
         fork_server=fork_server,
     )
     supervisor.install_signal_handlers()
-    supervisor.on_ready = lambda: _say(
-        f"Writers Factory session service ready for {paths.project} "
-        f"(session {session_id}, pid {os.getpid()}). Ctrl-C or `supervisor stop` stops it."
-    )
+    began = datetime.now(UTC)
+
+    def on_ready() -> None:
+        from services.store.aside import recovery_notes
+
+        _say(
+            f"Writers Factory session service ready for {paths.project} "
+            f"(session {session_id}, pid {os.getpid()}). Ctrl-C or `supervisor stop` stops it."
+        )
+        for note in recovery_notes(paths.session_dir, began):
+            _say(note)
+
+    supervisor.on_ready = on_ready
     code = supervisor.run()
     _say("Stopped cleanly.")
     return code
@@ -240,6 +250,7 @@ def _detach(paths: Any, options: argparse.Namespace) -> int:
     if options.config:
         argv += ["--config", str(options.config.resolve())]
     paths.endpoints.unlink(missing_ok=True)  # the lock is free: any endpoints.json is stale
+    began = datetime.now(UTC)
     console = (paths.logs_dir / "console.log").open("ab")
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])
@@ -258,6 +269,10 @@ def _detach(paths: Any, options: argparse.Namespace) -> int:
     while time.monotonic() < deadline:
         if paths.endpoints.exists() and read_lock_pid(paths.lock) == child.pid:
             _say(f"Writers Factory session service running for {paths.project} (pid {child.pid})")
+            from services.store.aside import recovery_notes
+
+            for note in recovery_notes(paths.session_dir, began):
+                _say(note)
             return EXIT_OK
         if child.poll() is not None:
             tail = (paths.logs_dir / "console.log").read_text(errors="replace").splitlines()[-5:]

@@ -176,12 +176,13 @@ class AtomicJsonFile:
                 status=outcome.status, value=outcome.value, cleaned=list(self.cleaned)
             )
         previous = read_document(previous_name(self.path), model, ops=self.ops).value
-        target: Path | None = corrupt_name(self.path, datetime.now(UTC))
+        aside = corrupt_name(self.path, datetime.now(UTC))
+        target: Path | None = aside
         error = outcome.error
         try:
             # Rename is atomic and never overwrites: `corrupt_name` picked a free
             # name. It also moves a folder that sits where the file should be.
-            os.rename(self.path, target)  # type: ignore[arg-type]
+            os.rename(self.path, aside)
             self.ops.fsync_dir(self.path.parent)
         except OSError as exc:
             target, error = None, f"{error}; could not move it aside: {_short(exc)}"
