@@ -17,12 +17,9 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["EXIT_FAILURE", "EXIT_NOT_RUNNING", "EXIT_OK", "main"]
+from services.cli.exits import EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_NOT_RUNNING = 3
+__all__ = ["EXIT_FAILURE", "EXIT_NOT_RUNNING", "EXIT_OK", "main"]
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -155,12 +155,20 @@ def _cost_throughput(
         )
 
     def open_sqlite() -> tuple[Op, Callable[[], None]]:
-        connection = sqlite3.connect(database, timeout=30, check_same_thread=False)
+        # The careful peer (FIELD-NOTES): autocommit mode so that we issue
+        # BEGIN IMMEDIATE ourselves. A deferred transaction takes the write lock
+        # only at the INSERT, and 8 writers then collide on the lock upgrade and
+        # sleep in the busy handler (~640/s instead of ~2,000/s). INSERT OR
+        # IGNORE on the request id makes it idempotent, the promise we make.
+        connection = sqlite3.connect(
+            database, timeout=30, check_same_thread=False, isolation_level=None
+        )
         connection.execute("PRAGMA synchronous=FULL")
 
         def insert(request_id: str) -> None:
+            connection.execute("BEGIN IMMEDIATE")
             connection.execute(
-                "INSERT INTO ops VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO ops VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     request_id,
                     "scene_generation",
@@ -171,7 +179,7 @@ def _cost_throughput(
                     "2026-11-23T14:30:22Z",
                 ),
             )
-            connection.commit()
+            connection.execute("COMMIT")
 
         return insert, connection.close
 
@@ -191,9 +199,9 @@ def _cost_throughput(
     peer_rate = len(peer) / sum(per * per_phase * _CLIENTS for per in peer_per_op)
     ctx.notes.append(
         f"cost.log, {_CLIENTS} clients through the whole stack: {ours_rate:,.0f} ops/s, "
-        f"p99.9 {percentile(ours, 0.999) * 1e3:.1f} ms; SQLite WAL+synchronous=FULL, "
+        f"p99.9 {percentile(ours, 0.999) * 1e3:.1f} ms; careful SQLite (WAL, FULL, IMMEDIATE), "
         f"{_CLIENTS} threads: {peer_rate:,.0f} ops/s, p99.9 {percentile(peer, 0.999) * 1e3:.1f} ms;"
-        f" throughput ratio {ours_rate / peer_rate:.2f}x (target >= 1x, aim 2x)"
+        f" throughput ratio {ours_rate / peer_rate:.2f}x (target >= 2x)"
     )
     return [
         Row(
@@ -201,7 +209,7 @@ def _cost_throughput(
             ours_per_op,
             f"SQLite, {_CLIENTS} threads",
             peer_per_op,
-            Target("p50", max_ratio=1.0),
+            Target("p50", max_ratio=0.5),
         ),
         Row(
             f"cost.log, {_CLIENTS} clients: latency",

@@ -42,7 +42,7 @@ from protocol.ops import parse_args
 from protocol.session import Preferences, SessionDocument
 from services.runtime.worker import Call, Worker
 from services.store import previous_name, read_document
-from services.watch.inprocess import make_context
+from services.inprocess import make_context
 
 __all__ = ["WORKLOADS", "Workload", "WorkloadRun"]
 

@@ -57,6 +57,8 @@ RESULTS_DIR = BENCH_DIR / "results"
 MEMORY_FILESYSTEMS = frozenset({"tmpfs", "ramfs", "devtmpfs", "overlay-tmpfs"})
 
 Stat = Literal["p50", "p99", "max"]
+Unit = Literal["s", "per_s"]
+"""What a row's samples count: seconds (shown as s/ms/µs) or events per second."""
 Verdict = Literal["pass", "FAIL", "info"]
 Action = Callable[[], object]
 """One timed operation (its result is ignored)."""
@@ -84,7 +86,8 @@ class Target:
     stat: Stat
     max_ratio: float | None = None
     max_seconds: float | None = None
-    """An absolute bound, for targets such as "restart p50 <= 100 ms"."""
+    """An absolute bound in the row's unit, for targets such as "restart p50 <= 100 ms"."""
+    unit: Unit = "s"
 
     @property
     def text(self) -> str:
@@ -93,7 +96,7 @@ class Target:
         if self.max_ratio is not None:
             parts.append(f"{self.max_ratio:g}x")
         if self.max_seconds is not None:
-            parts.append(_duration(self.max_seconds))
+            parts.append(_value(self.max_seconds, self.unit))
         return f"{self.stat} <= {' and '.join(parts)}"
 
     def met(self, row: Row) -> bool:
@@ -112,9 +115,10 @@ class Row:
     baseline_label: str
     baseline_samples: list[float]
     target: Target | None = None
+    unit: Unit = "s"
 
     def stat(self, name: Stat) -> float:
-        """The candidate's p50, p99 or max, in seconds."""
+        """The candidate's p50, p99 or max, in the row's unit."""
         return _stat(self.samples, name)
 
     def ratio(self, name: Stat = "p50") -> float:
@@ -253,6 +257,10 @@ def pick_workdir() -> tuple[Path, str]:
     return folder, f"{folder} ({filesystem_type(folder)}; {why})"
 
 
+def _value(value: float, unit: Unit) -> str:
+    return f"{value:.2f}/s" if unit == "per_s" else _duration(value)
+
+
 def _duration(seconds: float) -> str:
     if seconds >= 1:
         return f"{seconds:.2f} s"
@@ -270,11 +278,11 @@ def format_table(rows: Sequence[Row]) -> str:
     cells = [
         (
             row.label,
-            _duration(row.stat("p50")),
-            _duration(row.stat("p99")),
-            _duration(row.stat("max")),
+            _value(row.stat("p50"), row.unit),
+            _value(row.stat("p99"), row.unit),
+            _value(row.stat("max"), row.unit),
             row.baseline_label,
-            _duration(_stat(row.baseline_samples, "p50")),
+            _value(_stat(row.baseline_samples, "p50"), row.unit),
             f"{row.ratio('p50'):.2f}x",
             row.target_text,
             row.verdict,

@@ -70,6 +70,7 @@ class Op(StrEnum):
     SESSION_ADD_RECENT_QUERY = "session.add_recent_query"
     SESSION_SIGNIFICANT_ACTION = "session.significant_action"
     SESSION_SAVE = "session.save"
+    SESSION_ACK_RECOVERY = "session.ack_recovery"
     PREFERENCES_GET = "preferences.get"
     PREFERENCES_SET = "preferences.set"
     COST_LOG = "cost.log"
@@ -112,6 +113,7 @@ MUTATING_OPS: frozenset[Op] = frozenset(
         Op.SESSION_ADD_RECENT_QUERY,
         Op.SESSION_SIGNIFICANT_ACTION,
         Op.SESSION_SAVE,
+        Op.SESSION_ACK_RECOVERY,
         Op.PREFERENCES_SET,
         Op.COST_LOG,
         Op.COST_SET_BUDGET,

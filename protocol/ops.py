@@ -25,7 +25,7 @@ from protocol.costs import CostOperation, CostTotals
 from protocol.envelopes import describe_validation_error
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.names import Op, Stage, WorkerState
-from protocol.session import Preferences
+from protocol.session import Preferences, RecoveryNotice
 
 __all__ = [
     "OP_ARGS",
@@ -178,6 +178,7 @@ OP_ARGS: dict[Op, type[Message]] = {
     Op.SESSION_ADD_RECENT_QUERY: AddRecentQueryArgs,
     Op.SESSION_SIGNIFICANT_ACTION: SignificantActionArgs,
     Op.SESSION_SAVE: NoArgs,
+    Op.SESSION_ACK_RECOVERY: NoArgs,
     Op.PREFERENCES_GET: NoArgs,
     Op.PREFERENCES_SET: PreferencesSetArgs,
     Op.COST_LOG: CostLogArgs,
@@ -219,6 +220,8 @@ class SessionStatusResult(Document):
     attempt: int = 0
     max_attempts: int = 0
     last_error: str | None = None
+    recovery: RecoveryNotice | None = None
+    """The interruption to show until `session.ack_recovery` (also in the session document)."""
 
 
 class SaveResult(Document):

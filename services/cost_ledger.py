@@ -6,8 +6,9 @@ Lines file with one write and one fsync (a group commit), and only then
 answered; events follow the fsync. A request id seen before is answered with
 its first result and never applied twice, across restarts too (each ledger
 line carries its reply). costs.json is a snapshot written from `tick` within
-`SNAPSHOT_DELAY_S` of a change; a checkpoint every `CHECKPOINT_EVERY_RECORDS`
-records keeps start-up short however long the ledger grows.
+`ledger.snapshot_delay_s` of a change; a checkpoint every
+`ledger.checkpoint_every_records` records keeps start-up short however long
+the ledger grows (both in config/defaults.toml).
 
 Choices a user may notice (documented here, where the code is):
 
@@ -47,7 +48,7 @@ from protocol.names import Topic, WorkerName
 from services.cost.budget import BudgetLimits
 from services.cost.ledger_files import LedgerFiles, RecordedReply, month_file_name
 from services.cost.loader import load_state
-from services.cost.preferences import PREFERENCES_POLL_S, PreferenceWatch
+from services.cost.preferences import PreferenceWatch
 from services.cost.pricing import OVERRIDES_NAME, PriceBook
 from services.cost.records import budget_record, reply_of
 from services.cost.requests import MUTATING, Batch, CostDesk
@@ -56,19 +57,7 @@ from services.cost.state import LedgerState
 from services.runtime.worker import Call, Outcome, ReplyCache, Worker, WorkerContext
 from services.store import AtomicJsonFile, JsonLinesLog, RetryPolicy, ensure_private_dir
 
-__all__ = ["CHECKPOINT_EVERY_RECORDS", "CHECKPOINT_MAX_AGE_S", "SNAPSHOT_DELAY_S", "CostLedger"]
-
-SNAPSHOT_DELAY_S = 0.5
-"""costs.json is rewritten this long after the first unsaved change (at most)."""
-
-CHECKPOINT_EVERY_RECORDS = 2000
-"""A checkpoint after this many records: start-up replays no more than that."""
-
-CHECKPOINT_MAX_AGE_S = 60.0
-"""...and at the latest this long after the first record it does not cover."""
-
-_CHECKPOINT_RETRY_S = 5.0
-"""After a failed checkpoint (a cache: nothing is lost), wait this long."""
+__all__ = ["CostLedger"]
 
 
 class CostLedger(Worker):
@@ -76,10 +65,6 @@ class CostLedger(Worker):
 
     name: ClassVar[WorkerName] = WorkerName.COST_LEDGER
     exact_numbers: ClassVar[bool] = True
-
-    checkpoint_every_records = CHECKPOINT_EVERY_RECORDS
-    checkpoint_max_age_s = CHECKPOINT_MAX_AGE_S
-    snapshot_delay_s = SNAPSHOT_DELAY_S
 
     def __init__(
         self,
@@ -93,6 +78,10 @@ class CostLedger(Worker):
         self._clock = clock
         self._monotonic = monotonic
         self._use_genai_prices = use_genai_prices
+        timing = ctx.settings.ledger  # tests may change these three on the instance
+        self.checkpoint_every_records = timing.checkpoint_every_records
+        self.checkpoint_max_age_s = timing.checkpoint_max_age_s
+        self.snapshot_delay_s = timing.snapshot_delay_s
         # costs.json and the checkpoint are caches written on the main loop and
         # tried again at a later tick when they fail: their retries never sleep
         # (a sleep would hold up every request and the heartbeat).
@@ -130,7 +119,7 @@ class CostLedger(Worker):
         self._costs_file = AtomicJsonFile(paths.costs, retry=self._retry)
         self._check_costs_file()
         self._load()
-        self._next_poll = self._monotonic() + PREFERENCES_POLL_S
+        self._next_poll = self._monotonic() + self.ctx.settings.ledger.preferences_poll_s
 
     def _check_costs_file(self) -> None:
         """Move an unparsable costs.json aside (it is rebuilt from the ledger)."""
@@ -327,7 +316,7 @@ class CostLedger(Worker):
     def tick(self, now: float) -> None:
         """Follow preferences and the calendar, snapshot costs.json, checkpoint."""
         if now >= self._next_poll:
-            self._next_poll = now + PREFERENCES_POLL_S
+            self._next_poll = now + self.ctx.settings.ledger.preferences_poll_s
             before = self._prefs.current
             if self._prefs.poll():
                 if self._prefs.current.zone != before.zone:
@@ -381,7 +370,9 @@ class CostLedger(Worker):
             self._since_checkpoint = 0
         else:
             self.log.error("cost_ledger.checkpoint_failed", error=outcome.error)
-            self._checkpoint_retry_at = self._checkpoint_at + _CHECKPOINT_RETRY_S
+            self._checkpoint_retry_at = (
+                self._checkpoint_at + self.ctx.settings.ledger.checkpoint_retry_s
+            )
 
 
 def _is_minor(topic: str, data: Any, confirm_above: Decimal) -> bool:

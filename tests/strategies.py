@@ -543,6 +543,7 @@ OP_ARGS_STRATEGIES: dict[Op, st.SearchStrategy[dict[str, Any]]] = {
     ),
     Op.SESSION_SIGNIFICANT_ACTION: st.fixed_dictionaries({"action": non_empty_text}),
     Op.SESSION_SAVE: _no_args,
+    Op.SESSION_ACK_RECOVERY: _no_args,
     Op.PREFERENCES_GET: _no_args,
     Op.PREFERENCES_SET: st.fixed_dictionaries({"values": _preference_values()}),
     Op.COST_LOG: st.fixed_dictionaries(

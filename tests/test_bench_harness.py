@@ -153,3 +153,15 @@ def test_scratch_folder_is_on_a_real_disk(tmp_path: Path) -> None:
         assert str(folder) in why
     finally:
         folder.rmdir()
+
+
+def test_rate_rows_read_per_second_and_meet_an_absolute_bound() -> None:
+    """A row of events per second prints `/s` and passes or fails its absolute bound."""
+    bound = Target("p50", max_seconds=2.0, unit="per_s")
+    quiet = Row("idle wakeups", [1.5, 1.5], "floor", [0.0, 0.0], bound, unit="per_s")
+    noisy = Row("idle wakeups", [38.0, 38.0], "floor", [0.0, 0.0], bound, unit="per_s")
+    lines = format_table([quiet, noisy]).splitlines()
+    assert "1.50/s" in lines[2]
+    assert "p50 <= 2.00/s" in lines[2]
+    assert quiet.verdict == "pass"
+    assert noisy.verdict == "FAIL"

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["query", "status", "stop"]
+from services.cli.exits import EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK
 
-EXIT_OK, EXIT_FAILURE, EXIT_NOT_RUNNING = 0, 1, 3
+__all__ = ["query", "status", "stop"]
 
 
 def _running_pid(project: Path) -> int | None:

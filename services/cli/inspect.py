@@ -12,9 +12,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-__all__ = ["inspect", "render_preferences", "render_session"]
+from services.cli.exits import EXIT_FAILURE, EXIT_OK
 
-EXIT_OK, EXIT_FAILURE = 0, 1
+__all__ = ["inspect", "render_preferences", "render_session"]
 
 
 def _local(moment: datetime | None) -> str:

@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from services.cli.exits import EXIT_FAILURE, EXIT_OK
+
 __all__ = ["start"]
 
-EXIT_OK, EXIT_FAILURE = 0, 1
 _DETACH_READY_TIMEOUT_S = 30.0
 
 
