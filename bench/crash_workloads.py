@@ -40,9 +40,9 @@ from protocol.errors import ProtocolError
 from protocol.names import Op, WorkerName
 from protocol.ops import parse_args
 from protocol.session import Preferences, SessionDocument
+from services.inprocess import make_context
 from services.runtime.worker import Call, Worker
 from services.store import previous_name, read_document
-from services.inprocess import make_context
 
 __all__ = ["WORKLOADS", "Workload", "WorkloadRun"]
 
