@@ -134,11 +134,10 @@ class CostLedger(Worker):
             data = self._costs_file.path.read_bytes()
         except FileNotFoundError:
             return
-        except OSError as exc:  # unreadable: the next snapshot replaces it all the same
-            self.log.warning("cost_ledger.costs_json_unreadable", error=str(exc))
-            return
+        except OSError:  # a folder in its place, EACCES, EIO: moved aside below
+            data = b""
         try:
-            if isinstance(orjson.loads(data), dict):
+            if data and isinstance(orjson.loads(data), dict):
                 return
         except orjson.JSONDecodeError:
             pass

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +195,11 @@ def _run(
         "interval_s": options.interval,
         **flags,
     }
+    began = datetime.now(UTC)
+
     def on_ready() -> None:
+        from services.store.aside import recovery_notes
+
         if options.json:
             print_json(_ready_document(paths, os.getpid(), resumed=bool(flags["recovered"])))
         else:
@@ -202,6 +207,8 @@ def _run(
                 f"Writers Factory session service ready for {paths.project} "
                 f"(session {session_id}, pid {os.getpid()}). Ctrl-C or `supervisor stop` stops it."
             )
+            for note in recovery_notes(paths.session_dir, began):
+                _say(note)
 
     try:
         # The sockets' private folder and, over tcp, the CURVE keys: both
@@ -265,6 +272,8 @@ def _lines_since(path: Path, offset: int, *, limit: int = 8) -> list[str]:
 def _detach(paths: Any, options: argparse.Namespace) -> int:
     """Start a background supervisor and wait until it is ready."""
     from services.runtime.lock import read_lock_pid
+
+    began = datetime.now(UTC)
     from services.session.recovery import inspect_previous
 
     # The prompt (if any) happens here, in the foreground, before detaching.
@@ -322,14 +331,24 @@ def _detach(paths: Any, options: argparse.Namespace) -> int:
             )
             return EXIT_FAILURE
     resumed = decision == "--resume" or (decision is None and interrupted)
-    if options.json:
-        print_json(_ready_document(paths, child.pid, resumed=resumed))
-    else:
-        how = f"resumed session {previous.session_id}" if resumed and previous else "new session"
-        _say(
-            f"Writers Factory session service running for {paths.project} (pid {child.pid}, {how})"
-        )
+    resumed_id = previous.session_id if resumed and previous else None
+    _announce_detached(paths, options, child.pid, resumed_id=resumed_id, began=began)
     return EXIT_OK
+
+
+def _announce_detached(
+    paths: Any, options: argparse.Namespace, pid: int, *, resumed_id: str | None, began: datetime
+) -> None:
+    """Say that the background service is ready, and what start-up moved aside or rebuilt."""
+    from services.store.aside import recovery_notes
+
+    if options.json:
+        print_json(_ready_document(paths, pid, resumed=resumed_id is not None))
+        return
+    how = f"resumed session {resumed_id}" if resumed_id else "new session"
+    _say(f"Writers Factory session service running for {paths.project} (pid {pid}, {how})")
+    for note in recovery_notes(paths.session_dir, began):
+        _say(note)
 
 
 def _explain_exit(paths: Any, child_pid: int, console_path: Path, offset: int) -> int:
