@@ -34,14 +34,14 @@ from typing import Any
 import structlog
 
 from bench.harness import BenchContext, Row, Target, benchmark
-from config import load_settings
 from protocol.codec import dumps_line
 from protocol.names import Op, WorkerName
 from protocol.ops import parse_args
 from services.cost.ledger_files import month_file_name
 from services.cost_ledger import CostLedger
+from services.inprocess import worker_context
 from services.runtime.paths import ProjectPaths
-from services.runtime.worker import Call, WorkerContext
+from services.runtime.worker import Call
 
 __all__ = ["cost", "open_ledger", "run", "write_history"]
 
@@ -101,14 +101,10 @@ def write_history(ledger_dir: Path, operations: int, *, now: datetime) -> None:
 
 def open_ledger(project: Path, session_id: str = "bench") -> CostLedger:
     """A started ledger over `project` with a quiet log."""
-    ctx = WorkerContext(
-        name=WorkerName.COST_LEDGER,
-        paths=ProjectPaths.of(project),
-        settings=load_settings(),
+    ctx = worker_context(
+        project,
+        WorkerName.COST_LEDGER,
         session_id=session_id,
-        options={},
-        publish=lambda topic, data, minor=False: None,
-        call_soon_threadsafe=lambda callback: callback(),
         log=structlog.wrap_logger(structlog.ReturnLogger()),
     )
     ledger = CostLedger(ctx)

@@ -93,6 +93,7 @@ class Op(StrEnum):
     SESSION_ADD_RECENT_QUERY = "session.add_recent_query"
     SESSION_SIGNIFICANT_ACTION = "session.significant_action"
     SESSION_SAVE = "session.save"
+    SESSION_ACK_RECOVERY = "session.ack_recovery"
     PREFERENCES_GET = "preferences.get"
     PREFERENCES_SET = "preferences.set"
     COST_LOG = "cost.log"
@@ -101,6 +102,7 @@ class Op(StrEnum):
     COST_WARNING = "cost.warning"
     COST_SET_BUDGET = "cost.set_budget"
     COST_RESET_SESSION = "cost.reset_session"
+    COST_SERIES = "cost.series"
     HISTORY_LIST = "history.list"
     SUPERVISOR_STATUS = "supervisor.status"
     SUPERVISOR_RESTART = "supervisor.restart"
@@ -136,6 +138,7 @@ MUTATING_OPS: frozenset[Op] = frozenset(
         Op.SESSION_ADD_RECENT_QUERY,
         Op.SESSION_SIGNIFICANT_ACTION,
         Op.SESSION_SAVE,
+        Op.SESSION_ACK_RECOVERY,
         Op.PREFERENCES_SET,
         Op.COST_LOG,
         Op.COST_SET_BUDGET,

@@ -15,7 +15,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from protocol.codec import dumps_pretty
-from protocol.costs import Budget, BudgetWarning, CostOperation, CostsDocument, CostTotals
+from protocol.costs import (
+    Budget,
+    BudgetWarning,
+    CostOperation,
+    CostsDocument,
+    CostSeries,
+    CostTotals,
+)
 from protocol.envelopes import EndpointsFile, ErrorReply, Event, OkReply, Request
 from protocol.events import TOPIC_DATA
 from protocol.history import HistoryDocument, HistoryEntry
@@ -67,6 +74,7 @@ _NAMED: dict[str, type[BaseModel]] = {
     "result.cost_log": CostLogResult,
     "result.cost_estimate": CostEstimateResult,
     "result.cost_warning": CostWarningResult,
+    "result.cost_series": CostSeries,
     "result.session_status": SessionStatusResult,
     "result.save": SaveResult,
     "result.significant_action": SignificantActionResult,

@@ -18,6 +18,7 @@ __all__ = [
     "OpenFile",
     "Preferences",
     "RecentQuery",
+    "RecoveryNotice",
     "SessionDocument",
     "TimeZoneName",
 ]
@@ -50,6 +51,33 @@ class RecentQuery(Document):
     source: ShortText
 
 
+class RecoveryNotice(Document):
+    """What a UI shows after a crash, kept as state until it is acknowledged.
+
+    Set by the session writer when it starts over a session that ended
+    without a clean stop; cleared only by `session.ack_recovery`. The
+    `session.recovered` event announces it, but a UI that connected too late
+    for the event still reads it here (`session.get`, `session.status`).
+    """
+
+    interrupted_session_id: str
+    """The session that was interrupted (the current one again when `resumed`)."""
+    resumed: bool
+    """True: the interrupted session continues; False: a new session began over it."""
+    detected_at: Timestamp
+    """When the service found the interruption (its start)."""
+    started_at: Timestamp
+    """When the interrupted session began."""
+    last_activity: Timestamp
+    """The interrupted session's last recorded activity."""
+    duration_s: Annotated[float, Field(ge=0)]
+    """From `started_at` to `last_activity`, in seconds."""
+    last_save_at: Timestamp | None = None
+    """Its last snapshot: what a person would call "last saved"."""
+    files_changed: list[str] = Field(default_factory=list)
+    """Files in the watched folders changed since that save (project-relative)."""
+
+
 class SessionDocument(Document):
     """current.json: the seed's session object plus what recovery needs.
 
@@ -72,6 +100,8 @@ class SessionDocument(Document):
     host: str | None = None
     last_saved_at: Timestamp | None = None
     ended_at: Timestamp | None = None
+    recovery: RecoveryNotice | None = None
+    """An interruption not yet acknowledged by the UI (`session.ack_recovery`)."""
 
 
 def _check_zone(value: str | None) -> str | None:

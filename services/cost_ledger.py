@@ -6,8 +6,9 @@ Lines file with one write and one fsync (a group commit), and only then
 answered; events follow the fsync. A request id seen before is answered with
 its first result and never applied twice, across restarts too (each ledger
 line carries its reply). costs.json is a snapshot written from `tick` within
-`SNAPSHOT_DELAY_S` of a change; a checkpoint every `CHECKPOINT_EVERY_RECORDS`
-records keeps start-up short however long the ledger grows.
+`ledger.snapshot_delay_s` of a change; a checkpoint every
+`ledger.checkpoint_every_records` records keeps start-up short however long
+the ledger grows (both in config/defaults.toml).
 
 Choices a user may notice (documented here, where the code is):
 
@@ -32,6 +33,7 @@ user's price overrides `.session/pricing.toml` (see `services.cost.pricing`).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -45,30 +47,21 @@ from protocol.costs import CostsDocument
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.names import Topic, WorkerName
 from services.cost.budget import BudgetLimits
-from services.cost.ledger_files import LedgerFiles, RecordedReply, month_file_name
+from services.cost.ledger_files import LedgerFiles, Position, RecordedReply, month_file_name
 from services.cost.loader import load_state
-from services.cost.preferences import PREFERENCES_POLL_S, PreferenceWatch
-from services.cost.pricing import OVERRIDES_NAME, PriceBook
+from services.cost.preferences import PreferenceWatch
+from services.cost.pricing import OVERRIDES_NAME, PriceBook, load_genai_prices
 from services.cost.records import budget_record, reply_of
 from services.cost.requests import MUTATING, Batch, CostDesk
+from services.cost.series import SERIES_SAVE_EVERY_S, SeriesIndex, read_index, save_index
 from services.cost.snapshot import costs_document
 from services.cost.state import LedgerState
 from services.runtime.worker import Call, Outcome, ReplyCache, Worker, WorkerContext
 from services.store import AtomicJsonFile, JsonLinesLog, RetryPolicy, ensure_private_dir
 
-__all__ = ["CHECKPOINT_EVERY_RECORDS", "CHECKPOINT_MAX_AGE_S", "SNAPSHOT_DELAY_S", "CostLedger"]
+__all__ = ["CostLedger"]
 
-SNAPSHOT_DELAY_S = 0.5
-"""costs.json is rewritten this long after the first unsaved change (at most)."""
-
-CHECKPOINT_EVERY_RECORDS = 2000
-"""A checkpoint after this many records: start-up replays no more than that."""
-
-CHECKPOINT_MAX_AGE_S = 60.0
-"""...and at the latest this long after the first record it does not cover."""
-
-_CHECKPOINT_RETRY_S = 5.0
-"""After a failed checkpoint (a cache: nothing is lost), wait this long."""
+load_genai_prices()  # at import: in the fork server, once; never inside a request
 
 
 class CostLedger(Worker):
@@ -76,10 +69,6 @@ class CostLedger(Worker):
 
     name: ClassVar[WorkerName] = WorkerName.COST_LEDGER
     exact_numbers: ClassVar[bool] = True
-
-    checkpoint_every_records = CHECKPOINT_EVERY_RECORDS
-    checkpoint_max_age_s = CHECKPOINT_MAX_AGE_S
-    snapshot_delay_s = SNAPSHOT_DELAY_S
 
     def __init__(
         self,
@@ -93,6 +82,10 @@ class CostLedger(Worker):
         self._clock = clock
         self._monotonic = monotonic
         self._use_genai_prices = use_genai_prices
+        timing = ctx.settings.ledger  # tests may change these three on the instance
+        self.checkpoint_every_records = timing.checkpoint_every_records
+        self.checkpoint_max_age_s = timing.checkpoint_max_age_s
+        self.snapshot_delay_s = timing.snapshot_delay_s
         # costs.json and the checkpoint are caches written on the main loop and
         # tried again at a later tick when they fail: their retries never sleep
         # (a sleep would hold up every request and the heartbeat).
@@ -106,6 +99,9 @@ class CostLedger(Worker):
         self._checkpoint_retry_at = 0.0
         self._next_poll = 0.0
         self.loaded_info: dict[str, Any] = {}
+        self._series_generation = 0
+        self._series_saved_at = 0.0
+        self._series_thread: threading.Thread | None = None
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -130,7 +126,7 @@ class CostLedger(Worker):
         self._costs_file = AtomicJsonFile(paths.costs, retry=self._retry)
         self._check_costs_file()
         self._load()
-        self._next_poll = self._monotonic() + PREFERENCES_POLL_S
+        self._next_poll = self._monotonic() + self.ctx.settings.ledger.preferences_poll_s
 
     def _check_costs_file(self) -> None:
         """Move an unparsable costs.json aside (it is rebuilt from the ledger)."""
@@ -179,6 +175,10 @@ class CostLedger(Worker):
             on_reply=lambda request_id, line: self._replies.put(request_id, RecordedReply(line)),
         )
         self._state: LedgerState = loaded.state
+        if loaded.checkpoint_used or len(loaded.files_read) < len(existing):
+            self._state.series.complete = False  # not every operation was replayed
+        if not self._state.series.complete:
+            self._rebuild_series()
         self._since_checkpoint = loaded.replayed
         self._checkpoint_at = self._monotonic()
         if not loaded.checkpoint_used and loaded.replayed:
@@ -193,6 +193,42 @@ class CostLedger(Worker):
         }
         self.log.info("cost_ledger.loaded", **self.loaded_info)
 
+    def _rebuild_series(self) -> None:
+        """Read every month file into a full series index in the background (see series.py)."""
+        self._series_generation += 1
+        generation = self._series_generation
+        sizes = [(path, path.stat().st_size) for path in self._files.month_files()]
+        self._state.series.pending = []
+        files = LedgerFiles(self.ctx.paths.ledger_dir)  # its own reader: no shared state
+
+        def read() -> None:
+            try:
+                rebuilt = read_index(files, sizes)
+            except Exception as exc:  # a cache: the series stays incomplete, nothing is lost
+                problem = repr(exc)
+                self.ctx.call_soon_threadsafe(
+                    lambda: self.log.warning("cost_ledger.series_rebuild_failed", error=problem)
+                )
+                return
+            self.ctx.call_soon_threadsafe(lambda: self._adopt_series(generation, rebuilt))
+
+        self._series_thread = threading.Thread(target=read, name="series-rebuild", daemon=True)
+        self._series_thread.start()
+
+    def _adopt_series(self, generation: int, rebuilt: SeriesIndex) -> None:
+        """On the main thread: take the rebuilt index (unless the state was rebuilt since)."""
+        if generation != self._series_generation or self._state.series.complete:
+            return
+        self._state.series = self._state.series.adopt(rebuilt)
+        self.log.info("cost_ledger.series_rebuilt", buckets=len(rebuilt.cells))
+
+    def wait_series(self, timeout_s: float) -> bool:
+        """Wait for a background series rebuild to finish (tests, benchmarks); True if done."""
+        thread = self._series_thread
+        if thread is not None:
+            thread.join(timeout_s)
+        return self._state.series.complete
+
     def _reload(self) -> None:
         """Rebuild from disk after a failed append (memory must match the ledger)."""
         self.close()
@@ -202,8 +238,8 @@ class CostLedger(Worker):
         """Write costs.json and a checkpoint, close the ledger."""
         if self._dirty_since is not None:
             self._snapshot()
-        if self._since_checkpoint:
-            self._checkpoint()
+        if self._since_checkpoint or self._state.series.complete:
+            self._checkpoint(stopping=True)
         self.close()
 
     def close(self) -> None:
@@ -328,7 +364,7 @@ class CostLedger(Worker):
     def tick(self, now: float) -> None:
         """Follow preferences and the calendar, snapshot costs.json, checkpoint."""
         if now >= self._next_poll:
-            self._next_poll = now + PREFERENCES_POLL_S
+            self._next_poll = now + self.ctx.settings.ledger.preferences_poll_s
             before = self._prefs.current
             if self._prefs.poll():
                 if self._prefs.current.zone != before.zone:
@@ -369,12 +405,25 @@ class CostLedger(Worker):
             self.log.error("cost_ledger.snapshot_failed", error=outcome.error)
             self._dirty_since = self._monotonic()  # try again after the delay
 
-    def _checkpoint(self) -> None:
+    def _save_series(self, position: Position, *, now: float) -> None:
+        """Rewrite series.json (complete indexes only; at most every SERIES_SAVE_EVERY_S)."""
+        series = self._state.series
+        if not series.complete or now < self._series_saved_at + SERIES_SAVE_EVERY_S:
+            return
+        self._series_saved_at = now
+        outcome = save_index(self._files, position, series, retry=self._retry)
+        if not outcome.ok:
+            self.log.warning("cost_ledger.series_save_failed", error=outcome.error)
+
+    def _checkpoint(self, *, stopping: bool = False) -> None:
         self._checkpoint_at = self._monotonic()
         if self._log is None:
             self._since_checkpoint = 0
             return
         position = self._files.position_at(self._log.path, self._log.size)
+        if stopping:
+            self._series_saved_at = -SERIES_SAVE_EVERY_S
+        self._save_series(position, now=self._checkpoint_at)
         outcome = self._files.write_checkpoint(
             position, self._state.to_checkpoint(), retry=self._retry
         )
@@ -382,7 +431,9 @@ class CostLedger(Worker):
             self._since_checkpoint = 0
         else:
             self.log.error("cost_ledger.checkpoint_failed", error=outcome.error)
-            self._checkpoint_retry_at = self._checkpoint_at + _CHECKPOINT_RETRY_S
+            self._checkpoint_retry_at = (
+                self._checkpoint_at + self.ctx.settings.ledger.checkpoint_retry_s
+            )
 
 
 def _is_minor(topic: str, data: Any, confirm_above: Decimal) -> bool:

@@ -27,6 +27,7 @@ import os
 import time
 from typing import Any, ClassVar, Final
 
+from config import default_value
 from protocol.names import WorkerName
 from services.runtime.paths import WATCHED_FOLDERS
 from services.runtime.worker import Worker, WorkerContext
@@ -39,7 +40,7 @@ from services.watch.scan import GONE, Tree, diff_trees, scan_folder, scan_projec
 
 __all__ = ["BLIND_RESCAN_INTERVAL_S", "FileWatcher"]
 
-BLIND_RESCAN_INTERVAL_S: Final = 60.0
+BLIND_RESCAN_INTERVAL_S: Final = float(default_value("watch", "blind_rescan_interval_s"))
 """Without a way to notice queue overflows, rescan this often instead."""
 
 _ROOT_KEY: Final = ""

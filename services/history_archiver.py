@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Final
 
 from pydantic import ValidationError
 
+from config import default_value
 from protocol.base import utc_now, utc_text
 from protocol.codec import dumps, loads_exact
 from protocol.envelopes import Event
@@ -55,13 +56,13 @@ __all__ = [
     "NotDurableError",
 ]
 
-SAVE_DELAY_S: Final = 0.2
+SAVE_DELAY_S: Final = float(default_value("history", "save_delay_s"))
 """history.json is rewritten this soon after a change (the journal already has it)."""
-MIN_SAVE_GAP_S: Final = 1.0
+MIN_SAVE_GAP_S: Final = float(default_value("history", "min_save_gap_s"))
 """... but at most this often, which also rate-limits `history.updated`."""
-RECONCILE_DELAY_S: Final = 1.0
+RECONCILE_DELAY_S: Final = float(default_value("history", "reconcile_delay_s"))
 """The ledger is read this long after start, once re-deliveries had their chance."""
-RETRY_JOURNAL_S: Final = 1.0
+RETRY_JOURNAL_S: Final = float(default_value("history", "retry_journal_s"))
 """A journal append that failed is tried again this soon (and before the next one)."""
 
 

@@ -11,7 +11,7 @@ for it; `EVENT_DATA_STRATEGIES` does the same for every topic's `data`.
 from __future__ import annotations
 
 import string
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -41,6 +41,7 @@ from protocol import (
     WorkerState,
 )
 from protocol.codec import dumps, loads_exact
+from protocol.costs import CostSeries, SpendBucket
 from protocol.envelopes import ErrorBody
 from protocol.events import (
     CostLoggedData,
@@ -74,6 +75,7 @@ __all__ = [
     "cost_estimate_results",
     "cost_log_results",
     "cost_operations",
+    "cost_series",
     "cost_totals",
     "cost_warning_results",
     "costs_documents",
@@ -423,6 +425,27 @@ def cost_estimate_results() -> st.SearchStrategy[CostEstimateResult]:
     )
 
 
+def cost_series() -> st.SearchStrategy[CostSeries]:
+    """`cost.series`."""
+    names = st.text(alphabet="abcdefghij-.0123456789", min_size=1, max_size=12)
+    bucket = st.builds(
+        SpendBucket,
+        start=st.dates().map(lambda d: d.isoformat()),
+        total=money(),
+        by_model=st.dictionaries(names, money(), max_size=3),
+        by_operation=st.dictionaries(names, money(), max_size=3),
+        limit=st.none() | money(max_value=10_000, max_places=2),
+        unpriced_operations=st.integers(min_value=0, max_value=1000),
+    )
+    return st.builds(
+        CostSeries,
+        buckets=st.lists(bucket, max_size=5),
+        total=money(),
+        unpriced_operations=st.integers(min_value=0, max_value=1000),
+        bucket=st.sampled_from(["hour", "day", "week", "month"]),
+    )
+
+
 def cost_warning_results() -> st.SearchStrategy[CostWarningResult]:
     """`cost.warning`."""
     return st.builds(CostWarningResult, warning=st.none() | short_text)
@@ -551,6 +574,7 @@ OP_ARGS_STRATEGIES: dict[Op, st.SearchStrategy[dict[str, Any]]] = {
     ),
     Op.SESSION_SIGNIFICANT_ACTION: st.fixed_dictionaries({"action": non_empty_text}),
     Op.SESSION_SAVE: _no_args,
+    Op.SESSION_ACK_RECOVERY: _no_args,
     Op.PREFERENCES_GET: _no_args,
     Op.PREFERENCES_SET: st.fixed_dictionaries({"values": _preference_values()}),
     Op.COST_LOG: st.fixed_dictionaries(
@@ -568,6 +592,13 @@ OP_ARGS_STRATEGIES: dict[Op, st.SearchStrategy[dict[str, Any]]] = {
     Op.COST_WARNING: _no_args,
     Op.COST_SET_BUDGET: _budget_args(),
     Op.COST_RESET_SESSION: _no_args,
+    Op.COST_SERIES: st.fixed_dictionaries(
+        {},
+        optional={
+            "since": st.dates(max_value=date(2026, 12, 31)).map(lambda d: d.isoformat()),
+            "bucket": st.sampled_from(["hour", "day", "week", "month"]),
+        },
+    ),
     Op.HISTORY_LIST: st.fixed_dictionaries(
         {}, optional={"limit": st.integers(min_value=1, max_value=10_000)}
     ),

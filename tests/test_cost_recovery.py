@@ -93,8 +93,8 @@ def test_restart_with_a_checkpoint_replays_only_the_tail(harness: LedgerHarness)
     assert restarted.loaded_info["checkpoint_used"] is True
     assert restarted.loaded_info["records_replayed"] == 3
     totals = harness.one(restarted, harness.call("cost.totals"))
-    assert totals["session_total"] == Decimal("1.65000021")
-    assert totals["by_model"] == {"gpt-4": Decimal("1.65"), "gemini-flash": Decimal("0.00000021")}
+    assert totals["session_total"] == Decimal("1.650000225")
+    assert totals["by_model"] == {"gpt-4": Decimal("1.65"), "gemini-flash": Decimal("0.000000225")}
 
 
 def test_a_checkpoint_the_ledger_no_longer_matches_is_ignored(harness: LedgerHarness) -> None:
@@ -203,19 +203,14 @@ _CHILD = textwrap.dedent(
     from pathlib import Path
     import structlog
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    from config import load_settings
     from protocol.names import Op, WorkerName
     from protocol.ops import parse_args
     from services.cost_ledger import CostLedger
-    from services.runtime.paths import ProjectPaths
-    from services.runtime.worker import Call, WorkerContext
+    from services.inprocess import worker_context
+    from services.runtime.worker import Call
 
     project, first, seed = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-    ctx = WorkerContext(
-        name=WorkerName.COST_LEDGER, paths=ProjectPaths.of(project), settings=load_settings(),
-        session_id="s1", options={}, publish=lambda t, d, minor=False: None,
-        call_soon_threadsafe=lambda f: f(),
-    )
+    ctx = worker_context(project, WorkerName.COST_LEDGER, session_id="s1")
     ledger = CostLedger(ctx)
     ledger.checkpoint_every_records = 40
     ledger.snapshot_delay_s = 0.0

@@ -123,7 +123,15 @@ def test_fresh_after_a_crash_starts_anew_and_history_keeps_the_interrupted(
                 },
             )
         )
-        time.sleep(1.2)  # the archiver snapshots at most once a second; its journal has it now
+        # The archiver journals the cost.logged event before it answers for it:
+        # once history.list shows the cost, the crash below cannot lose it.
+        deadline = time.monotonic() + 5
+        while not any(
+            entry["session_id"] == old_id and Decimal(str(entry["total_cost"])) > 0
+            for entry in ok(service.request("history.list"))
+        ):
+            assert time.monotonic() < deadline, "the archiver never saw the cost"
+            time.sleep(0.01)
         _crash_whole_tree(service)
     finally:
         service.stop()
@@ -184,7 +192,7 @@ def test_kill_9_of_the_ledger_under_concurrent_load_loses_and_duplicates_nothing
         totals = ok(svc.request("cost.totals"))
         expected = sum(
             (
-                Decimal(1 + k) * Decimal("0.00000007") + Decimal(i) * Decimal("0.00000021")
+                Decimal(1 + k) * Decimal("0.000000075") + Decimal(i) * Decimal("0.0000003")
                 for i in range(8)
                 for k in range(40)
             ),

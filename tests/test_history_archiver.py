@@ -25,9 +25,9 @@ from protocol.ops import parse_args
 from services.history.archive import append_entries, read_archive
 from services.history.read import read_history
 from services.history_archiver import MIN_SAVE_GAP_S, RETRY_JOURNAL_S, HistoryArchiver
+from services.inprocess import Published, make_context, pump
 from services.runtime.worker import Call
 from services.store import FileOps
-from services.watch.inprocess import Published, make_context, pump
 
 _seq = itertools.count()
 

@@ -45,6 +45,7 @@ DOCUMENT_STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "CostLogResult": s.cost_log_results(),
     "CostEstimateResult": s.cost_estimate_results(),
     "CostWarningResult": s.cost_warning_results(),
+    "CostSeries": s.cost_series(),
     "SupervisorStatus": s.supervisor_statuses(),
     "SupervisorRestartResult": s.supervisor_restart_results(),
     "EndpointsFile": s.endpoints_files(),

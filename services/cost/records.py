@@ -6,7 +6,9 @@ UTC month of the record's time). Kinds:
 - `op` - one LLM call: `id` (the request id), `ts`, `session_id`, `operation`,
   `model`, `input_tokens`, `output_tokens`, `cost` (exact JSON number, or null
   when unpriced), `priced`, `price_source`, and the reply it got: `totals`
-  (the `cost.totals` shape just after it) and `warning`.
+  (the `cost.totals` shape just after it) and `warning`. Optional, present
+  only when not 0/null: `cache_read_tokens`, `cache_write_tokens`,
+  `reasoning_tokens` (genai-prices' counts) and `provider`.
 - `budget` - the budget in force from then on (`cost.set_budget`); also the
   first line of every month file (`"carried": true`, no id) so each month file
   is readable on its own.
@@ -68,8 +70,22 @@ def op_record(
     input_tokens: int,
     output_tokens: int,
     price: Price | None,
+    cache_read_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    reasoning_tokens: int = 0,
+    provider: str | None = None,
 ) -> dict[str, Any]:
-    """An `op` line before its reply (`totals`, `warning`) is known."""
+    """An `op` line before its reply (`totals`, `warning`) is known.
+
+    The cached and reasoning counts and `provider` are written only when not
+    0/None, so a plain call's line keeps its old shape.
+    """
+    extra: dict[str, Any] = {
+        "cache_read_tokens": cache_read_tokens,
+        "cache_write_tokens": cache_write_tokens,
+        "reasoning_tokens": reasoning_tokens,
+        "provider": provider,
+    }
     return {
         "kind": OP,
         "id": request_id,
@@ -82,6 +98,7 @@ def op_record(
         "cost": None if price is None else price.cost,
         "priced": price is not None,
         "price_source": None if price is None else price.source,
+        **{key: value for key, value in extra.items() if value},
     }
 
 
@@ -140,6 +157,10 @@ def operation_view(record: dict[str, Any]) -> dict[str, Any]:
         "session_id": record.get("session_id"),
         "request_id": record.get("id"),
         "price_source": record.get("price_source"),
+        "cache_read_tokens": record.get("cache_read_tokens", 0),
+        "cache_write_tokens": record.get("cache_write_tokens", 0),
+        "reasoning_tokens": record.get("reasoning_tokens", 0),
+        "provider": record.get("provider"),
     }
 
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.cost.budget import BudgetLimits, PeriodSpend, limit_text
-from services.cost.money import MONEY, ZERO, parse_money
+from services.cost.money import CENT, MONEY, ZERO, parse_money, tidy
 from services.cost.records import BUDGET, OP, RESET, WARNED, operation_view, parse_ts
+from services.cost.series import SeriesIndex
 from services.cost.windows import (
     LOOKBACK_DAYS,
     PERIODS,
@@ -170,6 +171,8 @@ class LedgerState:
         self.budget = budget
         self.fired: set[FiredKey] = set()
         self.applied = AppliedIds()
+        self.series = SeriesIndex()
+        """Every operation by 15-minute bucket, model and operation, never pruned."""
         self.windows: dict[Period, WindowSum] = {}
         self.refresh(now)
 
@@ -218,6 +221,7 @@ class LedgerState:
                     current.unpriced += 1
                 else:
                     current.total = MONEY.add(current.total, cost)
+        self.series.add(bucket, view["model"], view["operation"], cost)
         if record.get("session_id") == self.session.session_id:
             self.session.add(view)
         return view
@@ -226,6 +230,7 @@ class LedgerState:
 
     def refresh(self, now: datetime) -> bool:
         """Make the windows those of `now`; True when any of them changed."""
+        self.now = now
         if self.windows and self._current_from <= now < self._current_until:
             return False  # the common case, checked per batch: no calendar arithmetic
         wanted = windows_at(now, self.zone)
@@ -283,7 +288,17 @@ class LedgerState:
             "daily_unpriced": w["daily"].unpriced,
             "weekly_unpriced": w["weekly"].unpriced,
             "monthly_unpriced": w["monthly"].unpriced,
+            "monthly_projection": self.month_end_projection(),
         }
+
+    def month_end_projection(self) -> Decimal:
+        """This month's spend at its pace so far: total x days in month / days elapsed."""
+        month = self.windows["monthly"].window
+        first = month.start.astimezone(self.zone).date()
+        days = (month.end.astimezone(self.zone).date() - first).days
+        elapsed = (self.now.astimezone(self.zone).date() - first).days + 1
+        projected = self.windows["monthly"].total * days / max(1, min(elapsed, days))
+        return tidy(projected.quantize(CENT, rounding=ROUND_HALF_EVEN))
 
     def spends(self, extra: Decimal | None = None) -> list[PeriodSpend]:
         """Each current window's spending, plus `extra` (a projected call)."""
@@ -328,6 +343,9 @@ class LedgerState:
         if not isinstance(ids, list):
             raise TypeError("applied_ids must be a list")
         state.applied = AppliedIds(ids=ids)  # orjson gave str; anything else never matches
+        # The series index is not in the checkpoint (it grows with the ledger's age and
+        # would slow every start): the ledger loads it in the background (series.py).
+        state.series = SeriesIndex(complete=False)
         state.windows = {}
         state.refresh(now)
         return state

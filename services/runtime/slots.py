@@ -109,6 +109,6 @@ def all_settled(slots: Iterable[WorkerSlot]) -> bool:
 def restart_hint(name: WorkerName) -> str:
     """The end of every message about a failed worker: where to look, what to run."""
     return (
-        f"see .session/logs/{name.value}.log, then run `supervisor restart {name.value}` "
-        "to start it again"
+        f"`supervisor logs {name.value}` shows why and "
+        f"`supervisor restart {name.value}` brings it back"
     )
