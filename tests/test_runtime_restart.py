@@ -93,3 +93,33 @@ def test_a_worker_killed_after_serving_a_while_restarts_at_once_every_time(tmp_p
         assert exits[0]["rule"] in {"stable_run", "first_crash"}
         assert [x["rule"] for x in exits[1:]] == ["stable_run"] * 2
         assert service.worker("cost_ledger")["restarts"] == 3
+
+
+def _children(pid: int) -> set[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return {int(child) for child in text.split()}
+
+
+def test_a_restart_takes_the_spare_host_and_a_new_spare_is_forked(tmp_path: Path) -> None:
+    """The spare waiting beside the workers becomes the replacement; another spare follows."""
+    with running_service(tmp_path / "novel") as service:
+        supervisor = service.process.pid
+
+        def spares() -> set[int]:
+            status = service.status()
+            known = {w["pid"] for w in status["workers"]} | {status["fork_server_pid"]}
+            return _children(supervisor) - known
+
+        deadline = time.monotonic() + 10
+        while len(spares()) != 1:
+            assert time.monotonic() < deadline, "no spare worker host was forked"
+            time.sleep(0.05)
+        (spare,) = spares()
+        victim = service.wait_running("history_archiver")["pid"]
+        os.kill(victim, signal.SIGKILL)
+        assert service.request("history.list", timeout_s=5)["ok"]
+        assert service.wait_running("history_archiver")["pid"] == spare
+        while len(spares()) != 1:
+            assert time.monotonic() < deadline, "the spare was not replaced"
+            time.sleep(0.05)
+        assert spares() != {spare}
