@@ -23,6 +23,8 @@ from what it has and says `complete: false`.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -47,6 +49,7 @@ __all__ = [
     "SERIES_SAVE_EVERY_S",
     "BucketKind",
     "SeriesIndex",
+    "Stopped",
     "bucket_count",
     "read_index",
     "save_index",
@@ -65,6 +68,9 @@ SERIES_FORMAT = 1
 
 SERIES_SAVE_EVERY_S = 600.0
 """series.json is rewritten at most this often (and at a clean stop)."""
+
+_YIELD_EVERY = 500
+"""A background read pauses after this many records (see `read_index`)."""
 
 MAX_BUCKETS = 5_000
 """More buckets than this in one answer is refused (13 years of days)."""
@@ -246,12 +252,23 @@ def _saved_index(files: LedgerFiles) -> tuple[SeriesIndex, Position | None]:
         return SeriesIndex(), None  # a cache: read the ledger instead
 
 
+class Stopped(Exception):
+    """A background read was asked to stop (the ledger closed)."""
+
+
 def read_index(
-    files: LedgerFiles, sizes: list[tuple[Path, int]], zone: ZoneInfo | None = None
+    files: LedgerFiles,
+    sizes: list[tuple[Path, int]],
+    zone: ZoneInfo | None = None,
+    *,
+    stop: threading.Event | None = None,
 ) -> SeriesIndex:
     """Every operation in the month files, each read up to its size (series.json first).
 
-    With `zone`, the closed days of that zone are summed too, so the first
+    Run in a background thread: it pauses 1 ms every `_YIELD_EVERY` records so
+    the ledger's own thread (requests, heartbeats) is never kept waiting for the
+    interpreter lock, and raises `Stopped` soon after `stop` is set. With
+    `zone`, the closed days of that zone are summed too, so the first
     `cost.series` by day, week or month after a start is as quick as the next.
     """
     index, start = _saved_index(files)
@@ -259,9 +276,18 @@ def read_index(
         if start is not None and path.name < start.file:
             continue
         offset = start.offset if start is not None and path.name == start.file else 0
-        index.add_records(
-            record for end, record, _line in files.records(path, offset) if end <= size
-        )
+        batch: list[dict[str, Any]] = []
+        for end, record, _line in files.records(path, offset):
+            if end > size:
+                break
+            batch.append(record)
+            if len(batch) >= _YIELD_EVERY:
+                index.add_records(batch)
+                batch.clear()
+                if stop is not None and stop.is_set():
+                    raise Stopped
+                time.sleep(0.001)
+        index.add_records(batch)
     index.complete = True
     if zone is not None:
         index.warm_days(zone)
