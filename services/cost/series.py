@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -69,7 +69,7 @@ SERIES_FORMAT = 1
 SERIES_SAVE_EVERY_S = 600.0
 """series.json is rewritten at most this often (and at a clean stop)."""
 
-_YIELD_EVERY = 500
+_YIELD_EVERY = 200
 """A background read pauses after this many records (see `read_index`)."""
 
 MAX_BUCKETS = 5_000
@@ -211,10 +211,14 @@ class SeriesIndex:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> SeriesIndex:
-        """Read `to_json` output back."""
+    def from_json(
+        cls, data: dict[str, Any], pause: Callable[[], None] | None = None
+    ) -> SeriesIndex:
+        """Read `to_json` output back (calling `pause` every `_YIELD_EVERY` cells)."""
         index = cls(complete=bool(data["complete"]))
-        for bucket, total, unpriced, by_model, by_operation in data["cells"]:
+        for number, (bucket, total, unpriced, by_model, by_operation) in enumerate(data["cells"]):
+            if pause is not None and number % _YIELD_EVERY == _YIELD_EVERY - 1:
+                pause()
             index.cells[int(bucket)] = _Cell(
                 parse_money(total),
                 int(unpriced),
@@ -238,7 +242,9 @@ def save_index(
     return target.save_bytes(orjson.dumps(document))
 
 
-def _saved_index(files: LedgerFiles) -> tuple[SeriesIndex, Position | None]:
+def _saved_index(
+    files: LedgerFiles, pause: Callable[[], None]
+) -> tuple[SeriesIndex, Position | None]:
     """series.json and its position if it still matches the ledger, else an empty start."""
     try:
         document = orjson.loads((files.folder / SERIES_NAME).read_bytes())
@@ -247,7 +253,7 @@ def _saved_index(files: LedgerFiles) -> tuple[SeriesIndex, Position | None]:
         position = LedgerFiles.checkpoint_position(document)
         if position is None or not files.holds(position):
             return SeriesIndex(), None
-        return SeriesIndex.from_json(document["series"]), position
+        return SeriesIndex.from_json(document["series"], pause), position
     except (OSError, orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
         return SeriesIndex(), None  # a cache: read the ledger instead
 
@@ -271,7 +277,13 @@ def read_index(
     `zone`, the closed days of that zone are summed too, so the first
     `cost.series` by day, week or month after a start is as quick as the next.
     """
-    index, start = _saved_index(files)
+
+    def pause() -> None:
+        if stop is not None and stop.is_set():
+            raise Stopped
+        time.sleep(0.001)
+
+    index, start = _saved_index(files, pause)
     for path, size in sizes:
         if start is not None and path.name < start.file:
             continue
@@ -284,9 +296,7 @@ def read_index(
             if len(batch) >= _YIELD_EVERY:
                 index.add_records(batch)
                 batch.clear()
-                if stop is not None and stop.is_set():
-                    raise Stopped
-                time.sleep(0.001)
+                pause()
         index.add_records(batch)
     index.complete = True
     if zone is not None:
