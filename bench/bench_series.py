@@ -101,7 +101,7 @@ def _scan_action(ledger_dir: Path, since: datetime, until: datetime) -> Any:
             index.add_records(
                 record
                 for _end, record, _line in files.records(path)
-                if since.isoformat() <= record.get("ts", "") < until.isoformat()
+                if since <= record.ts < until
             )
 
     return action

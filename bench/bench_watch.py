@@ -30,8 +30,8 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from bench.harness import BenchContext, Row, Target, benchmark, percentile
 from protocol.names import WorkerName
 from services.file_watcher import FileWatcher
+from services.inprocess import make_context, pump
 from services.runtime.paths import WATCHED_FOLDERS
-from services.watch.inprocess import make_context, pump
 
 __all__ = ["LATENCY_BUDGET_S", "make_tree", "watch"]
 
@@ -165,7 +165,7 @@ root = Path(sys.argv[2])
 if sys.argv[1] == "ours":
     from protocol.names import WorkerName
     from services.file_watcher import FileWatcher
-    from services.watch.inprocess import make_context
+    from services.inprocess import make_context
     context, _ = make_context(root, WorkerName.FILE_WATCHER)
     worker = FileWatcher(context)
     before = rss_kb(); started = time.perf_counter()

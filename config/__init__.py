@@ -1,23 +1,46 @@
-"""Typed settings loaded from `defaults.toml` and `pricing.toml`.
+"""Settings of the service: `defaults.toml` is the one place a default is written.
 
 The TOML files ship inside this package (package data), so they are found the
-same way from a checkout and from an installed wheel. Numbers are parsed as
-Decimal where they are money, so a price is never a float.
+same way from a checkout and from an installed wheel. This module reads them;
+`config.settings` holds their typed shape (pydantic), imported only when a
+typed name is first used, so `default_value` stays cheap enough for the
+command line to call before its heavy imports.
 """
 
 from __future__ import annotations
 
+import importlib
 import tomllib
 from decimal import Decimal
+from functools import cache
 from importlib import resources
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+if TYPE_CHECKING:
+    from config.settings import (
+        AutosaveSettings,
+        BudgetSettings,
+        CliSettings,
+        ForkServerSettings,
+        HistorySettings,
+        LedgerSettings,
+        LoggingSettings,
+        ModelPrice,
+        PricingTable,
+        ProtocolSettings,
+        Settings,
+        StoreSettings,
+        SupervisorSettings,
+        WatchSettings,
+    )
 
 __all__ = [
     "AutosaveSettings",
     "BudgetSettings",
+    "CliSettings",
+    "ForkServerSettings",
     "HistorySettings",
+    "LedgerSettings",
     "LoggingSettings",
     "ModelPrice",
     "PricingTable",
@@ -25,127 +48,46 @@ __all__ = [
     "Settings",
     "StoreSettings",
     "SupervisorSettings",
+    "WatchSettings",
+    "default_value",
     "load_pricing",
     "load_settings",
+    "raw_defaults",
     "read_package_toml",
 ]
 
-Positive = Annotated[float, Field(gt=0)]
+_TYPED = frozenset(__all__[:14])
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class AutosaveSettings(_Section):
-    """When current.json is snapshotted."""
-
-    interval_s: Positive = 30.0
-
-
-class HistorySettings(_Section):
-    """How much history.json keeps."""
-
-    size: Annotated[int, Field(ge=1)] = 20
-    compress_above_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
-
-
-class BudgetSettings(_Section):
-    """Default budget and warning thresholds."""
-
-    warning_fraction: Annotated[Decimal, Field(gt=0, le=1)] = Decimal("0.8")
-    confirm_above: Annotated[Decimal, Field(ge=0)] = Decimal("0.10")
-    daily_limit: Decimal | None = Decimal(50)
-    weekly_limit: Decimal | None = Decimal(200)
-    monthly_limit: Decimal | None = Decimal(500)
-
-
-class StoreSettings(_Section):
-    """Retry policy of atomic saves (tenacity)."""
-
-    attempts: Annotated[int, Field(ge=1, le=20)] = 3
-    wait_initial_s: Annotated[float, Field(ge=0)] = 0.05
-    wait_max_s: Annotated[float, Field(ge=0)] = 1.0
-
-
-class SupervisorSettings(_Section):
-    """Timing of supervision: heartbeats, restarts, waits, stops."""
-
-    heartbeat_interval_s: Positive = 0.5
-    heartbeat_liveness: Annotated[int, Field(ge=1)] = 3
-    ready_timeout_s: Positive = 10.0
-    request_wait_s: Positive = 5.0
-    stop_grace_s: Positive = 3.0
-    backoff_initial_s: Positive = 0.1
-    backoff_max_s: Positive = 5.0
-    max_restarts: Annotated[int, Field(ge=0)] = 5
-    restart_window_s: Positive = 30.0
-    fork_server: bool = True
-
-
-class ProtocolSettings(_Section):
-    """Limits of the wire."""
-
-    max_frame_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
-    hard_frame_bytes: Annotated[int, Field(ge=1024)] = 16_777_216
-    event_hwm: Annotated[int, Field(ge=0)] = 100_000
-    idempotency_entries: Annotated[int, Field(ge=16)] = 4096
-
-
-class LoggingSettings(_Section):
-    """Log rotation."""
-
-    max_bytes: Annotated[int, Field(ge=4096)] = 5_242_880
-    backups: Annotated[int, Field(ge=0)] = 3
-
-
-class Settings(_Section):
-    """Everything in `defaults.toml`, typed."""
-
-    autosave: AutosaveSettings = AutosaveSettings()
-    history: HistorySettings = HistorySettings()
-    budget: BudgetSettings = BudgetSettings()
-    store: StoreSettings = StoreSettings()
-    supervisor: SupervisorSettings = SupervisorSettings()
-    protocol: ProtocolSettings = ProtocolSettings()
-    logging: LoggingSettings = LoggingSettings()
-
-
-class ModelPrice(_Section):
-    """Dollars per 1,000 tokens.
-
-    `cache_read` and `cache_write` price the cached share of the input tokens;
-    left out, cached tokens cost the `input` rate (never less than billed).
-    """
-
-    # Bounded so every cost (tokens x price) and every total stays exact within
-    # the ledger's 60-digit Decimal context: a price can never make a call unloggable.
-    input: Annotated[Decimal, Field(ge=0, max_digits=24, decimal_places=15)]
-    output: Annotated[Decimal, Field(ge=0, max_digits=24, decimal_places=15)]
-    cache_read: Annotated[Decimal, Field(ge=0, max_digits=24, decimal_places=15)] | None = None
-    cache_write: Annotated[Decimal, Field(ge=0, max_digits=24, decimal_places=15)] | None = None
-
-
-class PricingMeta(_Section):
-    """Where a price table came from and when it was true."""
-
-    as_of: str
-    source: str = ""
-    unit: str = "USD per 1K tokens"
-
-
-class PricingTable(_Section):
-    """`pricing.toml`: prices per canonical id and aliases to those ids."""
-
-    meta: PricingMeta
-    models: dict[str, ModelPrice] = {}
-    aliases: dict[str, str] = {}
+def __getattr__(name: str) -> Any:
+    """The typed settings models, imported on first use (pydantic costs ~0.2 s)."""
+    if name in _TYPED:
+        return getattr(importlib.import_module("config.settings"), name)
+    raise AttributeError(f"module 'config' has no attribute {name!r}")
 
 
 def read_package_toml(name: str) -> dict[str, Any]:
     """Parse a TOML file shipped in this package, floats as Decimal."""
-    text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+    text = resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
     return tomllib.loads(text, parse_float=Decimal)
+
+
+@cache
+def _shipped_defaults() -> dict[str, Any]:
+    return read_package_toml("defaults.toml")
+
+
+def raw_defaults() -> dict[str, Any]:
+    """`defaults.toml` as parsed (a fresh copy), without the typed models."""
+    return {section: dict(values) for section, values in _shipped_defaults().items()}
+
+
+def default_value(section: str, key: str) -> Any:
+    """One shipped default, e.g. `default_value("supervisor", "fork_server")`; KeyError if absent.
+
+    Cheap (no pydantic), for code that runs before the heavy imports.
+    """
+    return _shipped_defaults()[section][key]
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -160,7 +102,9 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
     """The shipped defaults, with `overrides` (same shape, any depth) on top."""
-    data = read_package_toml("defaults.toml")
+    from config.settings import Settings
+
+    data = raw_defaults()
     if overrides:
         data = _merge(data, overrides)
     return Settings.model_validate(data)
@@ -168,4 +112,6 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
 
 def load_pricing() -> PricingTable:
     """The shipped, dated price table."""
+    from config.settings import PricingTable
+
     return PricingTable.model_validate(read_package_toml("pricing.toml"))

@@ -13,9 +13,11 @@ __all__ = [
     "MUTATING_OPS",
     "OP_OWNER",
     "PROTOCOL_VERSION",
+    "RESTART_ALL",
     "SIGNIFICANT_ONLY",
     "WORKER_SUBSCRIPTIONS",
     "Op",
+    "RestartRule",
     "Stage",
     "Topic",
     "WorkerName",
@@ -56,6 +58,27 @@ class WorkerState(StrEnum):
     STOPPED = "stopped"
 
 
+class RestartRule(StrEnum):
+    """Which rule decided what follows a worker's exit (`worker.exited`'s `rule`)."""
+
+    STABLE_RUN = "stable_run"
+    """It had served for at least `stable_s`: restarted at once."""
+    FIRST_CRASH = "first_crash"
+    """The first quick crash after a quiet period or a stable run: restarted at once."""
+    BACKOFF = "backoff"
+    """Another quick crash: a crash loop, restarted after `restart_in_s`."""
+    INTENSITY = "intensity"
+    """More than `max_restarts` in `restart_window_s`: failed, no restart."""
+    STOPPING = "stopping"
+    """It was being stopped (the service stops): no restart."""
+    REQUESTED = "requested"
+    """`supervisor.restart` stopped it: started again at once."""
+
+
+RESTART_ALL: Final = "all"
+"""`supervisor.restart`'s `worker` meaning every worker."""
+
+
 class Op(StrEnum):
     """Every op of the command channel (CONTRACT section 4)."""
 
@@ -70,6 +93,7 @@ class Op(StrEnum):
     SESSION_ADD_RECENT_QUERY = "session.add_recent_query"
     SESSION_SIGNIFICANT_ACTION = "session.significant_action"
     SESSION_SAVE = "session.save"
+    SESSION_ACK_RECOVERY = "session.ack_recovery"
     PREFERENCES_GET = "preferences.get"
     PREFERENCES_SET = "preferences.set"
     COST_LOG = "cost.log"
@@ -81,6 +105,7 @@ class Op(StrEnum):
     COST_SERIES = "cost.series"
     HISTORY_LIST = "history.list"
     SUPERVISOR_STATUS = "supervisor.status"
+    SUPERVISOR_RESTART = "supervisor.restart"
 
 
 class Topic(StrEnum):
@@ -113,6 +138,7 @@ MUTATING_OPS: frozenset[Op] = frozenset(
         Op.SESSION_ADD_RECENT_QUERY,
         Op.SESSION_SIGNIFICANT_ACTION,
         Op.SESSION_SAVE,
+        Op.SESSION_ACK_RECOVERY,
         Op.PREFERENCES_SET,
         Op.COST_LOG,
         Op.COST_SET_BUDGET,

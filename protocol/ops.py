@@ -11,12 +11,21 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, StrictBool, StrictInt, ValidationError, field_validator, model_validator
 
-from protocol.base import ClientPath, Document, Message, Money, ShortText, Timestamp
+from protocol.base import (
+    MAX_CURSOR,
+    WHOLE_NUMBER,
+    ClientPath,
+    Document,
+    Message,
+    Money,
+    ShortText,
+    Timestamp,
+)
 from protocol.costs import CostOperation, CostTotals
 from protocol.envelopes import describe_validation_error
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.names import Op, Stage, WorkerState
-from protocol.session import Preferences
+from protocol.names import Op, Stage, WorkerName, WorkerState
+from protocol.session import Preferences, RecoveryNotice
 
 __all__ = [
     "OP_ARGS",
@@ -41,12 +50,17 @@ __all__ = [
     "SetStageArgs",
     "SignificantActionArgs",
     "SignificantActionResult",
+    "SupervisorRestartArgs",
+    "SupervisorRestartResult",
     "SupervisorStatus",
     "WorkerStatus",
     "parse_args",
 ]
 
-Tokens = Annotated[StrictInt, Field(ge=0, le=10**12)]
+Tokens = Annotated[StrictInt, Field(ge=0, le=10**12), WHOLE_NUMBER]
+"""Tokens of one call: 0 to 10^12 (a thousand billion; no real call comes near)."""
+Cursor = Annotated[StrictInt, Field(ge=0, le=MAX_CURSOR), WHOLE_NUMBER]
+"""A cursor line or column: 0 to 2^31 - 1."""
 NonEmptyText = Annotated[ShortText, Field(min_length=1)]
 ModelName = Annotated[str, Field(min_length=1, max_length=200)]
 ProviderName = Annotated[str, Field(min_length=1, max_length=100)]
@@ -79,8 +93,8 @@ class OpenFileArgs(Message):
     """`session.open_file`: the path must stay inside the project."""
 
     path: ClientPath
-    cursor_line: Annotated[StrictInt, Field(ge=0)] = 0
-    cursor_col: Annotated[StrictInt, Field(ge=0)] = 0
+    cursor_line: Cursor = 0
+    cursor_col: Cursor = 0
 
 
 class CloseFileArgs(Message):
@@ -229,7 +243,19 @@ class SetBudgetArgs(Message):
 class HistoryListArgs(Message):
     """`history.list`."""
 
-    limit: Annotated[StrictInt, Field(ge=1, le=10_000)] | None = None
+    limit: Annotated[StrictInt, Field(ge=1, le=10_000), WHOLE_NUMBER] | None = None
+
+
+class SupervisorRestartArgs(Message):
+    """`supervisor.restart`: one worker by name, or `"all"`."""
+
+    worker: WorkerName | Literal["all"]
+
+    def names(self) -> tuple[WorkerName, ...]:
+        """The workers to restart, in the order they are started."""
+        if self.worker == "all":
+            return tuple(WorkerName)
+        return (WorkerName(self.worker),)
 
 
 OP_ARGS: dict[Op, type[Message]] = {
@@ -244,6 +270,7 @@ OP_ARGS: dict[Op, type[Message]] = {
     Op.SESSION_ADD_RECENT_QUERY: AddRecentQueryArgs,
     Op.SESSION_SIGNIFICANT_ACTION: SignificantActionArgs,
     Op.SESSION_SAVE: NoArgs,
+    Op.SESSION_ACK_RECOVERY: NoArgs,
     Op.PREFERENCES_GET: NoArgs,
     Op.PREFERENCES_SET: PreferencesSetArgs,
     Op.COST_LOG: CostLogArgs,
@@ -255,6 +282,7 @@ OP_ARGS: dict[Op, type[Message]] = {
     Op.COST_SERIES: CostSeriesArgs,
     Op.HISTORY_LIST: HistoryListArgs,
     Op.SUPERVISOR_STATUS: NoArgs,
+    Op.SUPERVISOR_RESTART: SupervisorRestartArgs,
 }
 
 
@@ -286,6 +314,8 @@ class SessionStatusResult(Document):
     attempt: int = 0
     max_attempts: int = 0
     last_error: str | None = None
+    recovery: RecoveryNotice | None = None
+    """The interruption to show until `session.ack_recovery` (also in the session document)."""
 
 
 class SaveResult(Document):
@@ -349,3 +379,9 @@ class SupervisorStatus(Document):
     supervisor_pid: int | None = None
     started_at: Timestamp | None = None
     project: str | None = None
+
+
+class SupervisorRestartResult(Document):
+    """`supervisor.restart`: the restarted workers once each is running (or failed again)."""
+
+    workers: list[WorkerStatus]

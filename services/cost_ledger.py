@@ -6,8 +6,9 @@ Lines file with one write and one fsync (a group commit), and only then
 answered; events follow the fsync. A request id seen before is answered with
 its first result and never applied twice, across restarts too (each ledger
 line carries its reply). costs.json is a snapshot written from `tick` within
-`SNAPSHOT_DELAY_S` of a change; a checkpoint every `CHECKPOINT_EVERY_RECORDS`
-records keeps start-up short however long the ledger grows.
+`ledger.snapshot_delay_s` of a change; a checkpoint every
+`ledger.checkpoint_every_records` records keeps start-up short however long
+the ledger grows (both in config/defaults.toml).
 
 Choices a user may notice (documented here, where the code is):
 
@@ -44,11 +45,11 @@ import orjson
 from protocol.base import utc_now
 from protocol.costs import CostsDocument
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.names import Topic, WorkerName
+from protocol.names import Op, Topic, WorkerName
 from services.cost.budget import BudgetLimits
 from services.cost.ledger_files import LedgerFiles, Position, RecordedReply, month_file_name
 from services.cost.loader import load_state
-from services.cost.preferences import PREFERENCES_POLL_S, PreferenceWatch
+from services.cost.preferences import PreferenceWatch
 from services.cost.pricing import OVERRIDES_NAME, PriceBook, load_genai_prices
 from services.cost.records import budget_record, reply_of
 from services.cost.requests import MUTATING, Batch, CostDesk
@@ -64,21 +65,9 @@ from services.cost.state import LedgerState
 from services.runtime.worker import Call, Outcome, ReplyCache, Worker, WorkerContext
 from services.store import AtomicJsonFile, JsonLinesLog, RetryPolicy, ensure_private_dir
 
+__all__ = ["CostLedger"]
+
 load_genai_prices()  # at import: in the fork server, once; never inside a request
-
-__all__ = ["CHECKPOINT_EVERY_RECORDS", "CHECKPOINT_MAX_AGE_S", "SNAPSHOT_DELAY_S", "CostLedger"]
-
-SNAPSHOT_DELAY_S = 0.5
-"""costs.json is rewritten this long after the first unsaved change (at most)."""
-
-CHECKPOINT_EVERY_RECORDS = 2000
-"""A checkpoint after this many records: start-up replays no more than that."""
-
-CHECKPOINT_MAX_AGE_S = 60.0
-"""...and at the latest this long after the first record it does not cover."""
-
-_CHECKPOINT_RETRY_S = 5.0
-"""After a failed checkpoint (a cache: nothing is lost), wait this long."""
 
 
 class CostLedger(Worker):
@@ -86,10 +75,6 @@ class CostLedger(Worker):
 
     name: ClassVar[WorkerName] = WorkerName.COST_LEDGER
     exact_numbers: ClassVar[bool] = True
-
-    checkpoint_every_records = CHECKPOINT_EVERY_RECORDS
-    checkpoint_max_age_s = CHECKPOINT_MAX_AGE_S
-    snapshot_delay_s = SNAPSHOT_DELAY_S
 
     def __init__(
         self,
@@ -103,6 +88,10 @@ class CostLedger(Worker):
         self._clock = clock
         self._monotonic = monotonic
         self._use_genai_prices = use_genai_prices
+        timing = ctx.settings.ledger  # tests may change these three on the instance
+        self.checkpoint_every_records = timing.checkpoint_every_records
+        self.checkpoint_max_age_s = timing.checkpoint_max_age_s
+        self.snapshot_delay_s = timing.snapshot_delay_s
         # costs.json and the checkpoint are caches written on the main loop and
         # tried again at a later tick when they fail: their retries never sleep
         # (a sleep would hold up every request and the heartbeat).
@@ -144,7 +133,7 @@ class CostLedger(Worker):
         self._costs_file = AtomicJsonFile(paths.costs, retry=self._retry)
         self._check_costs_file()
         self._load()
-        self._next_poll = self._monotonic() + PREFERENCES_POLL_S
+        self._next_poll = self._monotonic() + self.ctx.settings.ledger.preferences_poll_s
 
     def _check_costs_file(self) -> None:
         """Move an unparsable costs.json aside (it is rebuilt from the ledger)."""
@@ -152,11 +141,10 @@ class CostLedger(Worker):
             data = self._costs_file.path.read_bytes()
         except FileNotFoundError:
             return
-        except OSError as exc:  # unreadable: the next snapshot replaces it all the same
-            self.log.warning("cost_ledger.costs_json_unreadable", error=str(exc))
-            return
+        except OSError:  # a folder in its place, EACCES, EIO: moved aside below
+            data = b""
         try:
-            if isinstance(orjson.loads(data), dict):
+            if data and isinstance(orjson.loads(data), dict):
                 return
         except orjson.JSONDecodeError:
             pass
@@ -319,6 +307,14 @@ class CostLedger(Worker):
         if call.op in MUTATING:
             first = self._first_reply(call.id, batch)
             if first is not None:
+                first_op = _op_of_reply(first)
+                if first_op is not None and first_op != call.op.value:
+                    raise ProtocolError(
+                        ErrorCode.INVALID_ARGS,
+                        f"request id {call.id!r} was already used for {first_op}; "
+                        "a new request needs a new id",
+                        request_id=call.id,
+                    )
                 return first
         handler = self._desk.handlers.get(call.op)
         if handler is None:
@@ -387,7 +383,7 @@ class CostLedger(Worker):
     def tick(self, now: float) -> None:
         """Follow preferences and the calendar, snapshot costs.json, checkpoint."""
         if now >= self._next_poll:
-            self._next_poll = now + PREFERENCES_POLL_S
+            self._next_poll = now + self.ctx.settings.ledger.preferences_poll_s
             before = self._prefs.current
             if self._prefs.poll():
                 if self._prefs.current.zone != before.zone:
@@ -454,7 +450,22 @@ class CostLedger(Worker):
             self._since_checkpoint = 0
         else:
             self.log.error("cost_ledger.checkpoint_failed", error=outcome.error)
-            self._checkpoint_retry_at = self._checkpoint_at + _CHECKPOINT_RETRY_S
+            self._checkpoint_retry_at = (
+                self._checkpoint_at + self.ctx.settings.ledger.checkpoint_retry_s
+            )
+
+
+def _op_of_reply(reply: Any) -> str | None:
+    """Which mutating op a remembered first reply answered (its shape says; see `reply_of`)."""
+    if not isinstance(reply, dict):
+        return None
+    if "operation" in reply:
+        return Op.COST_LOG.value
+    if "daily_limit" in reply:
+        return Op.COST_SET_BUDGET.value
+    if "session_total" in reply:
+        return Op.COST_RESET_SESSION.value
+    return None
 
 
 def _is_minor(topic: str, data: Any, confirm_above: Decimal) -> bool:

@@ -13,13 +13,15 @@ timestamps. See docs/ui-integration.md for what a UI sees.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 from protocol.base import utc_now
-from protocol.envelopes import Event
+from protocol.envelopes import Event, event_key
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.names import Op, WorkerName
 from protocol.ops import (
@@ -31,13 +33,18 @@ from protocol.ops import (
     SignificantActionResult,
 )
 from protocol.session import Preferences, SessionDocument
-from services.history.live import event_key
 from services.runtime.worker import Call, Outcome, Worker, WorkerContext
 from services.session.confine import confine
 from services.session.journal import SessionJournal
 from services.session.memory import RequestMemory
 from services.session.replay import RememberedReply
-from services.session.saving import AutoSave
+from services.session.saving import AutoSave, SaveTiming
+from services.session.startup import (
+    StartFacts,
+    begin_or_continue,
+    default_preferences,
+    load_state,
+)
 from services.session.state import READ_OPS, SAVE_OPS, activity_detail, apply_op, record_activity
 from services.session.status import session_status
 from services.store import AtomicJsonFile, FileOps, RetryPolicy, ensure_private_dir
@@ -110,15 +117,20 @@ class SessionWriter(Worker):
 
     def start(self) -> None:
         """Load the snapshot, replay the journal, then begin or continue the session."""
-        from services.session.startup import begin_or_continue, load_state
-
-        ctx = self.ctx
+        ctx, settings = self.ctx, self.ctx.settings
         ensure_private_dir(ctx.paths.session_dir)
-        store = ctx.settings.store
+        store = settings.store
         retry = RetryPolicy(store.attempts, store.wait_initial_s, store.wait_max_s)
         current = AtomicJsonFile(ctx.paths.current, retry=retry, ops=self.snapshot_ops)
         prefs_file = AtomicJsonFile(ctx.paths.preferences, retry=retry, ops=self.snapshot_ops)
-        loaded = load_state(self, current, prefs_file)
+        loaded = load_state(
+            self.journal,
+            current,
+            prefs_file,
+            defaults=default_preferences(settings),
+            project_name=ctx.paths.project.name,
+            log=self.log,
+        )
         self._prefs, self._rev = loaded.preferences, loaded.revision
         self._prefs_version = 1 if loaded.preferences_dirty else 0
         for reply in loaded.replies:
@@ -127,7 +139,17 @@ class SessionWriter(Worker):
             self.memory.recorded(key)
         if self.journal.segment is None:
             self.journal.rotate(base_rev=self._rev, carried=[], created_at=self.clock())
-        decision = begin_or_continue(self, loaded.document)
+        owner = ctx.options.get("supervisor_pid")
+        facts = StartFacts(
+            session_id=ctx.session_id,
+            owner_pid=int(owner) if owner is not None else None,
+            host=socket.gethostname(),
+            now=self.clock(),
+            revision=self._rev,
+            model_preferences=dict(self._prefs.model_preferences),
+            paths=ctx.paths,
+        )
+        decision = begin_or_continue(loaded.document, facts, log=self.log)
         self._doc = decision.document
         self._startup_events.extend(decision.events)
         if decision.record is not None:
@@ -137,6 +159,16 @@ class SessionWriter(Worker):
             self,
             current=current,
             preferences=prefs_file,
+            journal_ops=self.journal.ops,
+            timing=SaveTiming(
+                interval_s=settings.autosave.interval_s,
+                max_replay_records=settings.autosave.max_replay_records,
+                clock=self.clock,
+                monotonic=self.monotonic,
+            ),
+            publish=ctx.publish,
+            call_soon_threadsafe=ctx.call_soon_threadsafe,
+            log=self.log,
             snapshot_revision=loaded.snapshot_revision,
             last_save_at=self._doc.last_saved_at,
         )
@@ -150,7 +182,9 @@ class SessionWriter(Worker):
             interval_s=self.autosave.interval_s,
         )
         if decision.record is not None or self._prefs_version:
-            self.autosave.snapshot("start")
+            # A recovery notice is written at once: the journal's start record
+            # does not hold it, and it must outlive a crash of this writer.
+            self.autosave.snapshot("start", sync=self._doc.recovery is not None)
 
     # -- requests -------------------------------------------------------------
 
@@ -184,7 +218,7 @@ class SessionWriter(Worker):
         if op is Op.PREFERENCES_GET:
             return self._prefs
         self.autosave.take_reports(start_waiting=False)  # records may be uncommitted here
-        return session_status(self.autosave)
+        return session_status(self.autosave.status_view())
 
     def _remembered(self, call: Call, group: _Group) -> Outcome | None:
         entry = group.pending.get(call.id) or self.memory.answer_to(call.id)
@@ -215,7 +249,8 @@ class SessionWriter(Worker):
             ts = self.clock()
             change = apply_op(self._doc, self._prefs, call.op, args, ts, revision=self._rev + 1)
         except ProtocolError as exc:
-            self.memory.answered(RememberedReply(call.id, call.op.value, 0, exc))
+            # Not remembered (Stripe's rule for idempotency keys): nothing was
+            # applied, so a corrected re-send with the same id is applied.
             return exc
         self._rev += 1
         self._doc = change.document
@@ -287,7 +322,16 @@ class SessionWriter(Worker):
         self.memory.answered(RememberedReply(call.id, call.op.value, 0, result))
         return result
 
-    # -- what the auto-save asks of the writer --------------------------------
+    # -- what the auto-save asks of the writer (`SavedSession`) ---------------
+
+    def start_segment(self, now: datetime) -> list[Path]:
+        """Rotate the journal, carrying recent ids and activity keys into the new segment."""
+        return self.journal.rotate(
+            base_rev=self._rev,
+            carried=self.memory.carried_ids(),
+            created_at=now,
+            activity=self.memory.carried_activity(),
+        )
 
     def note_saved(self, saved_at: datetime) -> None:
         """A snapshot reached the disk: the document now says when."""
@@ -342,7 +386,7 @@ class SessionWriter(Worker):
 
     def stop(self) -> None:
         """Clean stop: the clean-end marker goes to the journal, then a final snapshot."""
-        from services.session.recovery import pid_alive
+        from services.readonly.liveness import pid_alive
 
         grace = self.ctx.settings.supervisor.stop_grace_s
         self.autosave.saver.wait_idle(grace)

@@ -44,7 +44,7 @@ from protocol.envelopes import Event
 from protocol.errors import ProtocolError
 from protocol.names import Op, WorkerName
 from protocol.ops import parse_args
-from services.runtime.paths import ProjectPaths
+from services.inprocess import worker_context
 from services.runtime.worker import Call, Outcome, Worker, WorkerContext
 from services.store import FileOps
 
@@ -233,12 +233,12 @@ def make_harness(
     log = RecordingLog()
     harness_events: list[tuple[str, Any]] = []
     callbacks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-    ctx = WorkerContext(
-        name=name,
-        paths=ProjectPaths.of(project),
-        settings=settings or load_settings(overrides),
+    ctx = worker_context(
+        project,
+        name,
         session_id=session_id,
-        options=dict(options or {}),
+        settings=settings or load_settings(overrides),
+        options=options,
         publish=lambda topic, data, minor=False: harness_events.append(
             (topic, loads_exact(dumps(data)))
         ),

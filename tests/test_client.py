@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import fcntl
 import json
 import os
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -99,10 +100,40 @@ def endpoints_document(command: str, events: str, pid: int) -> dict[str, Any]:
     }
 
 
-def write_endpoints(project: Path, document: dict[str, Any]) -> None:
-    """Announce a service the way the supervisor does (its appearance means ready)."""
+_HELD_LOCKS: dict[Path, int] = {}
+
+
+def hold_project_lock(project: Path) -> None:
+    """Hold `project`'s supervisor lock from this process, as a live supervisor does."""
     run_dir = project / ".session" / "run"
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if project in _HELD_LOCKS:
+        return
+    fd = os.open(run_dir / "supervisor.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _HELD_LOCKS[project] = fd
+
+
+@pytest.fixture(autouse=True)
+def _release_project_locks() -> Iterator[None]:
+    """Every lock a test held as a fake supervisor is released after it (as by its death)."""
+    yield
+    while _HELD_LOCKS:
+        os.close(_HELD_LOCKS.popitem()[1])
+
+
+def write_endpoints(project: Path, document: dict[str, Any]) -> None:
+    """Announce a service the way the supervisor does (its appearance means ready).
+
+    A document naming this process as its supervisor also takes the project's
+    lock, as a real supervisor holds it for its whole life.
+    """
+    run_dir = project / ".session" / "run"
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if document.get("supervisor_pid") == os.getpid():
+        hold_project_lock(project)
     (run_dir / "endpoints.json").write_text(json.dumps(document), encoding="utf-8")
 
 
@@ -550,12 +581,37 @@ def test_topics_filtered_out_do_not_look_like_gaps(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- discovery
 
 
+def zombie_pid() -> subprocess.Popen[bytes]:
+    """A child that has exited but is not reaped yet: `kill(pid, 0)` still succeeds on it."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    stat = Path(f"/proc/{child.pid}/stat")
+    deadline = time.monotonic() + GUARD_S
+    while stat.read_text().rpartition(")")[2].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the child never exited"
+        time.sleep(0.01)
+    return child
+
+
 def test_find_endpoints_ignores_a_file_whose_supervisor_is_dead(tmp_path: Path) -> None:
     """endpoints.json left behind by a dead supervisor means no service; a live pid's is used."""
     assert find_endpoints(tmp_path) is None
     document = endpoints_document("ipc:///x/command.sock", "ipc:///x/events.sock", dead_pid())
     write_endpoints(tmp_path, document)
     assert find_endpoints(tmp_path) is None
+    zombie = zombie_pid()
+    try:
+        os.kill(zombie.pid, 0)  # a pid check alone would call it alive
+        write_endpoints(tmp_path, {**document, "supervisor_pid": zombie.pid})
+        assert find_endpoints(tmp_path) is None, "a zombie holds no lock: no service"
+    finally:
+        zombie.wait()
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:  # alive, but not the project's supervisor: it does not hold the lock
+        write_endpoints(tmp_path, {**document, "supervisor_pid": stranger.pid})
+        assert find_endpoints(tmp_path) is None
+    finally:
+        stranger.kill()
+        stranger.wait()
     write_endpoints(tmp_path, {**document, "supervisor_pid": os.getpid(), "transport": "ipc"})
     found = find_endpoints(tmp_path)
     assert found is not None
@@ -573,8 +629,11 @@ import json, os, subprocess, sys
 project = sys.argv[sys.argv.index("--project") + 1]
 run_dir = os.path.join(project, ".session", "run")
 os.makedirs(run_dir, exist_ok=True)
-# The detached daemon keeps our stdout open for its whole life.
-daemon = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+# The detached daemon keeps our stdout open for its whole life, and holds the lock.
+daemon = subprocess.Popen([sys.executable, "-c", (
+    "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600); "
+    "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, str(os.getpid()).encode()); time.sleep(30)"
+), os.path.join(run_dir, "supervisor.lock")])
 with open(os.path.join(project, "start.json"), "w") as record:
     json.dump({"argv": sys.argv[1:], "stdin": sys.stdin.read(), "daemon": daemon.pid}, record)
 endpoints = {"protocol": 1, "command": "ipc:///x/c.sock", "events": "ipc:///x/e.sock",

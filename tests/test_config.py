@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -22,6 +23,17 @@ from config import (
     load_settings,
     read_package_toml,
 )
+from protocol.session import Preferences
+from services.file_watcher import BLIND_RESCAN_INTERVAL_S
+from services.history_archiver import (
+    MIN_SAVE_GAP_S,
+    RECONCILE_DELAY_S,
+    RETRY_JOURNAL_S,
+    SAVE_DELAY_S,
+)
+from services.store import RetryPolicy
+from services.watch.coalesce import DEFAULT_MAX_HOLD_S, DEFAULT_SETTLE_S
+from services.watch.observers import POLL_INTERVAL_S
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -133,26 +145,30 @@ def test_config_files_are_read_through_importlib_resources(
     assert seen == ["config"]
 
 
+def _python(code: str, argument: str, *, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code, argument],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=cwd,
+        check=False,
+    )
+
+
 def test_config_is_found_when_installed_as_a_zip(tmp_path: Path) -> None:
     """Installed somewhere else, even inside a zip archive, `config` still finds its TOML files."""
     archive = tmp_path / "site.zip"
     source = Path(config.__file__).parent
     with zipfile.ZipFile(archive, "w") as bundle:
-        for name in ("__init__.py", "defaults.toml", "pricing.toml"):
+        for name in ("__init__.py", "settings.py", "defaults.toml", "pricing.toml"):
             bundle.write(source / name, f"config/{name}")
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); import config; "
         "assert config.__file__.startswith(sys.argv[1]), config.__file__; "
         "print(config.load_pricing().meta.as_of, config.load_settings().history.size)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(archive)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=tmp_path,
-        check=False,
-    )
+    result = _python(code, str(archive), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["2026-11-30", "20"]
 
@@ -161,3 +177,90 @@ def test_toml_files_are_declared_as_package_data() -> None:
     """pyproject ships defaults.toml and pricing.toml inside the wheel with the `config` package."""
     pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert "*.toml" in pyproject["tool"]["setuptools"]["package-data"]["config"]
+
+
+def _documented_defaults() -> dict[tuple[str, str], str]:
+    """(section, key) -> the default column of docs/configuration.md's tables, unquoted."""
+    text = (PROJECT_ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    body = text.split("## Every setting of `config/defaults.toml`", 1)[1].split("\n## ", 1)[0]
+    found: dict[tuple[str, str], str] = {}
+    section = ""
+    for line in body.splitlines():
+        heading = re.fullmatch(r"### `\[(\w+)\]`", line.strip())
+        if heading:
+            section = heading.group(1)
+            continue
+        row = re.match(r"\| `(\w+)` \| [^|]* \| `([^`]+)`", line)
+        if row and section:
+            found[(section, row.group(1))] = row.group(2)
+    return found
+
+
+def test_documented_defaults_are_the_shipped_values() -> None:
+    """Every key of defaults.toml is in docs/configuration.md with the very value shipped."""
+    shipped = {
+        (section, key): value
+        for section, values in read_package_toml("defaults.toml").items()
+        for key, value in values.items()
+    }
+    documented = _documented_defaults()
+    assert set(documented) == set(shipped)
+    for name, text in documented.items():
+        parsed = tomllib.loads(f"v = {text}", parse_float=Decimal)["v"]
+        assert parsed == shipped[name], name
+
+
+def test_settings_models_hold_no_default_values() -> None:
+    """No settings field has a value in Python: defaults.toml is the only copy."""
+    for section, field in Settings.model_fields.items():
+        section_type: Any = field.annotation
+        assert field.is_required(), section
+        for key, inner in section_type.model_fields.items():
+            assert inner.is_required(), f"{section}.{key} has a default in Python"
+
+
+def test_values_the_code_takes_from_elsewhere_match_the_toml() -> None:
+    """Defaults held outside `config` (preferences, retry policy, timings) equal the toml."""
+    settings = load_settings()
+    preferences = Preferences()
+    assert preferences.autosave_interval_s == settings.autosave.interval_s
+    assert preferences.budget_warning_fraction == settings.budget.warning_fraction
+    assert preferences.confirm_above == settings.budget.confirm_above
+    policy = RetryPolicy()
+    assert (policy.attempts, policy.wait_initial_s, policy.wait_max_s) == (
+        settings.store.attempts,
+        settings.store.wait_initial_s,
+        settings.store.wait_max_s,
+    )
+    history = settings.history
+    assert (
+        history.save_delay_s,
+        history.min_save_gap_s,
+        history.reconcile_delay_s,
+        history.retry_journal_s,
+    ) == (SAVE_DELAY_S, MIN_SAVE_GAP_S, RECONCILE_DELAY_S, RETRY_JOURNAL_S)
+    assert (
+        settings.watch.settle_s,
+        settings.watch.max_hold_s,
+    ) == (DEFAULT_SETTLE_S, DEFAULT_MAX_HOLD_S)
+    assert settings.watch.blind_rescan_interval_s == BLIND_RESCAN_INTERVAL_S
+    assert settings.watch.poll_interval_s == POLL_INTERVAL_S
+
+
+def test_one_default_is_read_without_importing_pydantic() -> None:
+    """`default_value` is cheap enough for the command line to call before its heavy imports."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import config; "
+        "print(config.default_value('supervisor', 'fork_server'), 'pydantic' in sys.modules)"
+    )
+    result = _python(code, str(PROJECT_ROOT), cwd=PROJECT_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False"]
+
+
+def test_a_missing_key_is_an_error_not_a_silent_default() -> None:
+    """Settings built from a defaults file that lacks a key fail, naming the key."""
+    data = config.raw_defaults()
+    del data["ledger"]["snapshot_delay_s"]
+    with pytest.raises(ValidationError, match="snapshot_delay_s"):
+        Settings.model_validate(data)

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from config import load_settings
 from protocol.codec import dumps, loads_exact
 from protocol.costs import Budget, CostsDocument, CostTotals
 from protocol.errors import ErrorCode, ProtocolError
@@ -24,6 +23,7 @@ from protocol.names import Op, WorkerName
 from protocol.ops import CostEstimateResult, CostLogResult, parse_args
 from services.cost.pricing import genai_prices_version
 from services.cost_ledger import CostLedger
+from services.inprocess import worker_context
 from services.runtime.paths import ProjectPaths
 from services.runtime.worker import Call, WorkerContext
 from services.store import JsonLinesLog
@@ -51,16 +51,13 @@ class LedgerHarness:
 
     def context(self, session_id: str) -> WorkerContext:
         """A WorkerContext whose `publish` appends to `events`."""
-        return WorkerContext(
-            name=WorkerName.COST_LEDGER,
-            paths=self.paths,
-            settings=load_settings(),
+        return worker_context(
+            self.paths.project,
+            WorkerName.COST_LEDGER,
             session_id=session_id,
-            options={},
             publish=lambda topic, data, minor=False: self.events.append(
                 (topic, loads_exact(dumps(data)))
             ),
-            call_soon_threadsafe=lambda callback: callback(),
         )
 
     def open(self, session_id: str = "s1", **kwargs: Any) -> CostLedger:

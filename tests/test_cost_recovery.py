@@ -75,7 +75,7 @@ def test_a_hand_edited_line_in_the_middle_is_skipped_and_reported(
         handle.write(b'{"kind":"op","id":"edited"}\n[1, 2]\nnot json at all\n')
     harness.log(ledger, "gpt-4", 2000, 0)
     restarted = harness.open()
-    assert restarted.loaded_info["bad_lines"] == 2  # the list is not a record: ignored
+    assert restarted.loaded_info["bad_lines"] == 3  # each line that is not a record is reported
     assert harness.one(restarted, harness.call("cost.totals"))["session_total"] == Decimal("0.09")
 
 
@@ -203,19 +203,14 @@ _CHILD = textwrap.dedent(
     from pathlib import Path
     import structlog
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    from config import load_settings
     from protocol.names import Op, WorkerName
     from protocol.ops import parse_args
     from services.cost_ledger import CostLedger
-    from services.runtime.paths import ProjectPaths
-    from services.runtime.worker import Call, WorkerContext
+    from services.inprocess import worker_context
+    from services.runtime.worker import Call
 
     project, first, seed = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-    ctx = WorkerContext(
-        name=WorkerName.COST_LEDGER, paths=ProjectPaths.of(project), settings=load_settings(),
-        session_id="s1", options={}, publish=lambda t, d, minor=False: None,
-        call_soon_threadsafe=lambda f: f(),
-    )
+    ctx = worker_context(project, WorkerName.COST_LEDGER, session_id="s1")
     ledger = CostLedger(ctx)
     ledger.checkpoint_every_records = 40
     ledger.snapshot_delay_s = 0.0
@@ -297,3 +292,26 @@ def test_kill_9_under_load_loses_and_duplicates_nothing(harness: LedgerHarness) 
     )
     assert len(harness.records("op")) == len(ops)  # re-sends are answered, not applied
     assert [o["operation"]["request_id"] for o in resent] == list(acked)[:200]
+
+
+def test_a_state_the_checkpoint_model_refuses_is_a_failed_save_not_a_crash(
+    harness: LedgerHarness,
+) -> None:
+    """A checkpoint whose state has an unknown field is not written, and the ledger says why."""
+    from zoneinfo import ZoneInfo
+
+    from services.cost.budget import BudgetLimits
+    from services.cost.ledger_files import LedgerFiles, Position
+    from services.cost.state import LedgerState
+
+    files = LedgerFiles(harness.paths.ledger_dir)
+    ledger_state = LedgerState(
+        session_id="s1",
+        zone=ZoneInfo("UTC"),
+        budget=BudgetLimits(None, None, None),
+        now=harness.now,
+    )
+    state = {**ledger_state.to_checkpoint(), "surprise": 1}
+    outcome = files.write_checkpoint(Position("2026-11.jsonl", 0, ""), state)
+    assert not outcome.ok and outcome.error is not None and "surprise" in outcome.error
+    assert not files.checkpoint_path.exists()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service import RunningService, pid_alive, run_cli, running_service, start_service
+from service import RunningService, run_cli, running_service, start_service
 
 pytestmark = pytest.mark.slow
 
@@ -29,16 +29,7 @@ def ok(reply: dict[str, Any]) -> Any:
 
 
 def _crash_whole_tree(service: RunningService) -> None:
-    pids = service.worker_pids()
-    service.process.send_signal(signal.SIGKILL)
-    service.process.wait()
-    for pid in pids:
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 3
-    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    service.close_sockets()
+    service.crash()
 
 
 def test_kill_9_of_the_writer_right_after_ok_loses_nothing(tmp_path: Path) -> None:
@@ -123,7 +114,15 @@ def test_fresh_after_a_crash_starts_anew_and_history_keeps_the_interrupted(
                 },
             )
         )
-        time.sleep(1.2)  # the archiver snapshots at most once a second; its journal has it now
+        # The archiver journals the cost.logged event before it answers for it:
+        # once history.list shows the cost, the crash below cannot lose it.
+        deadline = time.monotonic() + 5
+        while not any(
+            entry["session_id"] == old_id and Decimal(str(entry["total_cost"])) > 0
+            for entry in ok(service.request("history.list"))
+        ):
+            assert time.monotonic() < deadline, "the archiver never saw the cost"
+            time.sleep(0.01)
         _crash_whole_tree(service)
     finally:
         service.stop()

@@ -12,7 +12,7 @@ from conftest import SpawnPython
 
 from protocol.names import WorkerName
 from services.history_archiver import HistoryArchiver
-from services.watch.inprocess import make_context
+from services.inprocess import make_context
 
 CHILD = """
 import itertools, sys, time
@@ -22,7 +22,7 @@ from pathlib import Path
 from protocol.envelopes import Event
 from protocol.names import WorkerName
 from services.history_archiver import HistoryArchiver
-from services.watch.inprocess import make_context
+from services.inprocess import make_context
 
 ctx, _ = make_context(Path({project!r}), WorkerName.HISTORY_ARCHIVER, session_id="s-crash")
 worker = HistoryArchiver(ctx)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -30,6 +31,30 @@ def _wait(predicate: Any, timeout_s: float, what: str) -> float:
             return time.monotonic() - start
         time.sleep(0.005)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def _wait_subscribed(service: Any, sub: zmq.Socket[bytes], timeout_s: float = 5.0) -> None:
+    """Return once `sub`'s subscriptions are in force at the event socket, not after a guess.
+
+    A probe subscription, made after the others, travels the same connection:
+    when an event it selects arrives, every earlier subscription has arrived
+    too. The probe event is a `session.saved` the test provokes.
+    """
+    probe = b"session.saved"
+    sub.setsockopt(zmq.SUBSCRIBE, probe)
+    deadline = time.monotonic() + timeout_s
+    screens = itertools.count()
+    while True:
+        service.request("session.set_screen", {"screen": f"probe-{next(screens)}"})
+        service.request("session.save")
+        if sub.poll(50):
+            topic, _ = sub.recv_multipart()
+            if topic == probe:
+                break
+        assert time.monotonic() < deadline, "the subscription never took effect"
+    sub.setsockopt(zmq.UNSUBSCRIBE, probe)
+    while sub.poll(0):
+        sub.recv_multipart()  # probe events still on their way
 
 
 def test_kill_9_of_each_worker_while_requests_flow_answers_every_request(tmp_path: Path) -> None:
@@ -87,7 +112,7 @@ def test_worker_events_announce_exit_and_restart_with_rising_seq(tmp_path: Path)
         sub.setsockopt(zmq.RCVHWM, 0)
         sub.setsockopt(zmq.SUBSCRIBE, b"worker.")
         sub.connect(service.endpoints["events"])
-        time.sleep(0.2)  # let the subscription reach the XPUB
+        _wait_subscribed(service, sub)
         pid = service.wait_running("history_archiver")["pid"]
         os.kill(pid, signal.SIGKILL)
         seen: list[dict[str, Any]] = []
@@ -97,7 +122,8 @@ def test_worker_events_announce_exit_and_restart_with_rising_seq(tmp_path: Path)
                 topic, body = sub.recv_multipart()
                 event = json.loads(body)
                 assert event["topic"] == topic.decode()
-                seen.append(event)
+                if event["topic"].startswith("worker."):  # not a late probe event
+                    seen.append(event)
         sub.close(linger=0)
         exited = next(e for e in seen if e["topic"] == "worker.exited")
         started = next(e for e in seen if e["topic"] == "worker.started")
@@ -252,13 +278,14 @@ def test_malformed_frames_get_error_replies_and_crash_nothing(tmp_path: Path) ->
         assert all(w["restarts"] == 0 for w in service.status()["workers"])
 
 
-def test_long_project_path_serves_over_tcp_on_loopback(tmp_path: Path) -> None:
-    """A project whose socket paths would be too long for ipc is served on 127.0.0.1 over tcp."""
+def test_long_project_path_serves_over_short_ipc_paths(tmp_path: Path) -> None:
+    """A project path too long for socket paths is still served over ipc from the runtime folder."""
     project = tmp_path / ("a-very-long-folder-name-for-a-novel-" * 3) / "novel"
     with running_service(project) as service:
         endpoints = service.endpoints
-        assert endpoints["command"].startswith("tcp://127.0.0.1:")
-        assert endpoints["events"].startswith("tcp://127.0.0.1:")
+        for name in ("command", "events"):
+            assert endpoints[name].startswith(f"ipc://{endpoints['runtime_dir']}/")
+            assert len(endpoints[name]) - len("ipc://") <= 100
         assert service.request("session.get")["ok"]
 
 

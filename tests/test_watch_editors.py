@@ -16,7 +16,7 @@ import pytest
 
 from protocol.names import WorkerName
 from services.file_watcher import FileWatcher
-from services.watch.inprocess import Published, make_context, settled_events
+from services.inprocess import Published, make_context, settled_events
 
 CHAPTER = "manuscript/act-1/chapter-5.md"
 

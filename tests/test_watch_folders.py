@@ -11,7 +11,7 @@ import pytest
 
 from protocol.names import WorkerName
 from services.file_watcher import FileWatcher
-from services.watch.inprocess import Published, make_context, settled_events
+from services.inprocess import Published, make_context, settled_events
 
 
 @pytest.fixture

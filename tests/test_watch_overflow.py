@@ -13,8 +13,8 @@ import structlog
 
 from protocol.names import WorkerName
 from services.file_watcher import FileWatcher
+from services.inprocess import make_context, pump, settled_events
 from services.watch import overflow
-from services.watch.inprocess import make_context, pump, settled_events
 from services.watch.observers import Backend, default_observer
 
 

@@ -4,10 +4,19 @@ Discovery goes through `.session/run/endpoints.json` (CONTRACT section 3),
 starting `supervisor start --detach` if asked; `interrupted_snapshot` reads
 `.session/current.json` for the evidence of a session that did not stop cleanly.
 Everything here is blocking file and process work, never a socket.
+
+Whether a supervisor lives is decided as the supervisor itself decides it: its
+pid must be alive and not a zombie, and it must hold the project's lock,
+`.session/run/supervisor.lock`, an flock that the kernel releases the moment
+its holder dies (even by `kill -9`), whether or not the dead process has been
+reaped yet. `kill(pid, 0)` alone is not enough: a supervisor killed while its
+parent does not reap it (a container whose pid 1 never does) stays a zombie,
+and `kill(pid, 0)` still succeeds on a zombie.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import socket
@@ -29,12 +38,19 @@ from protocol.codec import loads, loads_exact
 from protocol.envelopes import EndpointsFile, describe_validation_error
 from protocol.session import SessionDocument
 
-__all__ = ["endpoints_path", "ensure_service", "find_endpoints", "interrupted_snapshot"]
+__all__ = [
+    "endpoints_path",
+    "ensure_service",
+    "find_endpoints",
+    "interrupted_snapshot",
+    "supervisor_alive",
+]
 
 logger = logging.getLogger(__name__)
 
 _RUN_DIR = PurePath(".session", "run")
 _CURRENT_FILE = PurePath(".session", "current.json")
+_LOCK_FILE = PurePath(".session", "run", "supervisor.lock")
 
 
 def endpoints_path(project: Path | str) -> Path:
@@ -42,26 +58,66 @@ def endpoints_path(project: Path | str) -> Path:
     return Path(project) / _RUN_DIR / "endpoints.json"
 
 
-def _pid_alive(pid: int) -> bool:
+def _lock_holder(project: Path) -> int | None:
+    """The pid written in the project's lock while a live process holds it, else None.
+
+    Held but empty (the instant between a new supervisor's flock and its
+    write) reads as 0, which matches no supervisor: the caller then looks
+    again, or starts a service that finds the project taken and says so.
+    """
+    try:
+        fd = os.open(project / _LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            # Shared and non-blocking, held for two system calls: a supervisor
+            # taking the lock at this very instant is the only one affected.
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            return int(text) if text.isdigit() else 0
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def supervisor_alive(project: Path, pid: int) -> bool:
+    """Whether `pid` is the live supervisor of `project` (see the module docstring)."""
     # os.kill(0 or negative) would signal a whole process group: never a "yes".
     if pid <= 0:
         return False
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # cheap first answer: gone for good, no lock to look at
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # it exists, it just belongs to someone else
-    return True
+        pass  # it exists and belongs to someone else; the lock decides
+    if _is_zombie(pid):
+        return False  # also covers a successor that holds the lock but has not written its pid
+    try:
+        return _lock_holder(project) == pid
+    except OSError:
+        return True  # a lock we may not open (another user's): trust the pid
+
+
+def _is_zombie(pid: int) -> bool:
+    """Linux: dead but not reaped. Elsewhere (no /proc) the lock alone decides."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :][:1] == "Z"
 
 
 def find_endpoints(project: Path | str) -> EndpointsFile | None:
     """The endpoints of the service running for `project`, or None if none runs.
 
-    None when endpoints.json is missing, unreadable, or names a supervisor pid
-    that is not alive (a file left behind by a crash, which is exactly when it
-    is not removed). Fields this version does not know are ignored, so a newer
-    supervisor's file still works.
+    None when endpoints.json is missing, unreadable, or names a supervisor
+    that no longer holds the project's lock (a file left behind by a crash,
+    which is exactly when it is not removed, zombie or not). Fields this
+    version does not know are ignored, so a newer supervisor's file still works.
     """
     path = endpoints_path(project)
     try:
@@ -80,7 +136,7 @@ def find_endpoints(project: Path | str) -> EndpointsFile | None:
     except ValidationError as exc:
         logger.warning("ignoring %s: %s", path, describe_validation_error(exc))
         return None
-    if not _pid_alive(endpoints.supervisor_pid):
+    if not supervisor_alive(Path(project), endpoints.supervisor_pid):
         return None
     return endpoints
 
@@ -148,8 +204,9 @@ def interrupted_snapshot(project: Path) -> SessionDocument | None:
     """The last snapshot of a session that ended without a clean stop, if any.
 
     The rule of `SessionDocument`: no `ended_at` (only a clean stop sets it)
-    and an `owner_pid` that no longer lives on this host. Only meaningful while
-    no service runs, since a running one owns the document.
+    and an `owner_pid` that is no longer the project's live supervisor on this
+    host (a dead, even unreaped, owner has released the lock). Only meaningful
+    while no service runs, since a running one owns the document.
     """
     path = project / _CURRENT_FILE
     try:
@@ -164,6 +221,10 @@ def interrupted_snapshot(project: Path) -> SessionDocument | None:
     if document.ended_at is not None:
         return None
     same_host = document.host in (None, socket.gethostname())
-    if document.owner_pid is not None and same_host and _pid_alive(document.owner_pid):
+    if (
+        document.owner_pid is not None
+        and same_host
+        and supervisor_alive(project, document.owner_pid)
+    ):
         return None
     return document

@@ -3,7 +3,7 @@
 `timezone` (default: the system's), `budget_warning_fraction` and
 `confirm_above` (defaults: `[budget]` in config/defaults.toml). The session
 writer owns preferences.json; the ledger re-reads it when its modification
-time or size changes, at most once per `PREFERENCES_POLL_S`. A file that does
+time or size changes, at most once per `ledger.preferences_poll_s`. A file that does
 not parse leaves the last good values in force.
 """
 
@@ -19,9 +19,7 @@ from protocol.session import Preferences
 from services.cost.windows import zone_named
 from services.store import read_document
 
-__all__ = ["PREFERENCES_POLL_S", "CostPreferences", "PreferenceWatch"]
-
-PREFERENCES_POLL_S = 1.0
+__all__ = ["CostPreferences", "PreferenceWatch"]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from protocol.base import Message
 from protocol.errors import ErrorCode, ProtocolError
+from protocol.ledger import LedgerLine
 from protocol.names import MUTATING_OPS, Op, Topic
 from protocol.ops import CostEstimateArgs, CostLogArgs, CostSeriesArgs, SetBudgetArgs
 from services.cost.budget import BudgetLimits, due_warnings, most_severe_due, refusal
@@ -23,11 +24,11 @@ from services.cost.preferences import CostPreferences
 from services.cost.pricing import OVERRIDES_NAME, PriceBook
 from services.cost.records import (
     budget_record,
-    format_ts,
     op_record,
     reply_of,
     reset_record,
     warned_record,
+    with_reply,
 )
 from services.cost.series import (
     DEFAULT_DAYS,
@@ -55,14 +56,14 @@ class Batch:
     now: datetime
     budget_before: BudgetLimits
     """The budget in force before the batch (a new month file starts with it)."""
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[LedgerLine] = field(default_factory=list)
     replies: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, Any]] = field(default_factory=list)
 
     @property
-    def ts(self) -> str:
-        """The batch's time as records store it."""
-        return format_ts(self.now)
+    def ts(self) -> datetime:
+        """The batch's time: every record of the batch carries it."""
+        return self.now
 
 
 def _args_of(call: Call, model: type[A]) -> A:
@@ -119,12 +120,14 @@ class CostDesk:
             provider=used.provider,
         )
         view = state.apply(record)
-        record["totals"] = totals = state.totals()
-        batch.records.append(record)
-        record["warning"] = self._fire_due_warnings(batch)
+        totals = state.totals()
+        at = len(batch.records)
+        batch.records.append(record)  # before the warnings it fires, as on disk
+        warning = self._fire_due_warnings(batch)
+        record = batch.records[at] = with_reply(record, totals=totals, warning=warning)
         reply = batch.replies[call.id] = reply_of(record)
         batch.events.append(
-            (Topic.COST_LOGGED.value, {"operation": view, "totals": totals, "cost": record["cost"]})
+            (Topic.COST_LOGGED.value, {"operation": view, "totals": totals, "cost": record.cost})
         )
         if price is None:
             message = (
@@ -160,7 +163,7 @@ class CostDesk:
         state = self._state()
         record = reset_record(request_id=call.id, ts=batch.ts, session_id=self.session_id)
         state.apply(record)
-        record["totals"] = state.totals()
+        record = with_reply(record, totals=state.totals())
         batch.records.append(record)
         reply = batch.replies[call.id] = reply_of(record)
         return reply

@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from protocol.ledger import LedgerLine, LedgerOperation
 from services.cost.budget import BudgetLimits
 from services.cost.ledger_files import LedgerFiles, Position
 from services.cost.money import MONEY, ZERO, parse_money
@@ -131,18 +132,12 @@ class SeriesIndex:
         cell.by_model[model] = MONEY.add(cell.by_model.get(model, ZERO), cost)
         cell.by_operation[operation] = MONEY.add(cell.by_operation.get(operation, ZERO), cost)
 
-    def add_records(self, records: Iterable[dict[str, Any]]) -> None:
+    def add_records(self, records: Iterable[LedgerLine]) -> None:
         """Count the `op` records among `records` (ledger lines)."""
         for record in records:
-            if record.get("kind") != "op":
+            if not isinstance(record, LedgerOperation):
                 continue
-            cost = record.get("cost")
-            self.add(
-                bucket_of(datetime.fromisoformat(record["ts"])),
-                str(record["model"]),
-                str(record["operation"]),
-                None if cost is None else Decimal(cost),
-            )
+            self.add(bucket_of(record.ts), record.model, record.operation, record.cost)
 
     def span(self, first: int, end: int) -> _Cell:
         """The sum of buckets `[first, end)`; remembered when wholly before the newest one."""
@@ -250,8 +245,9 @@ def _saved_index(
         document = orjson.loads((files.folder / SERIES_NAME).read_bytes())
         if document.get("format") != SERIES_FORMAT:
             return SeriesIndex(), None
-        position = LedgerFiles.checkpoint_position(document)
-        if position is None or not files.holds(position):
+        where = document["position"]
+        position = Position(str(where["file"]), int(where["offset"]), str(where["digest"]))
+        if not files.holds(position):
             return SeriesIndex(), None
         return SeriesIndex.from_json(document["series"], pause), position
     except (OSError, orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):

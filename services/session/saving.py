@@ -14,11 +14,15 @@ Everything here runs on the worker's main thread; the disk work happens in
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from protocol.events import SessionSavedData, SessionSaveFailedData
 from protocol.names import Topic
+from protocol.session import Preferences, SessionDocument
 from services.session.autosave import (
     AttemptFailed,
     Report,
@@ -26,44 +30,92 @@ from services.session.autosave import (
     SnapshotJob,
     SnapshotSaver,
 )
-from services.store import AtomicJsonFile
+from services.session.status import StatusView
+from services.store import AtomicJsonFile, FileOps
 
-if TYPE_CHECKING:
-    from services.session_writer import SessionWriter
+__all__ = ["AutoSave", "SaveTiming", "SavedSession"]
 
-__all__ = ["MAX_REPLAY_RECORDS", "AutoSave"]
 
-MAX_REPLAY_RECORDS = 2000
-"""Snapshot once the journal holds this many records beyond it: replay costs about
-25 µs a record, so this bounds the replay part of a restart to about 50 ms."""
+class SavedSession(Protocol):
+    """What the auto-save reads from the session it saves, and tells back to it.
+
+    The session writer satisfies it; a test can pass anything with these
+    members. The auto-save never sees the worker itself.
+    """
+
+    @property
+    def document(self) -> SessionDocument:
+        """The session document as it is in memory now."""
+        ...
+
+    @property
+    def preferences(self) -> Preferences:
+        """The preferences as they are in memory now."""
+        ...
+
+    @property
+    def revision(self) -> int:
+        """The last journal revision applied (durable between batches)."""
+        ...
+
+    @property
+    def preferences_version(self) -> int:
+        """Counts preference changes, so a snapshot writes preferences.json only when needed."""
+        ...
+
+    def start_segment(self, now: datetime) -> list[Path]:
+        """Rotate the journal; return the segments a snapshot at `revision` makes obsolete."""
+        ...
+
+    def note_saved(self, saved_at: datetime) -> None:
+        """A snapshot reached the disk: the document now says when."""
+        ...
+
+
+@dataclass(frozen=True)
+class SaveTiming:
+    """The schedule's numbers and clocks (settings `autosave.*`)."""
+
+    interval_s: float
+    max_replay_records: int
+    """Snapshot once the journal holds this many records beyond it (bounds a restart)."""
+    clock: Callable[[], datetime]
+    monotonic: Callable[[], float]
 
 
 class AutoSave:
-    """The save schedule and the truth about the last save, for one writer."""
+    """The save schedule and the truth about the last save, for one session."""
 
     def __init__(
         self,
-        writer: SessionWriter,
+        session: SavedSession,
         *,
         current: AtomicJsonFile,
         preferences: AtomicJsonFile,
+        journal_ops: FileOps,
+        timing: SaveTiming,
+        publish: Callable[[str, Any], None],
+        call_soon_threadsafe: Callable[[Callable[[], None]], None],
+        log: Any,
         snapshot_revision: int,
         last_save_at: datetime | None,
     ) -> None:
-        self.writer = writer
-        ctx = writer.ctx
+        self.session = session
+        self.timing = timing
+        self.publish = publish
+        self.log = log
         self.saver = SnapshotSaver(
             current=current,
             preferences=preferences,
-            journal_ops=writer.journal.ops,
-            notify=lambda: ctx.call_soon_threadsafe(self.take_reports),
+            journal_ops=journal_ops,
+            notify=lambda: call_soon_threadsafe(self.take_reports),
         )
         self.saved_rev = snapshot_revision
         self.preferences_saved_version = 0
         self.last_save_at = last_save_at
         self.round_failed = False
         self.last_error: str | None = None
-        self.interval_s = float(ctx.settings.autosave.interval_s)
+        self.interval_s = float(timing.interval_s)
         self.next_at = 0.0
         self._wanted: str | None = None
 
@@ -75,21 +127,21 @@ class AutoSave:
     @property
     def dirty(self) -> bool:
         """The snapshot is behind the journal (nothing is at risk: the journal has it)."""
-        writer = self.writer
+        session = self.session
         return (
-            writer.revision > self.saved_rev
-            or writer.preferences_version > self.preferences_saved_version
+            session.revision > self.saved_rev
+            or session.preferences_version > self.preferences_saved_version
         )
 
     def reschedule(self, interval_s: float | None = None) -> None:
         """Take a new interval (if given) and count it from now."""
         if interval_s is not None:
             self.interval_s = float(interval_s)
-        self.next_at = self.writer.monotonic() + self.interval_s
+        self.next_at = self.timing.monotonic() + self.interval_s
 
     def check_journal_size(self) -> None:
         """A save point of its own: a long journal makes a slow restart."""
-        if self.writer.revision - self.saved_rev >= MAX_REPLAY_RECORDS:
+        if self.session.revision - self.saved_rev >= self.timing.max_replay_records:
             self.snapshot("journal_size")
 
     def due(self, now: float) -> None:
@@ -110,7 +162,7 @@ class AutoSave:
         deleted whole once it is on disk. While a round is in flight a
         background request is remembered and runs when that round ends.
         """
-        writer = self.writer
+        session = self.session
         self.take_reports()
         if self.saver.busy:
             if not sync:
@@ -120,24 +172,19 @@ class AutoSave:
             self.take_reports()
         if not self.dirty:
             return None
-        now = writer.clock()
+        now = self.timing.clock()
         try:
-            obsolete = writer.journal.rotate(
-                base_rev=writer.revision,
-                carried=writer.memory.carried_ids(),
-                created_at=now,
-                activity=writer.memory.carried_activity(),
-            )
+            obsolete = session.start_segment(now)
         except OSError as exc:
-            writer.log.warning("session.journal_rotate_failed", error=str(exc))
+            self.log.warning("session.journal_rotate_failed", error=str(exc))
             obsolete = []
-        version = writer.preferences_version
+        version = session.preferences_version
         job = SnapshotJob(
             reason=reason,
-            revision=writer.revision,
+            revision=session.revision,
             saved_at=now,
-            document=writer.document.model_copy(update={"last_saved_at": now}),
-            preferences=writer.preferences if version > self.preferences_saved_version else None,
+            document=session.document.model_copy(update={"last_saved_at": now}),
+            preferences=session.preferences if version > self.preferences_saved_version else None,
             preferences_version=version,
             obsolete_segments=tuple(obsolete),
             action=action,
@@ -163,12 +210,11 @@ class AutoSave:
             self.snapshot(reason)
 
     def _apply(self, report: Report) -> None:
-        writer = self.writer
-        publish = writer.ctx.publish
+        publish = self.publish
         session_id = report.job.document.session_id
         data: dict[str, Any]
         if isinstance(report, AttemptFailed):
-            writer.log.warning(
+            self.log.warning(
                 "session.save_attempt_failed",
                 file=report.file,
                 attempt=report.attempt,
@@ -195,9 +241,9 @@ class AutoSave:
                 )
             self.last_save_at = job.saved_at
             self.round_failed, self.last_error = False, None
-            writer.note_saved(job.saved_at)
+            self.session.note_saved(job.saved_at)
             if report.drop_error is not None:
-                writer.log.warning("session.compaction_deferred", error=report.drop_error)
+                self.log.warning("session.compaction_deferred", error=report.drop_error)
             data = {
                 "session_id": session_id,
                 "saved_at": job.saved_at,
@@ -209,7 +255,7 @@ class AutoSave:
             publish(Topic.SESSION_SAVED.value, SessionSavedData.model_validate(data))
             return
         self.round_failed, self.last_error = True, report.error
-        writer.log.error(
+        self.log.error(
             "session.save_failed",
             file=report.file,
             attempts=report.attempts,
@@ -228,6 +274,28 @@ class AutoSave:
             "next_retry_in_s": self.interval_s,
         }
         publish(Topic.SESSION_SAVE_FAILED.value, SessionSaveFailedData.model_validate(data))
+
+    def status_view(self) -> StatusView:
+        """The facts `session.status` is computed from, as of now."""
+        in_flight, failed, max_attempts, error = self.saver.progress.read()
+        session = self.session
+        return StatusView(
+            session_id=session.document.session_id,
+            revision=session.revision,
+            snapshot_revision=self.saved_rev,
+            now=self.timing.clock(),
+            dirty=self.dirty,
+            round_failed=self.round_failed,
+            last_error=self.last_error,
+            last_save_at=self.last_save_at,
+            interval_s=self.interval_s,
+            max_attempts=self.max_attempts,
+            in_flight=in_flight,
+            failed_attempts=failed,
+            round_max_attempts=max_attempts,
+            round_error=error,
+            recovery=session.document.recovery,
+        )
 
     def close(self, timeout: float) -> None:
         """Let the round in flight finish, apply its report, stop the thread."""

@@ -2,36 +2,49 @@
 
 Kept apart from the worker so the start-up rules read as one page:
 
-* current.json holds `ctx.session_id` and the same owner (supervisor pid and
+* current.json holds `facts.session_id` and the same owner (supervisor pid and
   host): the writer alone restarted (say after `kill -9`). Continue silently;
   the journal replay brought back every acknowledged change.
-* current.json holds `ctx.session_id` but another owner: a new supervisor
+* current.json holds `facts.session_id` but another owner: a new supervisor
   resumes the session. Record the new owner in the journal; if the session had
   no clean-end marker it was interrupted, so publish `session.recovered`
   with `resumed: true`.
 * anything else: a new session begins (a `begin` record). If the previous
   session was never cleanly ended, publish `session.recovered` with
   `resumed: false` and its id, for the history and the UI.
+
+Whenever an interruption is found, the document also gets a `recovery`
+notice (what the UI shows: last save, duration, files changed since), kept
+until a client sends `session.ack_recovery`; an unacknowledged notice carries
+over into the next session. The event only announces it.
 """
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
+from config import Settings
+from protocol.base import STORED_CONTEXT
 from protocol.events import SessionRecoveredData
 from protocol.names import Topic
-from protocol.session import Preferences, SessionDocument
+from protocol.session import Preferences, RecoveryNotice, SessionDocument
+from services.runtime.paths import ProjectPaths
+from services.session.journal import SessionJournal
 from services.session.recovery import files_changed_since
 from services.session.replay import RememberedReply, replay
 from services.session.state import new_document
 from services.store import AtomicJsonFile
 
-if TYPE_CHECKING:
-    from services.session_writer import SessionWriter
-
-__all__ = ["LoadedState", "StartDecision", "begin_or_continue", "load_state"]
+__all__ = [
+    "LoadedState",
+    "StartDecision",
+    "StartFacts",
+    "begin_or_continue",
+    "default_preferences",
+    "load_state",
+]
 
 
 @dataclass(frozen=True)
@@ -48,22 +61,38 @@ class LoadedState:
     replayed: int = 0
 
 
-def _default_preferences(writer: SessionWriter) -> Preferences:
-    settings = writer.ctx.settings
-    return Preferences(
-        autosave_interval_s=settings.autosave.interval_s,
-        budget_warning_fraction=settings.budget.warning_fraction,
-        confirm_above=settings.budget.confirm_above,
+def default_preferences(settings: Settings) -> Preferences:
+    """The preferences of a project that has none yet, seeded from defaults.toml.
+
+    Clamped into the preferences' ranges: the operator's config may ask for
+    less (a 0.5 s test interval); a preference never leaves its range.
+    """
+    return Preferences.model_validate(
+        {
+            "autosave_interval_s": settings.autosave.interval_s,
+            "budget_warning_fraction": settings.budget.warning_fraction,
+            "confirm_above": settings.budget.confirm_above,
+        },
+        context=STORED_CONTEXT,
     )
 
 
 def load_state(
-    writer: SessionWriter, current: AtomicJsonFile, preferences_file: AtomicJsonFile
+    journal: SessionJournal,
+    current: AtomicJsonFile,
+    preferences_file: AtomicJsonFile,
+    *,
+    defaults: Preferences,
+    project_name: str,
+    log: Any,
 ) -> LoadedState:
-    """Load preferences and snapshot (moving a corrupt one aside), open and replay the journal."""
-    log = writer.log
+    """Load preferences and snapshot (moving a corrupt one aside), open and replay the journal.
+
+    `defaults` are the preferences of a project that has none yet (or whose
+    file is corrupt).
+    """
     loaded_prefs = preferences_file.load(Preferences)
-    preferences = loaded_prefs.value or _default_preferences(writer)
+    preferences = loaded_prefs.value or defaults
     if loaded_prefs.status == "corrupt":
         log.error(
             "session.preferences_corrupt",
@@ -80,7 +109,7 @@ def load_state(
             error=loaded.error,
             action="rebuilding the session from the journal",
         )
-    contents = writer.journal.open()
+    contents = journal.open()
     if contents.repair is not None:
         log.warning(
             "session.journal_tail_cut",
@@ -90,9 +119,7 @@ def load_state(
         )
     for path, bad in contents.bad_lines:
         log.error("session.journal_bad_line", segment=path.name, offset=bad.offset, error=bad.error)
-    replayed = replay(
-        snapshot, preferences, contents.records, project_name=writer.ctx.paths.project.name
-    )
+    replayed = replay(snapshot, preferences, contents.records, project_name=project_name)
     for problem in replayed.problems:
         log.error("session.replay_problem", problem=problem)
     if loaded.status == "corrupt":
@@ -124,31 +151,59 @@ class StartDecision:
     events: list[tuple[str, Any]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class StartFacts:
+    """Who starts the writer, when, and where: everything the rules compare against."""
+
+    session_id: str
+    """The session the supervisor asked for."""
+    owner_pid: int | None
+    """The supervisor's pid (None when run without one, as in tests)."""
+    host: str
+    now: datetime
+    revision: int
+    """The revision after loading; a start record takes the next one."""
+    model_preferences: dict[Any, str]
+    """The writer's model choices, copied into a new session."""
+    paths: ProjectPaths
+
+
 def _recovered(
-    writer: SessionWriter, previous: SessionDocument, *, session_id: str, resumed: bool
-) -> tuple[str, Any]:
+    facts: StartFacts, previous: SessionDocument, *, session_id: str, resumed: bool
+) -> tuple[RecoveryNotice, tuple[str, Any]]:
+    """The notice the document keeps until acknowledged, and the event announcing it."""
     since = previous.last_saved_at or previous.created_at
+    changed = files_changed_since(facts.paths, since)
+    notice = RecoveryNotice(
+        interrupted_session_id=previous.session_id,
+        resumed=resumed,
+        detected_at=facts.now,
+        started_at=previous.created_at,
+        last_activity=previous.last_activity,
+        duration_s=max(0.0, (previous.last_activity - previous.created_at).total_seconds()),
+        last_save_at=previous.last_saved_at,
+        files_changed=changed,
+    )
     data = SessionRecoveredData(
         session_id=session_id,
         resumed=resumed,
         last_save_at=previous.last_saved_at,
         interrupted_session_id=None if resumed else previous.session_id,
-        files_changed=files_changed_since(writer.ctx.paths, since),
+        files_changed=changed,
     )
-    return Topic.SESSION_RECOVERED.value, data
+    return notice, (Topic.SESSION_RECOVERED.value, data)
 
 
-def begin_or_continue(writer: SessionWriter, previous: SessionDocument | None) -> StartDecision:
+def begin_or_continue(
+    previous: SessionDocument | None, facts: StartFacts, *, log: Any
+) -> StartDecision:
     """Apply the start-up rules of this module's docstring."""
-    ctx = writer.ctx
-    raw_owner = ctx.options.get("supervisor_pid")
-    owner = int(raw_owner) if raw_owner is not None else None
-    host = socket.gethostname()
-    now = writer.clock()
-    rev = writer.revision + 1
-    if previous is not None and previous.session_id == ctx.session_id:
+    owner, host, now = facts.owner_pid, facts.host, facts.now
+    rev = facts.revision + 1
+    project_name = facts.paths.project.name
+    if previous is not None and previous.session_id == facts.session_id:
         if previous.ended_at is None and (previous.owner_pid, previous.host) == (owner, host):
-            writer.log.info("session.continued", session_id=previous.session_id)
+            log.info("session.continued", session_id=previous.session_id)
             return StartDecision(record=None, document=previous)
         record = {
             "kind": "owner",
@@ -158,49 +213,60 @@ def begin_or_continue(writer: SessionWriter, previous: SessionDocument | None) -
             "host": host,
             "ts": now,
         }
-        document = previous.model_copy(
-            update={"owner_pid": owner, "host": host, "ended_at": None, "revision": rev}
-        )
+        update: dict[str, Any] = {
+            "owner_pid": owner,
+            "host": host,
+            "ended_at": None,
+            "revision": rev,
+        }
         events = []
         if previous.ended_at is None:
-            events.append(
-                _recovered(writer, previous, session_id=previous.session_id, resumed=True)
+            notice, event = _recovered(
+                facts, previous, session_id=previous.session_id, resumed=True
             )
-            writer.log.warning(
+            update["recovery"] = notice
+            events.append(event)
+            log.warning(
                 "session.resumed_interrupted",
                 session_id=previous.session_id,
                 last_save_at=previous.last_saved_at.isoformat() if previous.last_saved_at else None,
             )
         else:
-            writer.log.info("session.reopened", session_id=previous.session_id)
+            log.info("session.reopened", session_id=previous.session_id)
+        document = previous.model_copy(update=update)
         return StartDecision(record=record, document=document, events=events)
     events = []
+    # A notice nobody acknowledged yet carries over into the next session.
+    interrupted: RecoveryNotice | None = previous.recovery if previous is not None else None
     if previous is not None and previous.ended_at is None and previous.owner_pid != owner:
-        events.append(_recovered(writer, previous, session_id=ctx.session_id, resumed=False))
-        writer.log.warning(
+        interrupted, event = _recovered(facts, previous, session_id=facts.session_id, resumed=False)
+        events.append(event)
+        log.warning(
             "session.fresh_over_interrupted",
             interrupted=previous.session_id,
-            session_id=ctx.session_id,
+            session_id=facts.session_id,
         )
-    models = dict(writer.preferences.model_preferences)
+    models = dict(facts.model_preferences)
     record = {
         "kind": "begin",
         "rev": rev,
-        "session_id": ctx.session_id,
+        "session_id": facts.session_id,
         "ts": now,
-        "project_name": ctx.paths.project.name,
+        "project_name": project_name,
         "owner_pid": owner,
         "host": host,
         "model_preferences": models,
     }
     document = new_document(
-        session_id=ctx.session_id,
-        project_name=ctx.paths.project.name,
+        session_id=facts.session_id,
+        project_name=project_name,
         created_at=now,
         revision=rev,
         model_preferences=models,
         owner_pid=owner,
         host=host,
     )
-    writer.log.info("session.began", session_id=ctx.session_id)
+    if interrupted is not None:
+        document = document.model_copy(update={"recovery": interrupted})
+    log.info("session.began", session_id=facts.session_id)
     return StartDecision(record=record, document=document, events=events)

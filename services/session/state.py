@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from protocol.base import Message
+from protocol.base import STORED_CONTEXT, Message
 from protocol.envelopes import Event, describe_validation_error
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.events import CostLoggedData, FileEventData
@@ -26,6 +26,7 @@ from protocol.names import Op, Stage, Topic
 from protocol.ops import (
     AddRecentQueryArgs,
     CloseFileArgs,
+    NoArgs,
     OpenFileArgs,
     PreferencesSetArgs,
     SetBreadcrumbArgs,
@@ -76,7 +77,7 @@ class Change:
     document: SessionDocument
     preferences: Preferences
     snapshot_reason: str | None = None
-    """`stage_changed`, `model_changed`, `preferences_changed`, or None."""
+    """`stage_changed`, `model_changed`, `preferences_changed`, `recovery_acknowledged`, or None."""
 
 
 def new_document(
@@ -123,15 +124,18 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return merged
 
 
-def patch_preferences(preferences: Preferences, values: dict[str, Any]) -> Preferences:
+def patch_preferences(
+    preferences: Preferences, values: dict[str, Any], *, stored: bool = False
+) -> Preferences:
     """Apply a partial update (merge patch) and validate the whole result.
 
     A removed key (`null`) falls back to its default. Fields a newer version
-    wrote and we do not know are kept as they are.
+    wrote and we do not know are kept as they are. `stored=True` (replaying
+    the journal) clamps an out-of-range number instead of refusing it.
     """
     merged = merge_patch(preferences.model_dump(mode="json"), values)
     try:
-        return Preferences.model_validate(merged)
+        return Preferences.model_validate(merged, context=STORED_CONTEXT if stored else None)
     except ValidationError as exc:
         raise ProtocolError(
             ErrorCode.INVALID_ARGS, f"preferences: {describe_validation_error(exc)}"
@@ -224,6 +228,17 @@ def _set_preferences(
     return Change(doc, patch_preferences(prefs, args.values), "preferences_changed")
 
 
+def _ack_recovery(doc: SessionDocument, prefs: Preferences, args: NoArgs, at: _Stamp) -> Change:
+    # The UI's acknowledgement is no writing activity: last_activity stays.
+    update: dict[str, Any] = {"recovery": None}
+    if at[1] is not None:
+        update["revision"] = at[1]
+    acknowledged = doc.recovery is not None
+    return Change(
+        doc.model_copy(update=update), prefs, "recovery_acknowledged" if acknowledged else None
+    )
+
+
 _Apply = Callable[[SessionDocument, Preferences, Any, _Stamp], Change]
 
 _CHANGES: dict[Op, tuple[type[Message], _Apply]] = {
@@ -235,6 +250,7 @@ _CHANGES: dict[Op, tuple[type[Message], _Apply]] = {
     Op.SESSION_SET_MODEL_PREFERENCE: (SetModelPreferenceArgs, _set_model),
     Op.SESSION_ADD_RECENT_QUERY: (AddRecentQueryArgs, _add_query),
     Op.PREFERENCES_SET: (PreferencesSetArgs, _set_preferences),
+    Op.SESSION_ACK_RECOVERY: (NoArgs, _ack_recovery),
 }
 
 

@@ -28,7 +28,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from services.watch.filters import is_ignored
+from config import default_value
+from services.readonly.filters import is_ignored
 
 __all__ = [
     "DEFAULT_MAX_HOLD_S",
@@ -40,10 +41,10 @@ __all__ = [
 
 ChangeKind = Literal["created", "modified", "deleted", "moved"]
 
-DEFAULT_SETTLE_S: Final = 0.02
+DEFAULT_SETTLE_S: Final = float(default_value("watch", "settle_s"))
 """Quiet time before a path's changes are reported (watchman's settle)."""
 
-DEFAULT_MAX_HOLD_S: Final = 1.0
+DEFAULT_MAX_HOLD_S: Final = float(default_value("watch", "max_hold_s"))
 """A path written continuously is still reported this often."""
 
 _NONE: Final = "\x00none"  # holds no file

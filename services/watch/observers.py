@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from config import default_value
+
 __all__ = [
     "LIMIT_ERRNOS",
     "POLL_INTERVAL_S",
@@ -26,8 +28,8 @@ __all__ = [
     "default_observer",
 ]
 
-POLL_INTERVAL_S: Final = 1
-"""How often the polling fallback lists the tree (one stat per file)."""
+POLL_INTERVAL_S: Final = int(default_value("watch", "poll_interval_s"))
+"""How often the polling fallback lists the tree (one stat per file; watchdog takes whole s)."""
 
 LIMIT_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EMFILE})
 """inotify's "watch limit reached" and "instance limit reached"."""

@@ -2,9 +2,11 @@
 
 The host process (`services.runtime.host`) owns sockets and the event loop.
 A test or a benchmark wants the worker's own logic with real files and real
-watchdog threads, and its published events in a list: `make_context` builds
-the context, `pump` is the host's loop in miniature (pollables, deadlines,
-ticks) that runs until a condition holds or a bounded time passes.
+watchdog threads, and its published events in a list. `worker_context` is the
+one builder of an in-process `WorkerContext` (every test helper and benchmark
+goes through it); `make_context` adds a `Published` list, and `pump` is the
+host's loop in miniature (pollables, deadlines, ticks) that runs until a
+condition holds or a bounded time passes.
 """
 
 from __future__ import annotations
@@ -22,9 +24,48 @@ import structlog
 from config import Settings, load_settings
 from protocol.names import WorkerName
 from services.runtime.paths import ProjectPaths
-from services.runtime.worker import Worker, WorkerContext
+from services.runtime.worker import Publish, Worker, WorkerContext
 
-__all__ = ["Published", "make_context", "pump", "pump_for", "settled_events"]
+__all__ = ["Published", "make_context", "pump", "pump_for", "settled_events", "worker_context"]
+
+
+def _drop(topic: str, data: Any, *, minor: bool = False) -> None:
+    """Publish nowhere."""
+
+
+def _run_now(callback: Callable[[], None]) -> None:
+    callback()
+
+
+def worker_context(
+    project: Path,
+    name: WorkerName,
+    *,
+    session_id: str = "2026-01-01-000000",
+    settings: Settings | None = None,
+    settings_overrides: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+    publish: Publish = _drop,
+    call_soon_threadsafe: Callable[[Callable[[], None]], None] = _run_now,
+    log: Any = None,
+) -> WorkerContext:
+    """A `WorkerContext` for `name` over `project`, as the host would build it, without sockets.
+
+    `settings` wins over `settings_overrides` (the shape of defaults.toml) over
+    the shipped defaults. By default events go nowhere, a callback scheduled
+    "from another thread" runs at once, and the log is structlog's, bound to
+    the worker's name.
+    """
+    return WorkerContext(
+        name=name,
+        paths=ProjectPaths.of(project),
+        settings=settings or load_settings(settings_overrides),
+        session_id=session_id,
+        options=dict(options or {}),
+        publish=publish,
+        call_soon_threadsafe=call_soon_threadsafe,
+        log=log if log is not None else structlog.get_logger().bind(worker=name.value),
+    )
 
 
 @dataclass
@@ -60,15 +101,14 @@ def make_context(
 ) -> tuple[WorkerContext, Published]:
     """A context whose `publish` appends to the returned `Published`."""
     published = Published()
-    ctx = WorkerContext(
-        name=name,
-        paths=ProjectPaths.of(project),
-        settings=settings or load_settings(),
+    ctx = worker_context(
+        project,
+        name,
         session_id=session_id,
-        options=dict(options or {}),
+        settings=settings,
+        options=options,
         publish=published.publish,
         call_soon_threadsafe=published.callbacks.put,
-        log=structlog.get_logger().bind(worker=name.value),
     )
     return ctx, published
 
