@@ -284,7 +284,7 @@ def read_index(
         if start is not None and path.name < start.file:
             continue
         offset = start.offset if start is not None and path.name == start.file else 0
-        batch: list[dict[str, Any]] = []
+        batch: list[LedgerLine] = []
         for end, record, _line in files.records(path, offset):
             if end > size:
                 break
