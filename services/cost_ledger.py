@@ -134,11 +134,10 @@ class CostLedger(Worker):
             data = self._costs_file.path.read_bytes()
         except FileNotFoundError:
             return
-        except OSError as exc:  # unreadable: the next snapshot replaces it all the same
-            self.log.warning("cost_ledger.costs_json_unreadable", error=str(exc))
-            return
+        except OSError:  # a folder in its place, EACCES, EIO: moved aside below
+            data = b""
         try:
-            if isinstance(orjson.loads(data), dict):
+            if data and isinstance(orjson.loads(data), dict):
                 return
         except orjson.JSONDecodeError:
             pass
@@ -200,10 +199,11 @@ class CostLedger(Worker):
         sizes = [(path, path.stat().st_size) for path in self._files.month_files()]
         self._state.series.pending = []
         files = LedgerFiles(self.ctx.paths.ledger_dir)  # its own reader: no shared state
+        zone = self._state.zone
 
         def read() -> None:
             try:
-                rebuilt = read_index(files, sizes)
+                rebuilt = read_index(files, sizes, zone)
             except Exception as exc:  # a cache: the series stays incomplete, nothing is lost
                 problem = repr(exc)
                 self.ctx.call_soon_threadsafe(

@@ -39,7 +39,12 @@ from services.session.journal import SessionJournal
 from services.session.memory import RequestMemory
 from services.session.replay import RememberedReply
 from services.session.saving import AutoSave, SaveTiming
-from services.session.startup import StartFacts, begin_or_continue, load_state
+from services.session.startup import (
+    StartFacts,
+    begin_or_continue,
+    default_preferences,
+    load_state,
+)
 from services.session.state import READ_OPS, SAVE_OPS, activity_detail, apply_op, record_activity
 from services.session.status import session_status
 from services.store import AtomicJsonFile, FileOps, RetryPolicy, ensure_private_dir
@@ -112,22 +117,17 @@ class SessionWriter(Worker):
 
     def start(self) -> None:
         """Load the snapshot, replay the journal, then begin or continue the session."""
-        ctx = self.ctx
+        ctx, settings = self.ctx, self.ctx.settings
         ensure_private_dir(ctx.paths.session_dir)
-        store = ctx.settings.store
+        store = settings.store
         retry = RetryPolicy(store.attempts, store.wait_initial_s, store.wait_max_s)
         current = AtomicJsonFile(ctx.paths.current, retry=retry, ops=self.snapshot_ops)
         prefs_file = AtomicJsonFile(ctx.paths.preferences, retry=retry, ops=self.snapshot_ops)
-        settings = ctx.settings
         loaded = load_state(
             self.journal,
             current,
             prefs_file,
-            defaults=Preferences(
-                autosave_interval_s=settings.autosave.interval_s,
-                budget_warning_fraction=settings.budget.warning_fraction,
-                confirm_above=settings.budget.confirm_above,
-            ),
+            defaults=default_preferences(settings),
             project_name=ctx.paths.project.name,
             log=self.log,
         )
@@ -182,9 +182,9 @@ class SessionWriter(Worker):
             interval_s=self.autosave.interval_s,
         )
         if decision.record is not None or self._prefs_version:
-            # A fresh recovery notice is written at once: it must outlive a
-            # crash of this writer before its first interval.
-            self.autosave.snapshot("start", sync=bool(decision.events))
+            # A recovery notice is written at once: the journal's start record
+            # does not hold it, and it must outlive a crash of this writer.
+            self.autosave.snapshot("start", sync=self._doc.recovery is not None)
 
     # -- requests -------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -37,12 +37,13 @@ from protocol.ledger import LedgerLine, LedgerOperation
 from services.cost.budget import BudgetLimits
 from services.cost.ledger_files import LedgerFiles, Position
 from services.cost.money import MONEY, ZERO, parse_money
-from services.cost.windows import bucket_of, local_midnight
+from services.cost.windows import BUCKET_S, bucket_of, local_midnight
 from services.store import AtomicJsonFile, RetryPolicy, SaveOutcome
 
 __all__ = [
     "DEFAULT_DAYS",
     "MAX_BUCKETS",
+    "MAX_HOURS",
     "SERIES_NAME",
     "SERIES_SAVE_EVERY_S",
     "BucketKind",
@@ -66,8 +67,11 @@ SERIES_FORMAT = 1
 SERIES_SAVE_EVERY_S = 600.0
 """series.json is rewritten at most this often (and at a clean stop)."""
 
-MAX_BUCKETS = 20_000
-"""More buckets than this in one answer is refused (two years of hours fit)."""
+MAX_BUCKETS = 5_000
+"""More buckets than this in one answer is refused (13 years of days)."""
+
+MAX_HOURS = 2_000
+"""Hour buckets: at most this many (83 days), so one answer stays well under a second."""
 
 _LIMIT_OF: dict[str, str | None] = {
     "hour": None,
@@ -165,6 +169,20 @@ class SeriesIndex:
         rebuilt.pending = None
         return rebuilt
 
+    def warm_days(self, zone: ZoneInfo) -> None:
+        """Sum every closed local day of `zone` now (in the loading thread, not in a request)."""
+        if not self.cells:
+            return
+        day = datetime.fromtimestamp(min(self.cells) * BUCKET_S, UTC).astimezone(zone).date()
+        start = local_midnight(day, zone)
+        while True:
+            day += timedelta(days=1)
+            end = local_midnight(day, zone)
+            if bucket_of(end) > self._newest:
+                return
+            self.span(bucket_of(start), bucket_of(end))
+            start = end
+
     def to_json(self) -> dict[str, Any]:
         """Checkpoint form: money as exact text."""
         return {
@@ -192,6 +210,7 @@ class SeriesIndex:
                 {str(k): parse_money(v) for k, v in by_model.items()},
                 {str(k): parse_money(v) for k, v in by_operation.items()},
             )
+        index._newest = max(index.cells, default=-1)
         return index
 
 
@@ -223,8 +242,14 @@ def _saved_index(files: LedgerFiles) -> tuple[SeriesIndex, Position | None]:
         return SeriesIndex(), None  # a cache: read the ledger instead
 
 
-def read_index(files: LedgerFiles, sizes: list[tuple[Path, int]]) -> SeriesIndex:
-    """Every operation in the month files, each read up to its size (series.json first)."""
+def read_index(
+    files: LedgerFiles, sizes: list[tuple[Path, int]], zone: ZoneInfo | None = None
+) -> SeriesIndex:
+    """Every operation in the month files, each read up to its size (series.json first).
+
+    With `zone`, the closed days of that zone are summed too, so the first
+    `cost.series` by day, week or month after a start is as quick as the next.
+    """
     index, start = _saved_index(files)
     for path, size in sizes:
         if start is not None and path.name < start.file:
@@ -234,6 +259,8 @@ def read_index(files: LedgerFiles, sizes: list[tuple[Path, int]]) -> SeriesIndex
             record for end, record, _line in files.records(path, offset) if end <= size
         )
     index.complete = True
+    if zone is not None:
+        index.warm_days(zone)
     return index
 
 
