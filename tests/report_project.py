@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from services.inprocess import make_context
 from test_cost_ledger import LedgerHarness
 
 from protocol.envelopes import Event
 from protocol.names import WorkerName
 from services.history_archiver import HistoryArchiver
+from services.inprocess import make_context
 
 MODELS = ("claude-sonnet-3.5", "claude-opus-3", "gpt-4o", "gemini-flash")
 OPERATIONS = ("scene_generation", "enhancement", "analysis", "scoring")
