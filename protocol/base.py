@@ -26,10 +26,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 __all__ = [
+    "MAX_CURSOR",
     "MAX_TEXT_CHARS",
+    "MAX_WHOLE_NUMBER",
+    "STORED_CONTEXT",
+    "WHOLE_NUMBER",
     "ClientPath",
     "Document",
     "Message",
@@ -46,6 +50,35 @@ __all__ = [
 
 MAX_TEXT_CHARS = 10_000
 """Longest free text (a query, a breadcrumb item) we accept; beyond it is abuse."""
+
+
+MAX_WHOLE_NUMBER = 2**53 - 1
+"""The largest integer any field accepts unless it says less: every JSON
+parser (JavaScript's included) holds it exactly, and it always fits the 64 bits
+our encoder writes."""
+
+STORED_CONTEXT: dict[str, bool] = {"stored": True}
+"""Validation context for a document read back from disk. A model may then be
+lenient where a request is strict (preferences clamp an out-of-range value
+rather than refuse the whole file)."""
+
+MAX_CURSOR = 2**31 - 1
+"""Largest cursor line or column: far beyond any manuscript, and a 32-bit int in any UI."""
+
+
+def _whole(value: object) -> object:
+    # JSON Schema counts 1.0 as the integer 1, so we do too; 1.5, true and
+    # "1" stay refused by the strict check that follows.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value) if value.adjusted() < 32 else MAX_WHOLE_NUMBER + 1
+    return value
+
+
+WHOLE_NUMBER = BeforeValidator(_whole)
+"""Put last in an `Annotated[StrictInt, Field(ge=..., le=...), WHOLE_NUMBER]`: an
+integer as JSON Schema means it (`3` or `3.0`), with bounds the schema shows."""
 
 
 class Message(BaseModel):

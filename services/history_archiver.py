@@ -128,6 +128,7 @@ class HistoryArchiver(Worker):
         if loaded.problem:
             self.problem = f"history was unreadable ({loaded.problem}); moved to {loaded.moved_to}"
             self.log.error("history.corrupt", error=loaded.problem, moved_to=str(loaded.moved_to))
+            self.log.warning("history.rebuilt", summary=loaded.rebuilt)
         self.journal = LiveJournal(paths.archive_dir, retry=self.retry)
         if self.journal.repaired_bytes:
             self.log.warning("history.journal_torn_tail", removed_bytes=self.journal.repaired_bytes)

@@ -73,10 +73,23 @@ class RunningService:
         )
         return data
 
+    def curve_options(self) -> dict[int, bytes]:
+        """The CURVE keys endpoints.json names (tcp), as socket options; none over ipc."""
+        files = self.endpoints.get("curve")
+        if not files:
+            return {}
+        return {
+            zmq.CURVE_SERVERKEY: Path(files["server_public_key_file"]).read_bytes().strip(),
+            zmq.CURVE_PUBLICKEY: Path(files["client_public_key_file"]).read_bytes().strip(),
+            zmq.CURVE_SECRETKEY: Path(files["client_secret_key_file"]).read_bytes().strip(),
+        }
+
     def socket(self, kind: int = zmq.DEALER) -> zmq.Socket[bytes]:
         """A new socket connected to the command endpoint (closed at teardown)."""
         sock = self.context.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
+        for option, value in self.curve_options().items():
+            sock.setsockopt(option, value)
         sock.connect(self.endpoints["command"])
         self._sockets.append(sock)
         return sock

@@ -270,7 +270,7 @@ def notebooklm_settings() -> st.SearchStrategy[NotebookLMSettings]:
 
 
 _zones = st.sampled_from([None, "UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata"])
-_autosave_s = st.floats(min_value=0, max_value=86_400, exclude_min=True, allow_nan=False)
+_autosave_s = st.floats(min_value=1, max_value=3600, allow_nan=False)
 _fractions = st.integers(min_value=1, max_value=1000).map(lambda n: Decimal(n) / 1000)
 
 

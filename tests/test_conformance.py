@@ -7,17 +7,23 @@ ledger) get a tree of their own.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from service import RunningService, running_service
+from service import RunningService, running_service, start_service
 
 from protocol.conformance import CaseFailed, Runner, case_names, load_case
 from protocol.conformance.matching import ExactNumber
 from protocol.conformance.tamper import Tamper
+from services.session.recovery import pid_alive
 
 CASES = case_names()
 
@@ -39,6 +45,40 @@ def shared_runner(shared_service: RunningService) -> Iterator[Runner]:
     runner.close()
 
 
+@contextlib.contextmanager
+def fresh_runner(case: dict[str, Any], project: Path) -> Iterator[Runner]:
+    """A service of the case's own (its `transport`), and a runner that can crash and restart it."""
+    extra = ("--transport", str(case["transport"])) if case.get("transport") else ()
+    services = [start_service(project, *extra)]
+
+    def restart() -> dict[str, Any]:
+        current = services[-1]
+        pids = [current.process.pid, *current.worker_pids()]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        current.process.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        services.append(start_service(project, *extra))
+        return services[-1].endpoints
+
+    runner = Runner.for_project(project, restart=restart)
+    try:
+        yield runner
+    finally:
+        runner.close()
+        for service in services:
+            leftover = []
+            with contextlib.suppress(Exception):
+                leftover = service.worker_pids() if service.process.poll() is None else []
+            service.stop()
+            for pid in leftover:
+                if pid_alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+
+
 @pytest.mark.parametrize("name", CASES)
 def test_case(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """The service answers and publishes exactly what the case file says."""
@@ -46,12 +86,8 @@ def test_case(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> None
     if case.get("service") != "fresh":
         request.getfixturevalue("shared_runner").run_case(case)
         return
-    with running_service(tmp_path / "project") as service:
-        runner = Runner.for_project(service.project)
-        try:
-            runner.run_case(case)
-        finally:
-            runner.close()
+    with fresh_runner(case, tmp_path / "project") as runner:
+        runner.run_case(case)
 
 
 def test_the_cases_cover_every_op_and_error_code() -> None:

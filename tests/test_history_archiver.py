@@ -442,7 +442,7 @@ def _ledger_writes(project: Path, session_id: str, calls: list[tuple[str, str, i
     from services.cost_ledger import CostLedger
 
     harness = make_harness(project, session_id=session_id, name=WorkerName.COST_LEDGER)
-    ledger = CostLedger(harness.ctx, use_genai_prices=False)
+    ledger = CostLedger(harness.ctx)  # genai-prices' offline table prices these models
     ledger.start()
     for request_id, model, tokens in calls:
         args = {"operation": "scene_generation", "model": model, "input_tokens": tokens}

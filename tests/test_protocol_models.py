@@ -270,3 +270,26 @@ def test_not_a_number_is_refused_as_money() -> None:
     for value in (Decimal("NaN"), Decimal("Infinity")):
         with pytest.raises(ValidationError, match="session_total"):
             CostsDocument.model_validate({"session_total": value})
+
+
+@given(s.timestamps())
+def test_the_one_timestamp_text_reads_back_as_the_same_instant(moment: datetime) -> None:
+    """`utc_text` writes UTC with `Z` and microseconds; `parse_ts` reads it back exactly."""
+    from protocol.base import parse_ts, utc_text
+
+    text = utc_text(moment)
+    assert text.endswith("Z") and len(text) == len("2026-11-30T18:07:54.124688Z")
+    expected = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    assert parse_ts(text) == expected and parse_ts(text).tzinfo is UTC
+
+
+def test_parse_ts_takes_any_offset_and_refuses_what_is_no_timestamp() -> None:
+    """Offsets are converted to UTC, a naive time is UTC, and a non-timestamp is an error."""
+    from protocol.base import parse_ts
+
+    assert parse_ts("2026-11-30T20:00:00+02:00") == datetime(2026, 11, 30, 18, tzinfo=UTC)
+    assert parse_ts("2026-11-30T18:00:00") == datetime(2026, 11, 30, 18, tzinfo=UTC)
+    with pytest.raises(ValueError):
+        parse_ts("yesterday")
+    with pytest.raises(TypeError):
+        parse_ts(1_700_000_000)  # type: ignore[arg-type]

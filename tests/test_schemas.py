@@ -37,6 +37,7 @@ CHECKED = {
     "maxItems",
     "minItems",
     "prefixItems",
+    "maxProperties",
     "maxLength",
     "minLength",
     "minimum",
@@ -129,6 +130,8 @@ def _validate_object(
     value: dict[str, Any], schema: dict[str, Any], root: dict[str, Any], where: str
 ) -> None:
     properties: dict[str, Any] = schema.get("properties", {})
+    if len(value) > schema.get("maxProperties", len(value)):
+        raise SchemaViolationError(f"{where}: more than maxProperties")
     missing = set(schema.get("required", [])) - set(value)
     if missing:
         raise SchemaViolationError(f"{where}: missing required {sorted(missing)}")

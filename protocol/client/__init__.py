@@ -20,6 +20,7 @@ imports it. Use one client from one event loop; it is not thread-safe.
 """
 
 from protocol.client._costs import CostCallback, CostTracker
+from protocol.client._curve import apply_curve, curve_options
 from protocol.client._defaults import (
     DEFAULT_REQUEST_TIMEOUT_S,
     DEFAULT_RETRIES,
@@ -51,6 +52,8 @@ __all__ = [
     "ServiceError",
     "ServiceUnavailable",
     "Session",
+    "apply_curve",
+    "curve_options",
     "endpoints_path",
     "ensure_service",
     "find_endpoints",

@@ -9,8 +9,9 @@ came before; `seq` only says *that* something was missed. So `Mirror`:
 2. applies each later event: `cost.logged` carries complete totals,
    `session.saved` with a higher revision means "read the session again",
    `worker.*` means "read the workers again";
-3. on a gap in a source's `seq`, or a fall (the supervisor restarted), reads
-   again the part that source owns. Events older than a snapshot are dropped.
+3. on a gap in any source's `seq` (the subscriber's queue overflowed, which
+   drops every source's events alike), or a fall (the supervisor restarted),
+   reads everything again. Events older than a snapshot are dropped.
 
 `view` holds `session`, `costs` and `workers`; `workers` keeps, per worker,
 the fields that change only with an event (name, pid, state, restarts,
@@ -151,13 +152,13 @@ class Mirror:
         if last is None or event.seq == last + 1:
             return
         if event.seq > last + 1:
+            # Our queue overflowed, and it drops every source's events alike, the
+            # last ones too (no later event of theirs may ever show it): so a gap
+            # anywhere means reading everything again, not only this source's part.
             self.gaps += event.seq - last - 1
-            part = OWNED_BY.get(event.source)
-            if part is not None:
-                self._reread(part)
         else:  # the supervisor restarted: its counters start again at 0
             self._last_seq = {event.source: event.seq}
-            self._reread_all()
+        self._reread_all()
 
     def _reread_all(self) -> None:
         for part in _READS:

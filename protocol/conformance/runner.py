@@ -15,7 +15,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -99,37 +99,48 @@ class Runner:
         *,
         curve: dict[str, str] | None = None,
         context: zmq.Context[Any] | None = None,
+        restart: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._context = context or zmq.Context.instance()
+        self._run = secrets.token_hex(4)
+        self._restart = restart
+        """Kills the whole service tree with SIGKILL and starts it again; its new endpoints."""
+        self.events: list[dict[str, Any]] = []
+        """Every event received, in order."""
+        self.seq_problems: list[str] = []
+        self._last_seq: dict[str, int] = {}
+        self._parked: dict[str, dict[str, Any]] = {}
+        self._joined = False
+        self._connect(command, events, curve)
+
+    def _connect(self, command: str, events: str, curve: dict[str, str] | None) -> None:
         self._command_endpoint = command
         self._curve = curve_keys(curve)
-        self._run = secrets.token_hex(4)
         self._sub = self._context.socket(zmq.SUB)
         self._secure(self._sub)
         self._sub.setsockopt(zmq.LINGER, 0)
         self._sub.setsockopt(zmq.RCVHWM, 0)
         self._sub.setsockopt(zmq.SUBSCRIBE, b"")
         self._sub.connect(events)
-        self.events: list[dict[str, Any]] = []
-        """Every event received, in order."""
-        self.seq_problems: list[str] = []
-        self._last_seq: dict[str, int] = {}
         self._dealer = self._new_dealer()
-        self._parked: dict[str, dict[str, Any]] = {}
-        self._joined = False
 
-    def _new_dealer(self) -> zmq.Socket[Any]:
+    def _new_dealer(self, *, secure: bool = True) -> zmq.Socket[Any]:
         sock: zmq.Socket[Any] = self._context.socket(zmq.DEALER)
-        self._secure(sock)
+        if secure:
+            self._secure(sock)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(self._command_endpoint)
         return sock
 
     @classmethod
-    def for_project(cls, project: Path) -> Runner:
+    def for_project(
+        cls, project: Path, *, restart: Callable[[], dict[str, Any]] | None = None
+    ) -> Runner:
         """A runner for the service that `<project>/.session/run/endpoints.json` names."""
         endpoints = read_endpoints(project)
-        return cls(endpoints["command"], endpoints["events"], curve=endpoints.get("curve"))
+        return cls(
+            endpoints["command"], endpoints["events"], curve=endpoints.get("curve"), restart=restart
+        )
 
     def _secure(self, sock: zmq.Socket[Any]) -> None:
         """Set the CURVE client keys (tcp), before `connect` as ZeroMQ requires."""
@@ -272,6 +283,8 @@ class Runner:
         label = str(step.get("id", f"step{number}"))
         if "action" in step:
             self._action(step, state)
+        elif step.get("unauthenticated"):
+            self._unanswered(step, label, state)
         elif "await" in step:
             label = str(step["await"])
             self._check_reply(step, label, state)
@@ -318,14 +331,38 @@ class Runner:
         if isinstance(expected_id, dict) and set(expected_id) == {"$id"}:
             wanted = state.id_of(str(expected_id["$id"]))
         reply = self._reply(wanted)
+        if "result" in reply:  # the first reply under a label is the one `$same_as` means
+            state.results.setdefault(label, reply["result"])
         problems = mismatches({"v": 1, "id": expected_id, **expect}, reply, ctx)
         if problems:
             shown = dumps_exact(reply).decode("utf-8")
             raise CaseFailed("; ".join(problems) + f"\n  reply: {shown[:600]}")
-        if "result" in reply:
-            state.results.setdefault(label, reply["result"])
+
+    def _unanswered(self, step: dict[str, Any], label: str, state: _CaseState) -> None:
+        """Send without the CURVE keys: no reply may come within `no_reply_within_ms`."""
+        sock = self._new_dealer(secure=False)
+        try:
+            sock.send_multipart([b"", *self._frames(step, label, state)])
+            if sock.poll(int(step.get("no_reply_within_ms", 1000))):
+                reply = sock.recv_multipart()[-1][:200]
+                raise CaseFailed(f"a client without the CURVE keys got a reply: {reply!r}")
+        finally:
+            sock.close(linger=0)
+
+    def _crash_and_restart(self) -> None:
+        if self._restart is None:
+            raise CaseFailed("this case needs a runner that can restart the service")
+        self._sub.close(linger=0)  # first: over ipc it would reconnect to the new service
+        endpoints = self._restart()
+        self._dealer.close(linger=0)
+        self._parked, self._last_seq, self._joined = {}, {}, False
+        self._connect(endpoints["command"], endpoints["events"], endpoints.get("curve"))
+        self.join()
 
     def _action(self, step: dict[str, Any], state: _CaseState) -> None:
+        if step["action"] == "crash_and_restart":
+            self._crash_and_restart()
+            return
         action, name = step["action"], step["worker"]
         if action in ("kill_worker", "stop_worker"):
             pid = self.worker(name)["pid"]

@@ -29,11 +29,16 @@ def running_pid(project: Path) -> int | None:
 
 
 def query(
-    project: Path, op: str, args: dict[str, Any] | None = None, *, timeout_s: float = 3.0
+    project: Path, op: str, args: dict[str, Any] | None = None, *, timeout_s: float | None = None
 ) -> Any:
     """Send one request to the running service; the reply's result, or raise."""
+    if timeout_s is None:
+        from config import default_value
+
+        timeout_s = float(default_value("cli", "query_timeout_s"))
     import zmq
 
+    from protocol.client import ClientError, apply_curve, curve_options
     from protocol.envelopes import EndpointsFile, OkReply, decode_reply, encode_request
     from services.runtime.paths import ProjectPaths
     from services.store import read_document
@@ -41,10 +46,15 @@ def query(
     outcome = read_document(ProjectPaths.of(project).endpoints, EndpointsFile)
     if outcome.value is None:
         raise ConnectionError("the service is starting or stopping (no endpoints.json)")
+    try:
+        keys = curve_options(outcome.value)  # over tcp: the keys of this run
+    except ClientError as exc:
+        raise ConnectionError(str(exc)) from None
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sock = context.socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
     try:
+        apply_curve(sock, keys)
         sock.connect(outcome.value.command)
         sock.send(encode_request(f"cli-{os.getpid()}-{time.monotonic_ns()}", op, args))
         if not sock.poll(int(timeout_s * 1000)):

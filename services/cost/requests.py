@@ -33,6 +33,7 @@ from services.cost.records import (
 from services.cost.series import (
     DEFAULT_DAYS,
     MAX_BUCKETS,
+    MAX_HOURS,
     bucket_count,
     spend_series,
 )
@@ -207,10 +208,11 @@ class CostDesk:
                 f"since ({since}) must be before until ({until})",
                 request_id=call.id,
             )
-        if bucket_count(since, until, args.bucket) > MAX_BUCKETS:
+        most = MAX_HOURS if args.bucket == "hour" else MAX_BUCKETS
+        if bucket_count(since, until, args.bucket) > most:
             raise ProtocolError(
                 ErrorCode.INVALID_ARGS,
-                f"{since} to {until} by {args.bucket} is more than {MAX_BUCKETS} buckets; "
+                f"{since} to {until} by {args.bucket} is more than {most} buckets; "
                 "use a shorter range or a wider bucket",
                 request_id=call.id,
             )

@@ -141,7 +141,7 @@ class _Fold:
         if isinstance(record, JournalOp) and record.op == Op.PREFERENCES_SET.value:
             args = parse_args(Op.PREFERENCES_SET, record.args)
             assert isinstance(args, PreferencesSetArgs)  # noqa: S101 - parse_args's table says so
-            out.preferences = patch_preferences(out.preferences, args.values)
+            out.preferences = patch_preferences(out.preferences, args.values, stored=True)
             out.replies.append(RememberedReply(record.id, record.op, rev, out.preferences))
             if out.document is not None:
                 out.document = out.document.model_copy(update={"revision": rev})

@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from config import Settings
+from protocol.base import STORED_CONTEXT
 from protocol.events import SessionRecoveredData
 from protocol.names import Topic
 from protocol.session import Preferences, RecoveryNotice, SessionDocument
@@ -61,11 +62,18 @@ class LoadedState:
 
 
 def default_preferences(settings: Settings) -> Preferences:
-    """The preferences of a project that has none yet, seeded from defaults.toml."""
-    return Preferences(
-        autosave_interval_s=settings.autosave.interval_s,
-        budget_warning_fraction=settings.budget.warning_fraction,
-        confirm_above=settings.budget.confirm_above,
+    """The preferences of a project that has none yet, seeded from defaults.toml.
+
+    Clamped into the preferences' ranges: the operator's config may ask for
+    less (a 0.5 s test interval); a preference never leaves its range.
+    """
+    return Preferences.model_validate(
+        {
+            "autosave_interval_s": settings.autosave.interval_s,
+            "budget_warning_fraction": settings.budget.warning_fraction,
+            "confirm_above": settings.budget.confirm_above,
+        },
+        context=STORED_CONTEXT,
     )
 
 

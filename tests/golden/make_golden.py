@@ -90,7 +90,7 @@ class _Tree:
         )
         self.archiver = HistoryArchiver(self.archiver_h.ctx)
         self.archiver.start()
-        self.ledger = CostLedger(self.ledger_h.ctx, use_genai_prices=False)
+        self.ledger = CostLedger(self.ledger_h.ctx)
         self.ledger.start()
         self.writer = SessionWriter(self.writer_h.ctx)
         self.writer.start()

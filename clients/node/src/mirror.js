@@ -9,8 +9,9 @@
 //   2. apply each later event: `cost.logged` carries complete totals,
 //      `session.saved` with a higher revision means "read the session again",
 //      `worker.*` patch the worker's entry;
-//   3. on a gap in a source's seq (or a supervisor restart), read again the
-//      part that source owns; events older than a snapshot are dropped.
+//   3. on a gap in any source's seq (the queue overflowed, and that drops
+//      every source's events alike) or a supervisor restart, read everything
+//      again; events older than a snapshot are dropped.
 //
 // `view` is `{session, costs, workers}`; `workers` keeps, per worker, the
 // fields that only change with an event: name, pid, state, restarts, last_exit.
@@ -64,13 +65,11 @@ export class Mirror {
   }
 
   #gap(source, missed) {
+    // A gap means our queue overflowed, which drops every source's events alike,
+    // the last ones too (no later event of theirs may ever show it); a fall means
+    // the supervisor restarted. Either way, read everything again.
     this.gaps += missed;
-    if (source === "supervisor" && missed === 0) {
-      this.refresh(); // the supervisor restarted: everything may have changed
-      return;
-    }
-    const part = OWNED_BY[source];
-    if (part) this.refresh([part]);
+    this.refresh();
   }
 
   /** Read again the given parts of the state (all by default). */

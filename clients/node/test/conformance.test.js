@@ -25,8 +25,14 @@ describe("conformance cases", () => {
     const c = loadCase(name);
     test(`${name}: ${c.about}`, async () => {
       if (c.service !== "fresh") return runner.runCase(c);
-      const own = await startService();
-      const ownRunner = new Runner(own.ep);
+      const own = await startService({ transport: c.transport ?? null });
+      const ownRunner = new Runner(own.ep, {
+        restart: async () => {
+          const status = await ownRunner.requestOk("supervisor.status");
+          const pids = status.workers.filter((w) => w.pid !== null).map((w) => Number(w.pid.value));
+          return own.crashAndRestart(pids);
+        },
+      });
       try {
         await ownRunner.runCase(c);
       } finally {

@@ -48,25 +48,32 @@ export function schemaProblem(name, value) {
 }
 
 export class Runner {
-  constructor(ep) {
-    this.ep = ep;
+  /** `restart()`, if given, kills the whole service tree with SIGKILL, starts it again and resolves with the new endpoints. */
+  constructor(ep, { restart = null } = {}) {
     this.run = randomBytes(4).toString("hex");
-    this.sub = new Subscriber({ linger: 0, receiveHighWaterMark: 0, ...curveOptions(ep) });
-    this.sub.connect(ep.events);
-    this.sub.subscribe();
+    this.restart = restart;
     this.events = [];
     this.seqProblems = [];
     this.lastSeq = new Map();
     this.joined = false;
-    this.readEvents();
     this.dealer = null;
     this.parked = new Map();
     this.replyWaiters = [];
+    this.connect(ep);
   }
 
-  async readEvents() {
+  connect(ep) {
+    this.ep = ep;
+    this.sub = new Subscriber({ linger: 0, receiveHighWaterMark: 0, ...curveOptions(ep) });
+    this.sub.connect(ep.events);
+    this.sub.subscribe();
+    this.readEvents(this.sub);
+  }
+
+  async readEvents(sub) {
     try {
-      for await (const [topic, body] of this.sub) {
+      for await (const [topic, body] of sub) {
+        if (sub !== this.sub) break; // replaced after a restart
         const event = parse(body.toString("utf8"));
         if (event.topic !== topic.toString("utf8")) this.seqProblems.push(`topic frame ${topic} differs from ${event.topic}`);
         const seq = Number(event.seq.value);
@@ -192,6 +199,8 @@ export class Runner {
     let label = String(step.id ?? `step${number}`);
     if ("action" in step) {
       await this.action(step, state);
+    } else if (step.unauthenticated) {
+      await this.unanswered(step, label, state);
     } else if ("await" in step) {
       label = String(step.await);
       await this.checkReply(step, label, state);
@@ -222,9 +231,10 @@ export class Runner {
     if (typeof expectedId === "string") wanted = expectedId;
     else if (Object.keys(expectedId).length === 1 && "$id" in expectedId) wanted = state.ids(String(expectedId.$id));
     const reply = await this.reply(wanted);
+    // The first reply under a label is the one `$same_as` means (this one, if it is the first).
+    if ("result" in reply && !state.results.has(label)) state.results.set(label, reply.result);
     const problems = mismatches({ v: parse("1"), id: expectedId, ...expect }, reply, state);
     if (problems.length) throw new CaseFailed(`${problems.join("; ")}\n  reply: ${show(reply).slice(0, 600)}`);
-    if ("result" in reply && !state.results.has(label)) state.results.set(label, reply.result);
   }
 
   async awaitEvents(wanted, mark, state) {
@@ -246,7 +256,33 @@ export class Runner {
     }
   }
 
+  /** Send without the CURVE keys: no reply may come within `no_reply_within_ms`. */
+  async unanswered(step, label, state) {
+    const sock = new Dealer({ linger: 0 });
+    sock.connect(this.ep.command);
+    try {
+      await sock.send(["", ...this.frames(step, label, state)]);
+      const wait = Number(step.no_reply_within_ms?.value ?? step.no_reply_within_ms ?? 1000);
+      const reply = await Promise.race([sock.receive(), sleep(wait).then(() => null)]);
+      if (reply !== null) throw new CaseFailed(`a client without the CURVE keys got a reply: ${reply[reply.length - 1].toString("utf8").slice(0, 200)}`);
+    } finally {
+      sock.close();
+    }
+  }
+
+  async crashAndRestart() {
+    if (!this.restart) throw new CaseFailed("this case needs a runner that can restart the service");
+    this.sub.close(); // first: over ipc the old socket would reconnect to the new service
+    const ep = await this.restart();
+    this.lastSeq = new Map();
+    this.joined = false;
+    this.connect(ep);
+    this.newDealer();
+    await this.join();
+  }
+
   async action(step, state) {
+    if (step.action === "crash_and_restart") return this.crashAndRestart();
     const { action, worker: name } = step;
     if (action === "kill_worker" || action === "stop_worker") {
       const entry = await this.worker(name);

@@ -36,27 +36,58 @@ function toml(sections) {
     .join("\n");
 }
 
-/** Start a service in a new temporary project; `config` is `{section: {key: value}}`. */
-export async function startService({ config = null } = {}) {
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === "EPERM";
+  }
+}
+
+/**
+ * Start a service in a new temporary project; `config` is `{section: {key: value}}`,
+ * `transport` is "ipc" or "tcp" (the default is the service's).
+ */
+export async function startService({ config = null, transport = null } = {}) {
   const root = mkdtempSync(join(tmpdir(), "wf-node-"));
   const project = join(root, "project");
-  const extra = [];
+  const extra = transport ? ["--transport", transport] : [];
   if (config) {
     writeFileSync(join(root, "config.toml"), toml(config));
     extra.push("--config", join(root, "config.toml"));
   }
-  await supervisor("start", "--project", project, "--detach", ...extra);
-  const ep = findEndpoints(project);
-  if (!ep) throw new Error(`service in ${project} did not leave endpoints.json`);
-  return {
+  const start = async () => {
+    await supervisor("start", "--project", project, "--detach", ...extra);
+    const ep = findEndpoints(project);
+    if (!ep) throw new Error(`service in ${project} did not leave endpoints.json`);
+    return ep;
+  };
+  const service = {
     project,
-    ep,
+    ep: await start(),
     started: true,
+    /** SIGKILL the supervisor and every worker (a crash), then start again; the new endpoints. */
+    async crashAndRestart(workerPids) {
+      const pids = [service.ep.supervisor_pid, ...workerPids];
+      for (const pid of pids) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+      const deadline = Date.now() + 10000;
+      while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      service.ep = await start();
+      return service.ep;
+    },
     async stop() {
       await supervisor("stop", "--project", project).catch(() => {});
       rmSync(root, { recursive: true, force: true });
     },
   };
+  return service;
 }
 
 /** The service under test: WF_PROJECT's (left running), or a new one. */
