@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from services.watch.inprocess import make_context
+from services.inprocess import make_context
 from test_cost_ledger import LedgerHarness
 
 from protocol.envelopes import Event
