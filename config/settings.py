@@ -125,6 +125,14 @@ class CliSettings(_Section):
     """Waits of the command line."""
 
     detach_ready_timeout_s: Positive
+    stop_timeout_s: Positive
+    query_timeout_s: Positive
+    restart_wait_s: Positive
+    logs_follow_poll_s: Positive
+    logs_follow_lines: Annotated[int, Field(ge=0)]
+    liveness_check_s: Positive
+    watch_redraw_s: Positive
+    report_days: Annotated[int, Field(ge=1, le=366)]
 
 
 class ProtocolSettings(_Section):

@@ -11,7 +11,16 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, StrictBool, StrictInt, ValidationError, field_validator, model_validator
 
-from protocol.base import ClientPath, Document, Message, Money, ShortText, Timestamp
+from protocol.base import (
+    MAX_CURSOR,
+    WHOLE_NUMBER,
+    ClientPath,
+    Document,
+    Message,
+    Money,
+    ShortText,
+    Timestamp,
+)
 from protocol.costs import CostOperation, CostTotals
 from protocol.envelopes import describe_validation_error
 from protocol.errors import ErrorCode, ProtocolError
@@ -48,7 +57,10 @@ __all__ = [
     "parse_args",
 ]
 
-Tokens = Annotated[StrictInt, Field(ge=0, le=10**12)]
+Tokens = Annotated[StrictInt, Field(ge=0, le=10**12), WHOLE_NUMBER]
+"""Tokens of one call: 0 to 10^12 (a thousand billion; no real call comes near)."""
+Cursor = Annotated[StrictInt, Field(ge=0, le=MAX_CURSOR), WHOLE_NUMBER]
+"""A cursor line or column: 0 to 2^31 - 1."""
 NonEmptyText = Annotated[ShortText, Field(min_length=1)]
 ModelName = Annotated[str, Field(min_length=1, max_length=200)]
 ProviderName = Annotated[str, Field(min_length=1, max_length=100)]
@@ -81,8 +93,8 @@ class OpenFileArgs(Message):
     """`session.open_file`: the path must stay inside the project."""
 
     path: ClientPath
-    cursor_line: Annotated[StrictInt, Field(ge=0)] = 0
-    cursor_col: Annotated[StrictInt, Field(ge=0)] = 0
+    cursor_line: Cursor = 0
+    cursor_col: Cursor = 0
 
 
 class CloseFileArgs(Message):
@@ -231,7 +243,7 @@ class SetBudgetArgs(Message):
 class HistoryListArgs(Message):
     """`history.list`."""
 
-    limit: Annotated[StrictInt, Field(ge=1, le=10_000)] | None = None
+    limit: Annotated[StrictInt, Field(ge=1, le=10_000), WHOLE_NUMBER] | None = None
 
 
 class SupervisorRestartArgs(Message):

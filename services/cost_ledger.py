@@ -45,7 +45,7 @@ import orjson
 from protocol.base import utc_now
 from protocol.costs import CostsDocument
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.names import Topic, WorkerName
+from protocol.names import Op, Topic, WorkerName
 from services.cost.budget import BudgetLimits
 from services.cost.ledger_files import LedgerFiles, Position, RecordedReply, month_file_name
 from services.cost.loader import load_state
@@ -53,7 +53,13 @@ from services.cost.preferences import PreferenceWatch
 from services.cost.pricing import OVERRIDES_NAME, PriceBook, load_genai_prices
 from services.cost.records import budget_record, reply_of
 from services.cost.requests import MUTATING, Batch, CostDesk
-from services.cost.series import SERIES_SAVE_EVERY_S, SeriesIndex, read_index, save_index
+from services.cost.series import (
+    SERIES_SAVE_EVERY_S,
+    SeriesIndex,
+    Stopped,
+    read_index,
+    save_index,
+)
 from services.cost.snapshot import costs_document
 from services.cost.state import LedgerState
 from services.runtime.worker import Call, Outcome, ReplyCache, Worker, WorkerContext
@@ -102,6 +108,7 @@ class CostLedger(Worker):
         self._series_generation = 0
         self._series_saved_at = 0.0
         self._series_thread: threading.Thread | None = None
+        self._series_stop = threading.Event()
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -134,11 +141,10 @@ class CostLedger(Worker):
             data = self._costs_file.path.read_bytes()
         except FileNotFoundError:
             return
-        except OSError as exc:  # unreadable: the next snapshot replaces it all the same
-            self.log.warning("cost_ledger.costs_json_unreadable", error=str(exc))
-            return
+        except OSError:  # a folder in its place, EACCES, EIO: moved aside below
+            data = b""
         try:
-            if isinstance(orjson.loads(data), dict):
+            if data and isinstance(orjson.loads(data), dict):
                 return
         except orjson.JSONDecodeError:
             pass
@@ -200,10 +206,14 @@ class CostLedger(Worker):
         sizes = [(path, path.stat().st_size) for path in self._files.month_files()]
         self._state.series.pending = []
         files = LedgerFiles(self.ctx.paths.ledger_dir)  # its own reader: no shared state
+        zone = self._state.zone
+        self._series_stop = stop = threading.Event()
 
         def read() -> None:
             try:
-                rebuilt = read_index(files, sizes)
+                rebuilt = read_index(files, sizes, zone, stop=stop)
+            except Stopped:
+                return
             except Exception as exc:  # a cache: the series stays incomplete, nothing is lost
                 problem = repr(exc)
                 self.ctx.call_soon_threadsafe(
@@ -248,6 +258,7 @@ class CostLedger(Worker):
         What a crash leaves behind, minus the crash: for tests and benchmarks
         that restart a ledger without a clean stop.
         """
+        self._series_stop.set()  # a background series read ends soon after
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -296,6 +307,14 @@ class CostLedger(Worker):
         if call.op in MUTATING:
             first = self._first_reply(call.id, batch)
             if first is not None:
+                first_op = _op_of_reply(first)
+                if first_op is not None and first_op != call.op.value:
+                    raise ProtocolError(
+                        ErrorCode.INVALID_ARGS,
+                        f"request id {call.id!r} was already used for {first_op}; "
+                        "a new request needs a new id",
+                        request_id=call.id,
+                    )
                 return first
         handler = self._desk.handlers.get(call.op)
         if handler is None:
@@ -434,6 +453,19 @@ class CostLedger(Worker):
             self._checkpoint_retry_at = (
                 self._checkpoint_at + self.ctx.settings.ledger.checkpoint_retry_s
             )
+
+
+def _op_of_reply(reply: Any) -> str | None:
+    """Which mutating op a remembered first reply answered (its shape says; see `reply_of`)."""
+    if not isinstance(reply, dict):
+        return None
+    if "operation" in reply:
+        return Op.COST_LOG.value
+    if "daily_limit" in reply:
+        return Op.COST_SET_BUDGET.value
+    if "session_total" in reply:
+        return Op.COST_RESET_SESSION.value
+    return None
 
 
 def _is_minor(topic: str, data: Any, confirm_above: Decimal) -> bool:

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from services.inprocess import make_context
 from test_cost_ledger import LedgerHarness
 
 from protocol.envelopes import Event
 from protocol.names import WorkerName
 from services.history_archiver import HistoryArchiver
+from services.inprocess import make_context
 
 MODELS = ("claude-sonnet-3.5", "claude-opus-3", "gpt-4o", "gemini-flash")
 OPERATIONS = ("scene_generation", "enhancement", "analysis", "scoring")
@@ -48,15 +48,9 @@ class GeneratedProject:
 
 @contextmanager
 def _clock_at(monkeypatch: pytest.MonkeyPatch, holder: list[datetime]) -> Iterator[None]:
-    """Point the archiver's clock at `holder[0]` (`utc_now` and `utc_text`'s default)."""
-    from protocol.base import utc_text
-
-    def text(moment: datetime | None = None) -> str:
-        return utc_text(moment or holder[0])
-
+    """Point the archiver's clock (`utc_now`, which stamps its journal) at `holder[0]`."""
     with monkeypatch.context() as patch:
         patch.setattr("services.history_archiver.utc_now", lambda: holder[0])
-        patch.setattr("services.history_archiver.utc_text", text)
         patch.setattr("services.history.live.utc_now", lambda: holder[0])
         yield
 

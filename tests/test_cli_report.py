@@ -7,10 +7,13 @@ sums, no request but the file itself, no console message.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -262,3 +265,38 @@ def test_inspect_costs_shows_a_14_day_sparkline(forty_days: GeneratedProject) ->
     shown_json = run_cli(forty_days.project, "inspect", "costs", "--json").stdout
     as_json = loads_exact(shown_json.encode())  # exact: money never passes through a float
     assert [(d["day"], d["total"]) for d in as_json["last_14_days"]] == expected
+
+
+def test_report_open_hands_the_file_to_the_browser(tmp_path: Path) -> None:
+    """`report --open` opens the written file's URI with the user's browser ($BROWSER)."""
+    project = tmp_path / "novel"
+    project.mkdir()
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    browser.chmod(0o700)
+    out = tmp_path / "r.html"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "supervisor",
+            "report",
+            "--open",
+            "--out",
+            str(out),
+            "--project",
+            str(project),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "BROWSER": f"{browser} %s"},
+    )
+    assert result.returncode == ExitCode.OK, result.stderr
+    deadline = time.monotonic() + 10
+    while not opened.exists() or not opened.read_text().strip():
+        assert time.monotonic() < deadline, "the browser was never called"
+        time.sleep(0.02)
+    assert opened.read_text().strip() == out.resolve().as_uri()

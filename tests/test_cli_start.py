@@ -21,15 +21,21 @@ pytestmark = pytest.mark.slow
 
 
 def test_start_detach_json_names_pid_endpoints_session_and_fresh(tmp_path: Path) -> None:
-    """`start --detach --json` prints the running pid, both endpoints, the session and `fresh`."""
+    """`start --detach --json` prints the pid, endpoints, session and `fresh`; console.log is 0600.
+
+    The project holds a 0644 console.log left by an older version: it is made private.
+    """
     project = tmp_path / "novel"
+    logs = project / ".session" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "console.log").write_text("old line\n")
+    (logs / "console.log").chmod(0o644)
     with detached_service(project) as ready:
+        assert stat.S_IMODE((logs / "console.log").stat().st_mode) == 0o600
         endpoints = json.loads((project / ".session" / "run" / "endpoints.json").read_text())
         assert ready["supervisor_pid"] == endpoints["supervisor_pid"]
-        assert ready["endpoints"] == {
-            "command": endpoints["command"],
-            "events": endpoints["events"],
-        }
+        wanted = {"command": endpoints["command"], "events": endpoints["events"]}
+        assert ready["endpoints"] == wanted
         assert ready["session_id"] == endpoints["session_id"]
         assert ready["resumed"] is False and ready["fresh"] is True
         stopped = run_cli(project, "stop", "--json")
@@ -39,17 +45,6 @@ def test_start_detach_json_names_pid_endpoints_session_and_fresh(tmp_path: Path)
     nothing = run_cli(project, "stop", "--json")
     assert nothing.returncode == ExitCode.NOT_RUNNING
     assert json.loads(nothing.stdout)["running"] is False
-
-
-def test_console_log_is_private_even_when_an_older_one_was_not(tmp_path: Path) -> None:
-    """A 0644 console.log left by an older version is 0600 after `start --detach`."""
-    project = tmp_path / "novel"
-    logs = project / ".session" / "logs"
-    logs.mkdir(parents=True)
-    (logs / "console.log").write_text("old line\n")
-    (logs / "console.log").chmod(0o644)
-    with detached_service(project):
-        assert stat.S_IMODE((logs / "console.log").stat().st_mode) == 0o600
 
 
 def test_loser_of_a_start_race_names_the_winner_not_old_console_lines(
@@ -143,15 +138,22 @@ def test_detach_without_a_terminal_resumes_the_interrupted_session(tmp_path: Pat
 
 
 def test_current_json_as_a_folder_gives_a_clear_message(tmp_path: Path) -> None:
-    """A folder named current.json makes `start` and `inspect session` exit 1 and say what to do."""
+    """A folder named current.json: `inspect session` says what to do; `start` moves it aside."""
     project = tmp_path / "novel"
     (project / ".session" / "current.json").mkdir(parents=True)
-    for args in (("inspect", "session"), ("start", "--detach"), ("start",)):
-        result = run_cli(project, *args)
-        assert result.returncode == ExitCode.FAILURE, args
-        assert "Traceback" not in result.stderr
-        assert "current.json is a folder where a data file belongs" in result.stderr
-        assert "mv " in result.stderr
+    result = run_cli(project, "inspect", "session")
+    assert result.returncode == ExitCode.FAILURE
+    assert "Traceback" not in result.stderr
+    assert "current.json is a folder where a data file belongs" in result.stderr
+    assert "mv " in result.stderr
+    started = run_cli(project, "start", "--detach")
+    try:
+        assert started.returncode == ExitCode.OK, started.stderr
+        assert "Moved aside .session/current.json (a folder)" in started.stdout + started.stderr
+        assert (project / ".session" / "current.json").is_file()
+    finally:
+        run_cli(project, "stop")
+        wait_lock_free(project)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny tmpfs to fill needs root")
@@ -184,3 +186,49 @@ def test_start_on_a_full_disk_says_the_disk_is_full(tmp_path: Path) -> None:
             assert "full" in result.stderr
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)  # noqa: S607
+
+
+def test_foreground_start_json_prints_the_ready_document_alone_on_stdout(tmp_path: Path) -> None:
+    """`start --json` in the foreground prints the ready document on stdout, sentences on stderr."""
+    project = tmp_path / "novel"
+    project.mkdir()
+    config = fast_config(project)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "supervisor",
+            "start",
+            "--json",
+            "--config",
+            str(config),
+            "--project",
+            str(project),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        cwd=project,
+    )
+    try:
+        assert child.stdout is not None
+        text = b""
+        decoder = json.JSONDecoder()
+        while True:
+            line = child.stdout.readline()
+            assert line, f"stdout ended before the document: {text!r}"
+            text += line
+            try:
+                ready, _ = decoder.raw_decode(text.decode())
+                break
+            except ValueError:
+                continue
+        endpoints = json.loads((project / ".session" / "run" / "endpoints.json").read_text())
+        assert ready["supervisor_pid"] == child.pid == endpoints["supervisor_pid"]
+        assert ready["session_id"] == endpoints["session_id"]
+        assert ready["fresh"] is True
+    finally:
+        child.send_signal(signal.SIGTERM)
+        rest = child.communicate(timeout=30)[0]
+    assert child.returncode == 0
+    assert rest.strip() == b""  # "Stopped cleanly." went to stderr

@@ -204,3 +204,58 @@ def test_cached_tokens_count_toward_the_tier_threshold(book: PriceBook) -> None:
     # above 200 k: input $6, cache read $0.60, output $22.50 per MTok
     expected = (10_000 * Decimal(6) + 240_000 * Decimal("0.60") + 1_000 * Decimal("22.50")) / 10**6
     assert price is not None and price.cost == expected
+
+
+def _genai_total(model: str, usage: TokenUsage, at: datetime) -> Decimal | None:
+    """genai-prices' own generic calculation (the slow, general path)."""
+    import genai_prices
+
+    from services.cost.usage import genai_usage
+
+    try:
+        calculation = genai_prices.calc_price(genai_usage(usage), model, genai_request_timestamp=at)
+    except LookupError:
+        return None
+    return Decimal(calculation.total_price)
+
+
+def _current_models() -> list[str]:
+    """Every model id genai-prices knows for the providers the UI uses."""
+    from genai_prices.data import providers
+
+    aliases = set(load_pricing().aliases)  # ours win over genai-prices' own reading
+    return sorted(
+        model.id
+        for provider in providers
+        if provider.id in {"anthropic", "openai", "google"}
+        for model in provider.models
+        if model.id not in aliases
+    )
+
+
+@pytest.mark.parametrize("model", _current_models())
+def test_the_fast_path_equals_genai_prices_generic_calculation(model: str) -> None:
+    """For every model of the UI's providers, our arithmetic is genai-prices' to the digit."""
+    import random
+
+    book = PriceBook.load(None)
+    rng = random.Random(model)
+    at = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    for _ in range(12):
+        input_tokens = rng.choice([0, 1, 999, 128_000, 128_001, 200_000, 200_001, 250_000, 10**6])
+        cache_read = rng.randint(0, input_tokens // 2)
+        cache_write = rng.randint(0, (input_tokens - cache_read) // 2)
+        output_tokens = rng.randint(0, 40_000)
+        usage = TokenUsage(
+            input_tokens,
+            output_tokens,
+            cache_read_tokens=cache_read,
+            cache_write_tokens=cache_write,
+            reasoning_tokens=rng.randint(0, output_tokens),
+        )
+        expected = _genai_total(model, usage, at)
+        price = book.price(model, usage, at=at)
+        if expected is None:
+            assert price is None
+        else:
+            assert price is not None and price.cost == expected, (model, usage)

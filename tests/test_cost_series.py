@@ -213,3 +213,17 @@ def test_operations_logged_during_a_rebuild_are_added_to_it() -> None:
     adopted = live.adopt(rebuilt)
     assert adopted.complete and adopted.pending is None
     assert adopted.span(0, 20).total == Decimal("0.75")
+
+
+def test_a_saved_index_read_back_remembers_its_closed_days() -> None:
+    """An index read from series.json sums its past days once, like one built live."""
+    from zoneinfo import ZoneInfo
+
+    from services.cost.series import SeriesIndex
+
+    live = SeriesIndex()
+    for bucket in range(0, 96 * 3, 7):  # three UTC days from the epoch
+        live.add(bucket, "gpt-4", "analysis", Decimal("0.25"))
+    again = SeriesIndex.from_json(live.to_json())
+    again.warm_days(ZoneInfo("UTC"))
+    assert (0, 96) in again._spans and again.span(0, 96).total == live.span(0, 96).total

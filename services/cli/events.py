@@ -10,17 +10,18 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
+from config import default_value
 from services.cli.control import running_pid
 from services.cli.exits import ExitCode
 from services.cli.feed import Gap, NotServing, open_feed
 
 __all__ = ["LIVENESS_CHECK_S", "event_line", "events", "events_command", "gap_line"]
 
-LIVENESS_CHECK_S = 1.0
+LIVENESS_CHECK_S: Final = float(default_value("cli", "liveness_check_s"))
 """After this long without an event, check that the service still runs."""
 
 

@@ -13,17 +13,18 @@ import re
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
+from config import default_value
 from services.cli.exits import ExitCode
 from services.cli.logfiles import LOG_SOURCES, LogFollower, LogLine
 from services.cli.output import use_color
 
 __all__ = ["FOLLOW_POLL_S", "logs_command", "parse_since", "render_line"]
 
-FOLLOW_POLL_S = 0.2
+FOLLOW_POLL_S: Final = float(default_value("cli", "logs_follow_poll_s"))
 """How often `-f` looks for new lines (a log is for people: 0.2 s feels live)."""
-_FOLLOW_DEFAULT_LINES = 10
+_FOLLOW_DEFAULT_LINES: Final = int(default_value("cli", "logs_follow_lines"))
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

@@ -7,6 +7,7 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 
+from config import default_value
 from services.cli.exits import exit_code_table
 
 __all__ = ["WORKER_NAMES", "build_parser", "version_text"]
@@ -83,7 +84,13 @@ def _add_start(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _add_control(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     stop = commands.add_parser("stop", help="stop the service cleanly")
     _project_option(stop)
-    stop.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
+    stop_timeout_s = float(default_value("cli", "stop_timeout_s"))
+    stop.add_argument(
+        "--timeout",
+        type=float,
+        default=stop_timeout_s,
+        help=f"seconds to wait (default {stop_timeout_s:g})",
+    )
     _json_option(stop)
 
     status = commands.add_parser("status", help="show the workers; exit 4 if one is failed")
@@ -139,8 +146,9 @@ def _add_observe(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     report = commands.add_parser("report", help="an offline HTML report of spend and sessions")
     report.add_argument("--out", type=Path, metavar="FILE", help="default .session/report.html")
     report.add_argument("--open", action="store_true", help="open it in the default browser")
+    days = int(default_value("cli", "report_days"))
     report.add_argument(
-        "--days", type=_days, default=30, metavar="N", help="daily spend over N days (default 30)"
+        "--days", type=_days, default=days, metavar="N", help=f"daily spend over N days ({days})"
     )
     _project_option(report)
     _json_option(report, "the report's figures as one JSON document (and its path)")

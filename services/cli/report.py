@@ -79,6 +79,9 @@ def report_command(options: argparse.Namespace) -> int:
     from services.runtime.paths import ProjectPaths
 
     project: Path = options.project
+    if not project.is_dir():
+        print(f"supervisor: {project} is not a folder (no project there)", file=sys.stderr)
+        return ExitCode.FAILURE
     out: Path = options.out or ProjectPaths.of(project).session_dir / DEFAULT_REPORT_NAME
     summary = build_report(project, out, days=options.days)
     if options.json:

@@ -12,8 +12,9 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+from config import default_value
 from services.cli.control import query, running_pid
 from services.cli.exits import ExitCode
 from services.cli.output import WaitNotice, print_json
@@ -21,7 +22,7 @@ from services.cli.parser import WORKER_NAMES
 
 __all__ = ["RESTART_WAIT_S", "restart", "restart_command"]
 
-RESTART_WAIT_S = 30.0
+RESTART_WAIT_S: Final = float(default_value("cli", "restart_wait_s"))
 """How long `restart` waits for the workers to run again (a stop takes up to ~6 s)."""
 
 

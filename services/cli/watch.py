@@ -18,8 +18,9 @@ import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+from config import default_value
 from services.cli.control import query, running_pid
 from services.cli.exits import ExitCode
 from services.cli.feed import NotServing, open_feed
@@ -28,7 +29,7 @@ from services.cli.statusline import StatusLine
 
 __all__ = ["REDRAW_S", "watch", "watch_command"]
 
-REDRAW_S = 1.0
+REDRAW_S: Final = float(default_value("cli", "watch_redraw_s"))
 """The ages on the line are redrawn this often (nothing is asked of the service)."""
 
 

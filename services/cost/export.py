@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
+from protocol.base import utc_text
+from protocol.ledger import LedgerOperation
 from services.cost.ledger_files import LedgerFiles, month_file_name
 from services.cost.windows import local_midnight
 
@@ -57,27 +59,26 @@ def operation_rows(
         if first_file is not None and path.name < first_file:
             continue
         for _end, record, _line in files.records(path):
-            if record.get("kind") != "op":
+            if not isinstance(record, LedgerOperation):
                 continue
-            moment = datetime.fromisoformat(record["ts"])
-            if start is not None and moment < start:
+            if start is not None and record.ts < start:
                 continue
             yield {
-                "timestamp": record["ts"],
-                "local_date": moment.astimezone(zone).date().isoformat(),
-                "session_id": record.get("session_id") or "",
-                "operation": record["operation"],
-                "model": record["model"],
-                "provider": record.get("provider") or "",
-                "input_tokens": record["input_tokens"],
-                "cache_read_tokens": record.get("cache_read_tokens", 0),
-                "cache_write_tokens": record.get("cache_write_tokens", 0),
-                "output_tokens": record["output_tokens"],
-                "reasoning_tokens": record.get("reasoning_tokens", 0),
-                "cost": _money_text(record.get("cost")),
-                "priced": "true" if record.get("cost") is not None else "false",
-                "price_source": record.get("price_source") or "",
-                "request_id": record.get("id") or "",
+                "timestamp": utc_text(record.ts),
+                "local_date": record.ts.astimezone(zone).date().isoformat(),
+                "session_id": record.session_id or "",
+                "operation": record.operation,
+                "model": record.model,
+                "provider": record.provider or "",
+                "input_tokens": record.input_tokens,
+                "cache_read_tokens": record.cache_read_tokens,
+                "cache_write_tokens": record.cache_write_tokens,
+                "output_tokens": record.output_tokens,
+                "reasoning_tokens": record.reasoning_tokens,
+                "cost": _money_text(record.cost),
+                "priced": "true" if record.cost is not None else "false",
+                "price_source": record.price_source or "",
+                "request_id": record.id or "",
             }
 
 

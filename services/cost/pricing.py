@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from importlib import metadata
 from pathlib import Path
@@ -149,6 +149,8 @@ class PriceBook:
         )
         self._genai_missing: set[str] = set()
         self._genai: Any = None
+        self._plain: dict[tuple[str, str | None, date], tuple[str, _PlainRates] | None] = {}
+        """genai-prices' plain rates by (name, provider, day): pricing a call in µs."""
 
     @classmethod
     def load(cls, overrides_path: Path | None, *, use_genai_prices: bool = True) -> PriceBook:
@@ -216,6 +218,41 @@ class PriceBook:
         """Whether a call on `model` would be priced."""
         return self.price(model, 0, 0) is not None
 
+    def _plain_rates(
+        self, model: str, provider: str | None, at: datetime | None
+    ) -> tuple[str, _PlainRates] | None:
+        """genai-prices' model id and plain rates for `model` at `at`, cached per day."""
+        moment = at or datetime.now(UTC)
+        key = (model.lower(), provider, moment.astimezone(UTC).date())
+        if key in self._plain:
+            return self._plain[key]
+        if len(self._plain) >= _CACHED_NAMES:
+            self._plain.clear()
+        found: tuple[str, _PlainRates] | None = None
+        try:
+            from genai_prices import data_snapshot
+            from genai_prices.units import _get_registry
+
+            snapshot = data_snapshot.get_snapshot()
+            for provider_id in dict.fromkeys([provider, None]):
+                try:
+                    _found_provider, info = snapshot.find_provider_model(
+                        model, None, provider_id, None
+                    )
+                    break
+                except LookupError:
+                    continue
+            else:
+                self._plain[key] = None
+                return None
+            if not _conditions_change_within_day(info):
+                rates = _plain_rates_of(info.get_prices(moment), _get_registry())
+                found = None if rates is None else (str(info.id), rates)
+        except Exception:  # a fast path: anything odd takes the generic way
+            found = None
+        self._plain[key] = found
+        return found
+
     def _from_genai_prices(
         self, model: str, usage: TokenUsage, at: datetime | None, provider: str | None
     ) -> Price | None:
@@ -226,6 +263,11 @@ class PriceBook:
         if self._genai is None:
             self._genai = load_genai_prices()  # already loaded in the ledger process
         genai = self._genai
+        if usage.details is None:
+            fast = self._plain_rates(model, provider, at)
+            if fast is not None:
+                model_id, rates = fast
+                return Price(tidy(rates.cost(usage)), f"genai-prices@{genai.__version__}", model_id)
         calculation = None
         for provider_id in dict.fromkeys([provider, None]):
             try:
@@ -247,6 +289,82 @@ class PriceBook:
             f"genai-prices@{genai.__version__}",
             str(getattr(calculation.model, "id", model)),
         )
+
+
+_PLAIN_KEYS = {
+    "input_mtok": "input",
+    "output_mtok": "output",
+    "cache_read_mtok": "cache_read",
+    "cache_write_mtok": "cache_write",
+}
+"""genai-prices' price keys for the four counts a `TokenUsage` without details has."""
+
+_MTOK = Decimal(1_000_000)
+
+
+@dataclass(frozen=True)
+class _PlainRates:
+    """A genai-prices model price over plain token counts, applied without its
+    generic unit machinery (~1 ms a call): the same arithmetic, exactly - every
+    token pays the tier its call's total input tokens reach ("cliff" tiers),
+    cached tokens their own rate when there is one, else the input rate."""
+
+    input: Any
+    output: Any
+    cache_read: Any = None
+    cache_write: Any = None
+
+    def cost(self, usage: TokenUsage) -> Decimal:
+        """Exactly what genai-prices' `calc_price` gives for `usage`."""
+        total_input = usage.input_tokens
+
+        def rate(price: Any) -> Decimal:
+            tiers = getattr(price, "tiers", None)
+            if tiers is None:
+                return Decimal(price)
+            chosen = price.base
+            for tier in reversed(tiers):
+                if total_input > tier.start:
+                    chosen = tier.price
+                    break
+            return Decimal(chosen)
+
+        plain = usage.input_tokens
+        parts = [(usage.output_tokens, self.output)]
+        for tokens, price in (
+            (usage.cache_read_tokens, self.cache_read),
+            (usage.cache_write_tokens, self.cache_write),
+        ):
+            if price is not None:
+                plain -= tokens
+                parts.append((tokens, price))
+        parts.append((plain, self.input))
+        cost = Decimal(0)
+        for tokens, price in parts:
+            if tokens:
+                cost = MONEY.add(cost, MONEY.multiply(Decimal(tokens), rate(price)))
+        return MONEY.divide(cost, _MTOK)
+
+
+def _plain_rates_of(model_price: Any, registry: Any) -> _PlainRates | None:
+    """The four plain rates of a genai-prices `ModelPrice`, or None when it prices
+    anything a plain call could be charged for besides them (e.g. per request)."""
+    rates: dict[str, Any] = {}
+    for key, value in model_price.__dict__.items():
+        if key.startswith("_") or value is None:
+            continue
+        if key in _PLAIN_KEYS:
+            rates[_PLAIN_KEYS[key]] = value
+            continue
+        try:
+            usage_key = registry.unit_for_price_key(key).usage_key
+        except KeyError:
+            return None
+        if usage_key in {"requests", "input_tokens", "output_tokens", "output_reasoning_tokens"}:
+            return None  # charged per request, or a count a plain call has: the generic way
+    if "input" not in rates or "output" not in rates:
+        return None
+    return _PlainRates(**rates)
 
 
 def _table_price(model_id: str, rate: ModelPrice, source: str, usage: TokenUsage) -> Price:
@@ -278,3 +396,21 @@ def read_overrides(path: Path) -> tuple[PricingTable | None, str | None]:
     except (tomllib.TOMLDecodeError, ValidationError, AttributeError) as exc:
         first = str(exc).strip().splitlines()
         return None, f"{path}: {first[0] if first else type(exc).__name__}"
+
+
+def _conditions_change_within_day(info: Any) -> bool:
+    """Whether a model's prices switch at a moment other than midnight UTC (then
+    the per-day cache could be wrong for part of a day: use the generic way)."""
+    prices = getattr(info, "prices", None)
+    if not isinstance(prices, list):
+        return False
+    for conditional in prices:
+        constraint = getattr(conditional, "constraint", None)
+        if constraint is None:
+            continue
+        start = getattr(constraint, "start_date", None)
+        if isinstance(start, datetime) and start.time() != datetime.min.time():
+            return True
+        if start is None and not hasattr(constraint, "start_date"):
+            return True  # a kind of condition we do not know (time of day...)
+    return False

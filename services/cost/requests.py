@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from protocol.base import Message
 from protocol.errors import ErrorCode, ProtocolError
+from protocol.ledger import LedgerLine
 from protocol.names import MUTATING_OPS, Op, Topic
 from protocol.ops import CostEstimateArgs, CostLogArgs, CostSeriesArgs, SetBudgetArgs
 from services.cost.budget import BudgetLimits, due_warnings, most_severe_due, refusal
@@ -23,15 +24,16 @@ from services.cost.preferences import CostPreferences
 from services.cost.pricing import OVERRIDES_NAME, PriceBook
 from services.cost.records import (
     budget_record,
-    format_ts,
     op_record,
     reply_of,
     reset_record,
     warned_record,
+    with_reply,
 )
 from services.cost.series import (
     DEFAULT_DAYS,
     MAX_BUCKETS,
+    MAX_HOURS,
     bucket_count,
     spend_series,
 )
@@ -54,14 +56,14 @@ class Batch:
     now: datetime
     budget_before: BudgetLimits
     """The budget in force before the batch (a new month file starts with it)."""
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[LedgerLine] = field(default_factory=list)
     replies: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, Any]] = field(default_factory=list)
 
     @property
-    def ts(self) -> str:
-        """The batch's time as records store it."""
-        return format_ts(self.now)
+    def ts(self) -> datetime:
+        """The batch's time: every record of the batch carries it."""
+        return self.now
 
 
 def _args_of(call: Call, model: type[A]) -> A:
@@ -118,12 +120,14 @@ class CostDesk:
             provider=used.provider,
         )
         view = state.apply(record)
-        record["totals"] = totals = state.totals()
-        batch.records.append(record)
-        record["warning"] = self._fire_due_warnings(batch)
+        totals = state.totals()
+        at = len(batch.records)
+        batch.records.append(record)  # before the warnings it fires, as on disk
+        warning = self._fire_due_warnings(batch)
+        record = batch.records[at] = with_reply(record, totals=totals, warning=warning)
         reply = batch.replies[call.id] = reply_of(record)
         batch.events.append(
-            (Topic.COST_LOGGED.value, {"operation": view, "totals": totals, "cost": record["cost"]})
+            (Topic.COST_LOGGED.value, {"operation": view, "totals": totals, "cost": record.cost})
         )
         if price is None:
             message = (
@@ -159,7 +163,7 @@ class CostDesk:
         state = self._state()
         record = reset_record(request_id=call.id, ts=batch.ts, session_id=self.session_id)
         state.apply(record)
-        record["totals"] = state.totals()
+        record = with_reply(record, totals=state.totals())
         batch.records.append(record)
         reply = batch.replies[call.id] = reply_of(record)
         return reply
@@ -204,10 +208,11 @@ class CostDesk:
                 f"since ({since}) must be before until ({until})",
                 request_id=call.id,
             )
-        if bucket_count(since, until, args.bucket) > MAX_BUCKETS:
+        most = MAX_HOURS if args.bucket == "hour" else MAX_BUCKETS
+        if bucket_count(since, until, args.bucket) > most:
             raise ProtocolError(
                 ErrorCode.INVALID_ARGS,
-                f"{since} to {until} by {args.bucket} is more than {MAX_BUCKETS} buckets; "
+                f"{since} to {until} by {args.bucket} is more than {most} buckets; "
                 "use a shorter range or a wider bucket",
                 request_id=call.id,
             )

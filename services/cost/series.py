@@ -23,9 +23,11 @@ from what it has and says `complete: false`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -33,19 +35,22 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from protocol.ledger import LedgerLine, LedgerOperation
 from services.cost.budget import BudgetLimits
 from services.cost.ledger_files import LedgerFiles, Position
 from services.cost.money import MONEY, ZERO, parse_money
-from services.cost.windows import bucket_of, local_midnight
+from services.cost.windows import BUCKET_S, bucket_of, local_midnight
 from services.store import AtomicJsonFile, RetryPolicy, SaveOutcome
 
 __all__ = [
     "DEFAULT_DAYS",
     "MAX_BUCKETS",
+    "MAX_HOURS",
     "SERIES_NAME",
     "SERIES_SAVE_EVERY_S",
     "BucketKind",
     "SeriesIndex",
+    "Stopped",
     "bucket_count",
     "read_index",
     "save_index",
@@ -65,8 +70,14 @@ SERIES_FORMAT = 1
 SERIES_SAVE_EVERY_S = 600.0
 """series.json is rewritten at most this often (and at a clean stop)."""
 
-MAX_BUCKETS = 20_000
-"""More buckets than this in one answer is refused (two years of hours fit)."""
+_YIELD_EVERY = 200
+"""A background read pauses after this many records (see `read_index`)."""
+
+MAX_BUCKETS = 5_000
+"""More buckets than this in one answer is refused (13 years of days)."""
+
+MAX_HOURS = 2_000
+"""Hour buckets: at most this many (83 days), so one answer stays well under a second."""
 
 _LIMIT_OF: dict[str, str | None] = {
     "hour": None,
@@ -121,18 +132,12 @@ class SeriesIndex:
         cell.by_model[model] = MONEY.add(cell.by_model.get(model, ZERO), cost)
         cell.by_operation[operation] = MONEY.add(cell.by_operation.get(operation, ZERO), cost)
 
-    def add_records(self, records: Iterable[dict[str, Any]]) -> None:
+    def add_records(self, records: Iterable[LedgerLine]) -> None:
         """Count the `op` records among `records` (ledger lines)."""
         for record in records:
-            if record.get("kind") != "op":
+            if not isinstance(record, LedgerOperation):
                 continue
-            cost = record.get("cost")
-            self.add(
-                bucket_of(datetime.fromisoformat(record["ts"])),
-                str(record["model"]),
-                str(record["operation"]),
-                None if cost is None else Decimal(cost),
-            )
+            self.add(bucket_of(record.ts), record.model, record.operation, record.cost)
 
     def span(self, first: int, end: int) -> _Cell:
         """The sum of buckets `[first, end)`; remembered when wholly before the newest one."""
@@ -170,6 +175,20 @@ class SeriesIndex:
         rebuilt.pending = None
         return rebuilt
 
+    def warm_days(self, zone: ZoneInfo) -> None:
+        """Sum every closed local day of `zone` now (in the loading thread, not in a request)."""
+        if not self.cells:
+            return
+        day = datetime.fromtimestamp(min(self.cells) * BUCKET_S, UTC).astimezone(zone).date()
+        start = local_midnight(day, zone)
+        while True:
+            day += timedelta(days=1)
+            end = local_midnight(day, zone)
+            if bucket_of(end) > self._newest:
+                return
+            self.span(bucket_of(start), bucket_of(end))
+            start = end
+
     def to_json(self) -> dict[str, Any]:
         """Checkpoint form: money as exact text."""
         return {
@@ -187,16 +206,21 @@ class SeriesIndex:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> SeriesIndex:
-        """Read `to_json` output back."""
+    def from_json(
+        cls, data: dict[str, Any], pause: Callable[[], None] | None = None
+    ) -> SeriesIndex:
+        """Read `to_json` output back (calling `pause` every `_YIELD_EVERY` cells)."""
         index = cls(complete=bool(data["complete"]))
-        for bucket, total, unpriced, by_model, by_operation in data["cells"]:
+        for number, (bucket, total, unpriced, by_model, by_operation) in enumerate(data["cells"]):
+            if pause is not None and number % _YIELD_EVERY == _YIELD_EVERY - 1:
+                pause()
             index.cells[int(bucket)] = _Cell(
                 parse_money(total),
                 int(unpriced),
                 {str(k): parse_money(v) for k, v in by_model.items()},
                 {str(k): parse_money(v) for k, v in by_operation.items()},
             )
+        index._newest = max(index.cells, default=-1)
         return index
 
 
@@ -213,31 +237,66 @@ def save_index(
     return target.save_bytes(orjson.dumps(document))
 
 
-def _saved_index(files: LedgerFiles) -> tuple[SeriesIndex, Position | None]:
+def _saved_index(
+    files: LedgerFiles, pause: Callable[[], None]
+) -> tuple[SeriesIndex, Position | None]:
     """series.json and its position if it still matches the ledger, else an empty start."""
     try:
         document = orjson.loads((files.folder / SERIES_NAME).read_bytes())
         if document.get("format") != SERIES_FORMAT:
             return SeriesIndex(), None
-        position = LedgerFiles.checkpoint_position(document)
-        if position is None or not files.holds(position):
+        where = document["position"]
+        position = Position(str(where["file"]), int(where["offset"]), str(where["digest"]))
+        if not files.holds(position):
             return SeriesIndex(), None
-        return SeriesIndex.from_json(document["series"]), position
+        return SeriesIndex.from_json(document["series"], pause), position
     except (OSError, orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
         return SeriesIndex(), None  # a cache: read the ledger instead
 
 
-def read_index(files: LedgerFiles, sizes: list[tuple[Path, int]]) -> SeriesIndex:
-    """Every operation in the month files, each read up to its size (series.json first)."""
-    index, start = _saved_index(files)
+class Stopped(Exception):
+    """A background read was asked to stop (the ledger closed)."""
+
+
+def read_index(
+    files: LedgerFiles,
+    sizes: list[tuple[Path, int]],
+    zone: ZoneInfo | None = None,
+    *,
+    stop: threading.Event | None = None,
+) -> SeriesIndex:
+    """Every operation in the month files, each read up to its size (series.json first).
+
+    Run in a background thread: it pauses 1 ms every `_YIELD_EVERY` records so
+    the ledger's own thread (requests, heartbeats) is never kept waiting for the
+    interpreter lock, and raises `Stopped` soon after `stop` is set. With
+    `zone`, the closed days of that zone are summed too, so the first
+    `cost.series` by day, week or month after a start is as quick as the next.
+    """
+
+    def pause() -> None:
+        if stop is not None and stop.is_set():
+            raise Stopped
+        time.sleep(0.001)
+
+    index, start = _saved_index(files, pause)
     for path, size in sizes:
         if start is not None and path.name < start.file:
             continue
         offset = start.offset if start is not None and path.name == start.file else 0
-        index.add_records(
-            record for end, record, _line in files.records(path, offset) if end <= size
-        )
+        batch: list[LedgerLine] = []
+        for end, record, _line in files.records(path, offset):
+            if end > size:
+                break
+            batch.append(record)
+            if len(batch) >= _YIELD_EVERY:
+                index.add_records(batch)
+                batch.clear()
+                pause()
+        index.add_records(batch)
     index.complete = True
+    if zone is not None:
+        index.warm_days(zone)
     return index
 
 

@@ -19,9 +19,10 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from protocol.ledger import LedgerBudget, LedgerLine, LedgerOperation, LedgerReset, LedgerWarned
 from services.cost.budget import BudgetLimits, PeriodSpend, limit_text
 from services.cost.money import CENT, MONEY, ZERO, parse_money, tidy
-from services.cost.records import BUDGET, OP, RESET, WARNED, operation_view, parse_ts
+from services.cost.records import operation_view, request_id_of
 from services.cost.series import SeriesIndex
 from services.cost.windows import (
     LOOKBACK_DAYS,
@@ -178,34 +179,26 @@ class LedgerState:
 
     # -- folding records ------------------------------------------------------------
 
-    def apply(self, record: dict[str, Any]) -> dict[str, Any] | None:
+    def apply(self, record: LedgerLine) -> dict[str, Any] | None:
         """Fold one record in; for an `op`, return its `CostOperation` view."""
-        kind = record.get("kind")
         view = None
-        if kind == OP:
+        if isinstance(record, LedgerOperation):
             view = self._apply_op(record)  # reads every field before it changes anything
-        elif kind == BUDGET and isinstance(record.get("budget"), dict):
-            self.budget = BudgetLimits.from_dict(record["budget"])
-        elif kind == RESET and record.get("session_id") == self.session.session_id:
+        elif isinstance(record, LedgerBudget):
+            self.budget = BudgetLimits.from_dict(record.budget.model_dump())
+        elif isinstance(record, LedgerReset) and record.session_id == self.session.session_id:
             self.session = SessionAccount(self.session.session_id)
-        elif kind == WARNED:
-            self.fired.add(
-                (
-                    str(record["period"]),
-                    str(record["window"]),
-                    str(record["level"]),
-                    limit_text(Decimal(record["limit"])),
-                )
-            )
-        request_id = record.get("id")
-        if isinstance(request_id, str):
+        elif isinstance(record, LedgerWarned):
+            self.fired.add((record.period, record.window, record.level, limit_text(record.limit)))
+        request_id = request_id_of(record)
+        if request_id is not None:
             self.applied.add(request_id)
         return view
 
-    def _apply_op(self, record: dict[str, Any]) -> dict[str, Any]:
+    def _apply_op(self, record: LedgerOperation) -> dict[str, Any]:
         view = operation_view(record)
         cost: Decimal | None = view["cost"]
-        bucket = bucket_of(parse_ts(record["ts"]))
+        bucket = bucket_of(record.ts)
         if cost is not None and not cost.is_finite():
             raise ValueError(f"cost {cost} is not an amount")
         cell = self.buckets.get(bucket)
@@ -222,7 +215,7 @@ class LedgerState:
                 else:
                     current.total = MONEY.add(current.total, cost)
         self.series.add(bucket, view["model"], view["operation"], cost)
-        if record.get("session_id") == self.session.session_id:
+        if record.session_id == self.session.session_id:
             self.session.add(view)
         return view
 
