@@ -8,6 +8,15 @@ Two kinds of model, on purpose:
   `extra="allow"`. A file written by a newer version with fields this version
   does not know is read without error, and the unknown fields are written back
   unchanged, so an older writer never destroys a newer one's data.
+* `Record` - one line of a journal or ledger: frozen and `extra="allow"` too.
+  Lines are appended and never rewritten, so a field a newer writer adds
+  (the ledger's cache tokens, say) is simply carried by the model of an older
+  reader, never refused: refusing it would make a downgraded service skip a
+  line that was acknowledged. A record's `kind` is its discriminator in every
+  log, and its time is a `Timestamp` named `ts`.
+
+One timestamp type (`Timestamp`), one parser (`parse_ts`), one formatter
+(`utc_text`) and one age text (`age_text`) serve every model and module.
 """
 
 from __future__ import annotations
@@ -17,23 +26,59 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 __all__ = [
+    "MAX_CURSOR",
     "MAX_TEXT_CHARS",
+    "MAX_WHOLE_NUMBER",
+    "STORED_CONTEXT",
+    "WHOLE_NUMBER",
     "ClientPath",
     "Document",
     "Message",
     "Money",
     "ProjectPath",
+    "Record",
     "ShortText",
     "Timestamp",
+    "age_text",
+    "parse_ts",
     "utc_now",
     "utc_text",
 ]
 
 MAX_TEXT_CHARS = 10_000
 """Longest free text (a query, a breadcrumb item) we accept; beyond it is abuse."""
+
+
+MAX_WHOLE_NUMBER = 2**53 - 1
+"""The largest integer any field accepts unless it says less: every JSON
+parser (JavaScript's included) holds it exactly, and it always fits the 64 bits
+our encoder writes."""
+
+STORED_CONTEXT: dict[str, bool] = {"stored": True}
+"""Validation context for a document read back from disk. A model may then be
+lenient where a request is strict (preferences clamp an out-of-range value
+rather than refuse the whole file)."""
+
+MAX_CURSOR = 2**31 - 1
+"""Largest cursor line or column: far beyond any manuscript, and a 32-bit int in any UI."""
+
+
+def _whole(value: object) -> object:
+    # JSON Schema counts 1.0 as the integer 1, so we do too; 1.5, true and
+    # "1" stay refused by the strict check that follows.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value) if value.adjusted() < 32 else MAX_WHOLE_NUMBER + 1
+    return value
+
+
+WHOLE_NUMBER = BeforeValidator(_whole)
+"""Put last in an `Annotated[StrictInt, Field(ge=..., le=...), WHOLE_NUMBER]`: an
+integer as JSON Schema means it (`3` or `3.0`), with bounds the schema shows."""
 
 
 class Message(BaseModel):
@@ -44,6 +89,12 @@ class Message(BaseModel):
 
 class Document(BaseModel):
     """Something stored in a file: tolerant of fields from newer versions."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+class Record(BaseModel):
+    """One stored line of a journal or ledger: tolerant of fields from newer versions."""
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
@@ -66,8 +117,36 @@ def utc_now() -> datetime:
 
 
 def utc_text(moment: datetime | None = None) -> str:
-    """ISO 8601 in UTC with `Z`, as every stored timestamp is (now by default)."""
-    return (moment or datetime.now(UTC)).astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """ISO 8601 in UTC with microseconds and `Z`, as every stored timestamp is (now by default).
+
+    A naive moment is taken as UTC, as `Timestamp` takes it.
+    """
+    utc = _to_utc(moment or datetime.now(UTC))
+    return utc.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_ts(value: str | datetime) -> datetime:
+    """A stored timestamp (ISO 8601, any offset; none means UTC) as an aware UTC datetime.
+
+    Raises ValueError for text that is not one, TypeError for anything not text.
+    """
+    if isinstance(value, datetime):
+        return _to_utc(value)
+    if not isinstance(value, str):
+        raise TypeError(f"timestamp must be a string, got {type(value).__name__}")
+    return _to_utc(datetime.fromisoformat(value))
+
+
+def age_text(seconds: float) -> str:
+    """`12s`, `3 min`, `2 h`, `4 d`: how long ago, short enough for a status bar or a table."""
+    whole = max(0, int(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60} min"
+    if whole < 86_400:
+        return f"{whole // 3600} h"
+    return f"{whole // 86_400} d"
 
 
 Money = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=40)]

@@ -14,10 +14,12 @@ from pydantic import Field, ValidationError
 from protocol.base import Document, Message, Timestamp
 from protocol.codec import dumps, loads, loads_exact
 from protocol.errors import ErrorCode, ProtocolError
+from protocol.idscan import scan_top_level_id
 from protocol.names import PROTOCOL_VERSION
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
+    "CurveKeyFiles",
     "EndpointsFile",
     "ErrorBody",
     "ErrorReply",
@@ -33,6 +35,7 @@ __all__ = [
     "encode_event",
     "encode_ok",
     "encode_request",
+    "event_key",
     "peek_id",
 ]
 
@@ -89,12 +92,39 @@ class Event(Message):
     ts: Timestamp
     data: dict[str, Any] = Field(default_factory=dict)
 
+    @property
+    def key(self) -> str:
+        """What makes one published event unique: a re-delivery repeats all three.
+
+        Stored in the session journal and the archiver's journal to apply an
+        event once, so its form never changes (`+00:00`, as 0.1.0 wrote it).
+        """
+        return f"{self.source}:{self.seq}:{self.ts.isoformat()}"
+
+
+def event_key(event: Event) -> str:
+    """`event.key`, for callers that take a function."""
+    return event.key
+
+
+class CurveKeyFiles(Document):
+    """Where the CURVE keys of a tcp service are: absolute paths of 0600 files.
+
+    Each file holds one key as 40 characters of Z85 text and a newline. The
+    server's secret key is never written: it lives only in the supervisor.
+    """
+
+    server_public_key_file: str
+    client_public_key_file: str
+    client_secret_key_file: str
+
 
 class EndpointsFile(Document):
     """`.session/run/endpoints.json`: its appearance means "ready".
 
     A Document (tolerant of unknown fields) so a newer supervisor can add
-    fields without breaking older clients.
+    fields without breaking older clients. `curve` is set exactly when the
+    public sockets are tcp: a client must then use those keys or get no answer.
     """
 
     protocol: Literal[1] = PROTOCOL_VERSION
@@ -103,6 +133,9 @@ class EndpointsFile(Document):
     supervisor_pid: int
     session_id: str
     started_at: Timestamp
+    transport: Literal["ipc", "tcp"] | None = None
+    runtime_dir: str | None = None
+    curve: CurveKeyFiles | None = None
 
 
 _REQUIRED = ("v", "id", "op")
@@ -116,10 +149,12 @@ def _object(frame: bytes, *, max_bytes: int, exact: bool, what: str) -> dict[str
             request_id=peek_id(frame),
         )
     try:
-        value = loads_exact(frame) if exact else loads(frame)
-    except (ValueError, UnicodeDecodeError) as exc:
+        value = _parse(frame, exact=exact)
+    except (ValueError, UnicodeDecodeError, TypeError) as exc:
         raise ProtocolError(
-            ErrorCode.BAD_REQUEST, f"{what} is not valid UTF-8 JSON: {exc}"
+            ErrorCode.BAD_REQUEST,
+            f"{what} is not valid UTF-8 JSON: {exc}",
+            request_id=peek_id(frame),
         ) from None
     if not isinstance(value, dict):
         raise ProtocolError(
@@ -128,14 +163,34 @@ def _object(frame: bytes, *, max_bytes: int, exact: bool, what: str) -> dict[str
     return value
 
 
+def _parse(frame: bytes, *, exact: bool) -> Any:
+    """Parse with orjson first: it refuses lone surrogates, which could never be
+    stored. A number too large for a double (`1e400`) is still JSON: it is read
+    exactly and left to the args' bounds to refuse, as the schemas do."""
+    try:
+        value = loads(frame)
+    except ValueError as exc:
+        if "infinity" not in str(exc):
+            raise
+        value = loads_exact(frame)
+        dumps(value)  # TypeError for what orjson cannot write back (surrogates)
+        return value
+    return loads_exact(frame) if exact else value
+
+
 def peek_id(frame: bytes) -> str | None:
-    """The `id` of a request that is otherwise refused, so its error can be matched."""
+    """The `id` of a request that is otherwise refused, so its error can be matched.
+
+    Falls back to a shallow scan of the top-level object when the frame does
+    not parse as a whole (nested too deeply, a bad value after the id).
+    """
     try:
         value = loads(frame)
     except ValueError:
-        return None
-    request_id = value.get("id") if isinstance(value, dict) else None
-    return request_id if isinstance(request_id, str) and len(request_id) <= 256 else None
+        request_id = scan_top_level_id(frame)
+    else:
+        request_id = value.get("id") if isinstance(value, dict) else None
+    return request_id if isinstance(request_id, str) and 1 <= len(request_id) <= 256 else None
 
 
 def decode_request(
@@ -147,6 +202,8 @@ def decode_request(
     """
     raw = _object(frame, max_bytes=max_bytes, exact=exact, what="request")
     request_id = raw.get("id") if isinstance(raw.get("id"), str) else None
+    if request_id is not None and not 1 <= len(request_id) <= 256:
+        request_id = None
     missing = [name for name in _REQUIRED if name not in raw]
     if missing:
         raise ProtocolError(
@@ -158,7 +215,7 @@ def decode_request(
     if raw["v"] != PROTOCOL_VERSION or isinstance(raw["v"], bool):
         raise ProtocolError(
             ErrorCode.BAD_REQUEST,
-            f"unsupported protocol version {raw['v']!r}; this service speaks v{PROTOCOL_VERSION}",
+            f"unsupported protocol version {raw['v']!r}; supported versions: {PROTOCOL_VERSION}",
             request_id=request_id,
         )
     if "args" in raw and not isinstance(raw["args"], dict):

@@ -102,6 +102,7 @@ class Op(StrEnum):
     COST_WARNING = "cost.warning"
     COST_SET_BUDGET = "cost.set_budget"
     COST_RESET_SESSION = "cost.reset_session"
+    COST_SERIES = "cost.series"
     HISTORY_LIST = "history.list"
     SUPERVISOR_STATUS = "supervisor.status"
     SUPERVISOR_RESTART = "supervisor.restart"
@@ -182,7 +183,6 @@ def owner_of(op: str) -> WorkerName | None:
     Raises `KeyError` for an op no prefix matches; the supervisor turns that
     into `unknown_op` without bothering any worker.
     """
-    for prefix, owner in OP_OWNER.items():
-        if op.startswith(prefix):
-            return owner
-    raise KeyError(op)
+    # Every prefix is one word and its dot: one dict lookup, on every request.
+    word, dot, _rest = op.partition(".")
+    return OP_OWNER[word + dot]

@@ -6,13 +6,22 @@ from decimal import Decimal
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo
 
-from protocol.base import Document, Money, ProjectPath, ShortText, Timestamp
+from protocol.base import (
+    MAX_CURSOR,
+    MAX_WHOLE_NUMBER,
+    Document,
+    Money,
+    ProjectPath,
+    ShortText,
+    Timestamp,
+)
 from protocol.names import Stage
 
 __all__ = [
     "MAX_RECENT_QUERIES",
+    "PREFERENCE_RANGES",
     "CurrentState",
     "NotebookLMSettings",
     "OpenFile",
@@ -39,8 +48,8 @@ class OpenFile(Document):
     """A file open in an editor pane, with its cursor."""
 
     path: ProjectPath
-    cursor_line: Annotated[int, Field(ge=0)] = 0
-    cursor_col: Annotated[int, Field(ge=0)] = 0
+    cursor_line: Annotated[int, Field(ge=0, le=MAX_CURSOR)] = 0
+    cursor_col: Annotated[int, Field(ge=0, le=MAX_CURSOR)] = 0
 
 
 class RecentQuery(Document):
@@ -95,7 +104,7 @@ class SessionDocument(Document):
     open_files: list[OpenFile] = Field(default_factory=list)
     model_preferences: dict[Stage, str] = Field(default_factory=dict)
     recent_queries: list[RecentQuery] = Field(default_factory=list)
-    revision: Annotated[int, Field(ge=0)] = 0
+    revision: Annotated[int, Field(ge=0, le=MAX_WHOLE_NUMBER)] = 0
     owner_pid: int | None = None
     host: str | None = None
     last_saved_at: Timestamp | None = None
@@ -120,6 +129,46 @@ TimeZoneName = Annotated[str | None, AfterValidator(_check_zone)]
 """An IANA zone name, or None for the system's zone."""
 
 
+PREFERENCE_RANGES: dict[str, tuple[Decimal, Decimal]] = {
+    "autosave_interval_s": (Decimal(1), Decimal(3600)),
+    "confirm_above": (Decimal(0), Decimal(1_000_000)),
+}
+"""Inclusive bounds of the numeric preferences (docs/configuration.md lists them).
+
+`preferences.set` refuses a value outside them with `invalid_args`; a value
+outside them found on disk (preferences.json or the journal, written by an
+older version or by hand) is clamped into range when read, so that no stored
+value can make a worker spin (an autosave every 1e-300 s) or lose the file."""
+
+MAX_MAP_ENTRIES = 500
+"""Most entries a preference map (shortcuts, colours) may hold."""
+
+
+def _clamp_when_stored(name: str) -> BeforeValidator:
+    low, high = PREFERENCE_RANGES[name]
+
+    def clamp(value: object, info: ValidationInfo) -> object:
+        context = info.context
+        if not (isinstance(context, dict) and context.get("stored")):
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+            return value
+        number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+        if number.is_nan():
+            return value
+        if number < low:
+            return type(value)(low) if isinstance(value, float) else low
+        if number > high:
+            return type(value)(high) if isinstance(value, float) else high
+        return value
+
+    return BeforeValidator(clamp)
+
+
+ShortKey = Annotated[str, Field(max_length=200)]
+PreferenceMap = Annotated[dict[ShortKey, ShortText], Field(max_length=MAX_MAP_ENTRIES)]
+
+
 class NotebookLMSettings(Document):
     """A linked NotebookLM notebook, if any."""
 
@@ -133,10 +182,17 @@ class Preferences(Document):
 
     model_preferences: dict[Stage, str] = Field(default_factory=dict)
     notebooklm: NotebookLMSettings = Field(default_factory=NotebookLMSettings)
-    keyboard_shortcuts: dict[str, str] = Field(default_factory=dict)
+    keyboard_shortcuts: PreferenceMap = Field(default_factory=dict)
     theme: ShortText = "system"
-    colors: dict[str, str] = Field(default_factory=dict)
-    autosave_interval_s: Annotated[float, Field(gt=0, le=86_400)] = 30.0
+    colors: PreferenceMap = Field(default_factory=dict)
+    autosave_interval_s: Annotated[
+        float, Field(ge=1, le=3600), _clamp_when_stored("autosave_interval_s")
+    ] = 30.0
+    """Seconds between snapshots when something changed: 1 s to 1 h."""
     timezone: TimeZoneName = None
     budget_warning_fraction: Annotated[Decimal, Field(gt=0, le=1)] = Decimal("0.8")
-    confirm_above: Annotated[Money, Field(ge=0)] = Decimal("0.10")
+    """Warn at this share of a budget: above 0, at most 1."""
+    confirm_above: Annotated[
+        Money, Field(ge=0, le=1_000_000), _clamp_when_stored("confirm_above")
+    ] = Decimal("0.10")
+    """Ask before a call estimated above this many dollars: 0 to 1,000,000."""

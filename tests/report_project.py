@@ -48,15 +48,9 @@ class GeneratedProject:
 
 @contextmanager
 def _clock_at(monkeypatch: pytest.MonkeyPatch, holder: list[datetime]) -> Iterator[None]:
-    """Point the archiver's clock at `holder[0]` (`utc_now` and `utc_text`'s default)."""
-    from protocol.base import utc_text
-
-    def text(moment: datetime | None = None) -> str:
-        return utc_text(moment or holder[0])
-
+    """Point the archiver's clock (`utc_now`, which stamps its journal) at `holder[0]`."""
     with monkeypatch.context() as patch:
         patch.setattr("services.history_archiver.utc_now", lambda: holder[0])
-        patch.setattr("services.history_archiver.utc_text", text)
         patch.setattr("services.history.live.utc_now", lambda: holder[0])
         yield
 

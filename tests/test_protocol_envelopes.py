@@ -231,7 +231,7 @@ _COST_LOG = {"operation": "draft", "model": "gpt-4", "input_tokens": 1, "output_
         ("cost.log", {**_COST_LOG, "input_tokens": -1}, "input_tokens", ["greater"]),
         ("cost.log", {**_COST_LOG, "output_tokens": "12"}, "output_tokens", ["integer"]),
         ("cost.log", {**_COST_LOG, "input_tokens": 1.5}, "input_tokens", ["integer"]),
-        ("cost.log", {**_COST_LOG, "input_tokens": 12.0}, "input_tokens", ["integer"]),
+        ("cost.log", {**_COST_LOG, "input_tokens": 12.5}, "input_tokens", ["integer"]),
         ("cost.log", {**_COST_LOG, "input_tokens": True}, "input_tokens", ["integer"]),
         ("cost.log", {**_COST_LOG, "input_tokens": 10**13}, "input_tokens", ["less"]),
         ("cost.log", {**_COST_LOG, "model": ""}, "model", []),

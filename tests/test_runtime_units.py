@@ -12,7 +12,7 @@ from protocol.names import RestartRule, WorkerState
 from services.runtime.eventbus import stamp_event
 from services.runtime.lifecycle import TRANSITIONS, IllegalTransition, Trigger, transition
 from services.runtime.restarts import RestartDecision, RestartPolicy
-from services.runtime.transport import MAX_IPC_PATH_BYTES, choose_transport, plan_endpoints
+from services.runtime.transport import choose_transport, plan_endpoints
 
 
 def test_worker_goes_running_only_after_ready() -> None:
@@ -117,10 +117,27 @@ def test_stamped_event_is_a_valid_envelope() -> None:
     assert event.data == {"path": "manuscript/ch1.md"}
 
 
-def test_long_project_path_falls_back_to_tcp(tmp_path: Path) -> None:
-    """ipc is used for short paths; a run folder whose socket path is too long gets tcp."""
-    assert choose_transport(tmp_path / "run", None) == "ipc"
-    deep = tmp_path / ("x" * MAX_IPC_PATH_BYTES) / "run"
-    assert choose_transport(deep, None) == "tcp"
-    assert choose_transport(tmp_path / "run", "tcp") == "tcp"
-    assert plan_endpoints(deep, "tcp").command.startswith("tcp://127.0.0.1:")
+def test_transport_is_ipc_unless_tcp_is_asked_for(tmp_path: Path) -> None:
+    """ipc by default; tcp only on request, and the workers' link stays ipc even then."""
+    assert choose_transport(None) == "ipc"
+    assert choose_transport("tcp") == "tcp"
+    tcp = plan_endpoints(tmp_path, "tcp")
+    assert tcp.command.startswith("tcp://127.0.0.1:")
+    assert tcp.backend == f"ipc://{tmp_path / 'workers.sock'}"
+    assert plan_endpoints(tmp_path, "ipc").command == f"ipc://{tmp_path / 'command.sock'}"
+
+
+def test_every_op_has_an_owner_and_unknown_prefixes_have_none() -> None:
+    """Each op routes by its prefix to one worker (or the supervisor); other names raise."""
+    from protocol.names import OP_OWNER, Op, WorkerName, owner_of
+
+    assert owner_of("session.get") is WorkerName.SESSION_WRITER
+    assert owner_of("preferences.set") is WorkerName.SESSION_WRITER
+    assert owner_of("cost.log") is WorkerName.COST_LEDGER
+    assert owner_of("history.list") is WorkerName.HISTORY_ARCHIVER
+    assert owner_of("supervisor.restart") is None
+    for op in Op:
+        assert owner_of(op.value) is OP_OWNER[op.value.split(".")[0] + "."]
+    for unknown in ("nothing.here", "session", "", "sessions.get", ".get"):
+        with pytest.raises(KeyError):
+            owner_of(unknown)

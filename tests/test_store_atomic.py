@@ -348,7 +348,7 @@ _CORRUPT_CONTENTS = [
     pytest.param(b'{"theme": "dark", "colo', id="truncated"),
     pytest.param(b"", id="empty"),
     pytest.param(b"\xff\xfe\x00garbage", id="not-utf8"),
-    pytest.param(b'{"autosave_interval_s": -5}', id="invalid-value"),
+    pytest.param(b'{"autosave_interval_s": "soon"}', id="invalid-value"),
     pytest.param(b"[1, 2, 3]", id="not-an-object"),
 ]
 

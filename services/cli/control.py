@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from protocol.base import age_text
 from services.cli.exits import ExitCode
 from services.cli.output import WaitNotice, print_json
 
@@ -37,6 +38,7 @@ def query(
         timeout_s = float(default_value("cli", "query_timeout_s"))
     import zmq
 
+    from protocol.client import ClientError, apply_curve, curve_options
     from protocol.envelopes import EndpointsFile, OkReply, decode_reply, encode_request
     from services.runtime.paths import ProjectPaths
     from services.store import read_document
@@ -44,10 +46,15 @@ def query(
     outcome = read_document(ProjectPaths.of(project).endpoints, EndpointsFile)
     if outcome.value is None:
         raise ConnectionError("the service is starting or stopping (no endpoints.json)")
+    try:
+        keys = curve_options(outcome.value)  # over tcp: the keys of this run
+    except ClientError as exc:
+        raise ConnectionError(str(exc)) from None
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sock = context.socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
     try:
+        apply_curve(sock, keys)
         sock.connect(outcome.value.command)
         sock.send(encode_request(f"cli-{os.getpid()}-{time.monotonic_ns()}", op, args))
         if not sock.poll(int(timeout_s * 1000)):
@@ -103,16 +110,6 @@ def stop(project: Path, *, timeout_s: float, as_json: bool = False) -> int:
     return stopped()
 
 
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 90:
-        return f"{seconds:.0f}s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds / 3600:.1f}h"
-
-
 def status(project: Path, *, as_json: bool) -> int:
     """Print the workers' table (or JSON); exit 3 when nothing runs, 4 when a worker failed."""
     pid = running_pid(project)
@@ -138,7 +135,8 @@ def status(project: Path, *, as_json: bool) -> int:
     print(f"Session {result['session_id']} - supervisor pid {result.get('supervisor_pid', pid)}")
     print(f"{'worker':<18} {'state':<9} {'pid':>7} {'restarts':>8} {'uptime':>7}  last exit")
     for worker in result["workers"]:
-        uptime = _age(worker.get("uptime_s"))
+        uptime_s = worker.get("uptime_s")
+        uptime = "-" if uptime_s is None else age_text(uptime_s)
         print(
             f"{worker['name']:<18} {worker['state']:<9} {worker['pid'] or '-':>7} "
             f"{worker['restarts']:>8} {uptime:>7}  {worker.get('last_exit') or '-'}"

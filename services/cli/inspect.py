@@ -8,20 +8,43 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-__all__ = ["inspect", "inspect_command", "render_preferences", "render_session"]
+from services.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
-EXIT_OK, EXIT_FAILURE = 0, 1
+if TYPE_CHECKING:
+    from services.runtime.paths import ProjectPaths
+
+__all__ = ["inspect", "inspect_command", "render_preferences", "render_session"]
 
 
 def _local(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def _costs_csv(paths: ProjectPaths, what: str, *, as_csv: bool, since: str | None) -> int:
+    """`inspect costs --csv [--since DATE]`: the ledger's operations as CSV on stdout."""
+    from config import load_settings
+    from services.cost.export import export_operations
+    from services.cost.ledger_files import LedgerFiles
+    from services.cost.preferences import PreferenceWatch
+
+    if what != "costs" or not as_csv:
+        print("supervisor: --csv and --since go with `inspect costs --csv`", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        first = date.fromisoformat(since) if since is not None else None
+    except ValueError:
+        print(f"supervisor: --since {since!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+        return EXIT_USAGE
+    zone = PreferenceWatch(paths.preferences, load_settings()).current.zone
+    export_operations(LedgerFiles(paths.ledger_dir), sys.stdout, since=first, zone=zone)
+    return EXIT_OK
 
 
 def render_session(document: BaseModel) -> str:
@@ -90,7 +113,9 @@ def _spark_line(days: list[Any]) -> str:
     )
 
 
-def inspect(project: Path, what: str, *, as_json: bool) -> int:
+def inspect(
+    project: Path, what: str, *, as_json: bool, as_csv: bool = False, since: str | None = None
+) -> int:
     """Print one of the four data files; exit 1 when it is missing or unreadable."""
     from protocol.codec import dumps_pretty
     from protocol.session import Preferences, SessionDocument
@@ -98,6 +123,8 @@ def inspect(project: Path, what: str, *, as_json: bool) -> int:
     from services.store import read_document
 
     paths = ProjectPaths.of(project)
+    if as_csv or since is not None:
+        return _costs_csv(paths, what, as_csv=as_csv, since=since)
     if what == "history":
         from services.history.read import read_history
 
@@ -150,4 +177,10 @@ def inspect(project: Path, what: str, *, as_json: bool) -> int:
 
 def inspect_command(options: argparse.Namespace) -> int:
     """`supervisor inspect`."""
-    return inspect(options.project, options.what, as_json=options.json)
+    return inspect(
+        options.project,
+        options.what,
+        as_json=options.json,
+        as_csv=options.csv,
+        since=options.since,
+    )

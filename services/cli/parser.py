@@ -110,6 +110,8 @@ def _add_control(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     inspect.add_argument("what", choices=("session", "costs", "history", "preferences"))
     _project_option(inspect)
     _json_option(inspect)
+    inspect.add_argument("--csv", action="store_true", help="costs: every operation as CSV")
+    inspect.add_argument("--since", metavar="DATE", help="costs --csv: from this local date on")
 
 
 def _add_observe(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

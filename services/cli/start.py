@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +180,7 @@ def _run(
     from config import load_settings
     from services.runtime.arbiter import Supervisor
     from services.runtime.logs import RotatingLineFile, configure_supervisor_logging
-    from services.runtime.transport import choose_transport, plan_endpoints
+    from services.runtime.transport import TransportUnavailable, service_endpoints
 
     settings = load_settings(overrides)
     log_file = RotatingLineFile(
@@ -189,26 +190,16 @@ def _run(
     )
     configure_supervisor_logging(log_file, sys.stderr, verbose=options.verbose)
     session_id, flags = _decide_session(paths, options)
-    transport = choose_transport(paths.run_dir, options.transport)
-    if transport == "tcp" and options.transport != "tcp":
-        _say("The project path is too long for ipc sockets; using tcp on 127.0.0.1")
     worker_options = {
         "supervisor_pid": os.getpid(),
         "interval_s": options.interval,
         **flags,
     }
-    supervisor = Supervisor(
-        paths,
-        settings,
-        plan_endpoints(paths.run_dir, transport),
-        session_id=session_id,
-        worker_settings=overrides,
-        worker_options=worker_options,
-        fork_server=fork_server,
-    )
-    supervisor.install_signal_handlers()
+    began = datetime.now(UTC)
 
     def on_ready() -> None:
+        from services.store.aside import recovery_notes
+
         if options.json:
             print_json(_ready_document(paths, os.getpid(), resumed=bool(flags["recovered"])))
         else:
@@ -216,9 +207,30 @@ def _run(
                 f"Writers Factory session service ready for {paths.project} "
                 f"(session {session_id}, pid {os.getpid()}). Ctrl-C or `supervisor stop` stops it."
             )
+            for note in recovery_notes(paths.session_dir, began):
+                _say(note)
 
-    supervisor.on_ready = on_ready
-    code = supervisor.run()
+    try:
+        # The sockets' private folder and, over tcp, the CURVE keys: both
+        # removed when the service stops (docs/protocol.md section 2.1).
+        with service_endpoints(paths, options.transport) as endpoints:
+            supervisor = Supervisor(
+                paths,
+                settings,
+                endpoints,
+                session_id=session_id,
+                worker_settings=overrides,
+                worker_options=worker_options,
+                fork_server=fork_server,
+            )
+            supervisor.install_signal_handlers()
+            supervisor.on_ready = on_ready
+            code = supervisor.run()
+    except TransportUnavailable as exc:
+        if fork_server is not None:
+            fork_server.close()
+        print(f"supervisor: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     _say("Stopped cleanly.")
     return code
 
@@ -260,6 +272,8 @@ def _lines_since(path: Path, offset: int, *, limit: int = 8) -> list[str]:
 def _detach(paths: Any, options: argparse.Namespace) -> int:
     """Start a background supervisor and wait until it is ready."""
     from services.runtime.lock import read_lock_pid
+
+    began = datetime.now(UTC)
     from services.session.recovery import inspect_previous
 
     # The prompt (if any) happens here, in the foreground, before detaching.
@@ -317,14 +331,24 @@ def _detach(paths: Any, options: argparse.Namespace) -> int:
             )
             return EXIT_FAILURE
     resumed = decision == "--resume" or (decision is None and interrupted)
-    if options.json:
-        print_json(_ready_document(paths, child.pid, resumed=resumed))
-    else:
-        how = f"resumed session {previous.session_id}" if resumed and previous else "new session"
-        _say(
-            f"Writers Factory session service running for {paths.project} (pid {child.pid}, {how})"
-        )
+    resumed_id = previous.session_id if resumed and previous else None
+    _announce_detached(paths, options, child.pid, resumed_id=resumed_id, began=began)
     return EXIT_OK
+
+
+def _announce_detached(
+    paths: Any, options: argparse.Namespace, pid: int, *, resumed_id: str | None, began: datetime
+) -> None:
+    """Say that the background service is ready, and what start-up moved aside or rebuilt."""
+    from services.store.aside import recovery_notes
+
+    if options.json:
+        print_json(_ready_document(paths, pid, resumed=resumed_id is not None))
+        return
+    how = f"resumed session {resumed_id}" if resumed_id else "new session"
+    _say(f"Writers Factory session service running for {paths.project} (pid {pid}, {how})")
+    for note in recovery_notes(paths.session_dir, began):
+        _say(note)
 
 
 def _explain_exit(paths: Any, child_pid: int, console_path: Path, offset: int) -> int:

@@ -6,7 +6,7 @@ first (fsynced), so a crash between the two leaves a session in both places,
 never in neither. When the indented document would pass
 `compress_above_bytes`, it is written as history.json.gz instead and the
 plain file removed (and back again when it shrinks); readers take whichever
-is newer (`services.history.read`).
+is newer (`services.readonly.history`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from pathlib import Path
 from protocol.codec import dumps_pretty
 from protocol.history import HistoryDocument, HistoryEntry
 from services.history.archive import append_entries
-from services.history.read import newest_first, read_history_file
+from services.history.rebuild import rebuild_history
+from services.readonly.history import newest_first, read_history_file
 from services.runtime.paths import ProjectPaths
 from services.store import AtomicJsonFile, FileOps, RetryPolicy, SaveOutcome, corrupt_name
 
@@ -34,6 +35,8 @@ class HistoryLoad:
     sessions: list[HistoryEntry]
     problem: str | None = None
     moved_to: Path | None = None
+    rebuilt: str | None = None
+    """For a corrupt file: what `services.history.rebuild` brought back."""
 
 
 @dataclass(frozen=True)
@@ -71,10 +74,17 @@ class HistoryStore:
         found = read_history_file(self.paths)
         if found.status != "corrupt" or found.source is None:
             return HistoryLoad(list(found.document.sessions))
-        target = corrupt_name(found.source, datetime.now(UTC))
-        found.source.rename(target)
-        self.ops.fsync_dir(found.source.parent)
-        return HistoryLoad([], problem=found.error, moved_to=target)
+        aside = corrupt_name(found.source, datetime.now(UTC))
+        target: Path | None = aside
+        try:
+            found.source.rename(aside)
+            self.ops.fsync_dir(found.source.parent)
+        except OSError:
+            target = None  # reported as corrupt all the same; the next save says more
+        rebuilt = rebuild_history(self.paths)
+        return HistoryLoad(
+            rebuilt.sessions, problem=found.error, moved_to=target, rebuilt=rebuilt.summary()
+        )
 
     def save(self, sessions: list[HistoryEntry], *, pinned: str | None = None) -> HistorySave:
         """Write `sessions` (archiving beyond `keep`); `pinned` always stays in history.json."""

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from protocol.ledger import LedgerOperation
 from services.cost.ledger_files import LedgerFiles
 from services.runtime.paths import ProjectPaths
 
@@ -122,19 +123,15 @@ def ledger_operations(paths: ProjectPaths, since: datetime) -> list[Operation]:
         if path.stem < first_month:
             continue
         for _, record, _ in files.records(path):
-            if record.get("kind") != "op":
+            if not isinstance(record, LedgerOperation) or record.ts < since:
                 continue
-            moment = datetime.fromisoformat(str(record["ts"]))
-            if moment < since:
-                continue
-            cost = record.get("cost")
             found.append(
                 Operation(
-                    at=moment,
-                    model=str(record.get("model", "?")),
-                    operation=str(record.get("operation", "?")),
-                    cost=None if cost is None else Decimal(cost),
-                    price_source=record.get("price_source"),
+                    at=record.ts,
+                    model=record.model,
+                    operation=record.operation,
+                    cost=record.cost,
+                    price_source=record.price_source,
                 )
             )
     return found

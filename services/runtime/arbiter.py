@@ -16,6 +16,7 @@ from the workers are decoded by `protocol.internal`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -44,17 +45,19 @@ from protocol.names import WorkerName
 from protocol.ops import SupervisorStatus
 from services.runtime.children import ChildProcess, become_subreaper, spawn_host
 from services.runtime.childtable import ChildTable
-from services.runtime.eventbus import EventBus
+from services.runtime.eventbus import MAX_SUBSCRIPTION_BYTES, EventBus
 from services.runtime.forkkeeper import ForkServerKeeper
 from services.runtime.forkserver import ForkServer
 from services.runtime.frames import readable, recv_frames, send_frames
 from services.runtime.paths import ProjectPaths
 from services.runtime.restarts import RestartPolicy
 from services.runtime.routing import RequestRouter
-from services.runtime.slots import WorkerSlot
+from services.runtime.slots import WorkerSlot, all_settled
+from services.runtime.stall import StallClock, forgive_stall
 from services.runtime.stopping import STOP_PHASES, StagedStop
 from services.runtime.supervision import WorkerSupervision
 from services.runtime.transport import Endpoints
+from services.runtime.wire import MAX_WORKER_FRAME_BYTES
 from services.store import AtomicJsonFile
 
 __all__ = ["STOP_PHASES", "Supervisor"]
@@ -100,6 +103,7 @@ class Supervisor:
         self._by_identity = {slot.identity: slot for slot in self.slots.values()}
         self._timers_at = 0.0
         """Monotonic time of the next timer check; 0 forces one (set on any change)."""
+        self._stall = StallClock(tolerance_s=settings.supervisor.heartbeat_interval_s)
         self.started_at = datetime.now(UTC)
         self.ready = False
         self.on_ready: Callable[[], None] | None = None
@@ -112,7 +116,10 @@ class Supervisor:
         self.children = ChildTable(self._poller, paths.logs_dir, settings.logging)
         hwm = settings.protocol.event_hwm
         self.frontend = self._socket(
-            zmq.ROUTER, endpoints.command, MAXMSGSIZE=settings.protocol.hard_frame_bytes
+            zmq.ROUTER,
+            endpoints.command,
+            MAXMSGSIZE=settings.protocol.hard_frame_bytes,
+            **endpoints.public_options(),
         )
         # The workers' link: both ends are ours and drain continuously, so no
         # limit (a full queue would block or drop silently); MANDATORY makes a
@@ -124,13 +131,20 @@ class Supervisor:
             ROUTER_MANDATORY=1,
             SNDHWM=0,
             RCVHWM=0,
+            MAXMSGSIZE=MAX_WORKER_FRAME_BYTES,
         )
-        self.events = self._socket(zmq.XPUB, endpoints.events, SNDHWM=hwm)
-        self.endpoints = Endpoints(
+        self.events = self._socket(
+            zmq.XPUB,
+            endpoints.events,
+            SNDHWM=hwm,
+            MAXMSGSIZE=MAX_SUBSCRIPTION_BYTES,
+            **endpoints.public_options(),
+        )
+        self.endpoints = dataclasses.replace(
+            endpoints,
             command=self._last_endpoint(self.frontend),
             events=self._last_endpoint(self.events),
             backend=self._last_endpoint(self.backend),
-            transport=endpoints.transport,
         )
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -181,7 +195,7 @@ class Supervisor:
         elif fork_server is not None:
             fork_server.close()
 
-    def _socket(self, kind: int, endpoint: str, **options: int) -> zmq.Socket[bytes]:
+    def _socket(self, kind: int, endpoint: str, **options: int | bytes) -> zmq.Socket[bytes]:
         # Options must be set before bind: libzmq applies them to new connections only.
         sock: zmq.Socket[bytes] = self._zctx.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
@@ -227,6 +241,9 @@ class Supervisor:
                 if self.stopping and self.staged_stop.advance(time.monotonic()):
                     break
                 now = time.monotonic()
+                stalled_s = self._stall.stalled_for(now)
+                if stalled_s:  # we were not running: no worker was silent meanwhile
+                    forgive_stall(self.slots.values(), now, stalled_s, self.log)
                 if now >= self._timers_at:
                     try:
                         self._run_timers(now)
@@ -234,9 +251,12 @@ class Supervisor:
                         self.log.exception("supervisor.timer_error")
                     self._timers_at = self._next_deadline(now)
                 timeout = max(0, int((self._timers_at - now) * 1000) + 1)
+                self._stall.will_wait(timeout / 1000)
                 ready = dict(self._poller.poll(timeout))
                 try:
                     self._dispatch(ready)
+                    if self.fork_servers.spare_wanted:
+                        self._refill_spare()
                 except Exception:
                     # A supervisor bug must not take every worker down with it.
                     self.log.exception("supervisor.loop_error")
@@ -282,6 +302,13 @@ class Supervisor:
             self.log.warning("worker.assign_failed", worker=slot.name.value, error=str(exc))
         return child
 
+    def _refill_spare(self) -> None:
+        # Only when every worker runs (or failed): a fork now would hold up a
+        # starting worker's READY and requests for its duration.
+        if self.stopping or not all_settled(self.slots.values()):
+            return
+        self.fork_servers.refill(time.monotonic())
+
     def _send_stop(self, slot: WorkerSlot) -> None:
         with contextlib.suppress(zmq.ZMQError):
             send_frames(self.backend, [slot.identity, *StopRequest().frames()])
@@ -301,6 +328,7 @@ class Supervisor:
             return
         self.children.remove(child)
         child.close()
+        self.fork_servers.forget(child)
         if slot is not None and slot.child is child:
             self.supervision.on_exit(slot, returncode, time.monotonic())
 
@@ -312,11 +340,12 @@ class Supervisor:
             supervisor_pid=os.getpid(),
             session_id=self.session_id,
             started_at=self.started_at,
+            **self.endpoints.announced(),
         )
         outcome = AtomicJsonFile(self.paths.endpoints).save(document)
         if not outcome.ok:
             self.log.error("endpoints.write_failed", error=outcome.error)
-        self.log.info("supervisor.ready", **self.endpoints.__dict__)
+        self.log.info("supervisor.ready", **self.endpoints.describe())
         if self.on_ready is not None:
             self.on_ready()
 
@@ -328,6 +357,9 @@ class Supervisor:
             supervisor_pid=os.getpid(),
             started_at=self.started_at,
             project=str(self.paths.project),
+            fork_server_pid=self.fork_servers.server.child.pid
+            if self.fork_servers.server is not None
+            else None,
         )
 
     # -- the workers' link ----------------------------------------------------------

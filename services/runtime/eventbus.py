@@ -24,9 +24,23 @@ from protocol.names import SIGNIFICANT_ONLY, WORKER_SUBSCRIPTIONS, Topic, Worker
 from services.runtime.frames import NOBLOCK, readable, send_frames
 from services.runtime.slots import WorkerSlot
 
-__all__ = ["SOURCE", "EventBus", "stamp_event"]
+__all__ = ["MAX_SUBSCRIPTION_BYTES", "MAX_TOPIC_PREFIX_BYTES", "SOURCE", "EventBus", "stamp_event"]
 
 SOURCE = "supervisor"
+
+MAX_TOPIC_PREFIX_BYTES = 1023
+"""Longest subscription prefix a client may send (every topic is under 32 bytes)."""
+
+MAX_SUBSCRIPTION_BYTES = 1 + MAX_TOPIC_PREFIX_BYTES
+"""MAXMSGSIZE of the event socket: one subscribe/unsubscribe byte plus the prefix.
+
+libzmq keeps each subscription in a trie at ~80 bytes of memory per byte
+(measured: +190-450 MiB for one 4 MiB subscription). With this bound a
+longer message is refused at its size header, before any allocation, and its
+sender is disconnected; the service goes on. The bound also applies to the
+ZMTP handshake, so it must leave room for a CURVE INITIATE command (~300
+bytes with a routing id): 256 bytes broke every CURVE subscriber.
+"""
 _MAX_DRAIN = 1024
 _MAX_BUFFERED_EVENTS = 100_000
 

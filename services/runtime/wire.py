@@ -23,6 +23,7 @@ __all__ = [
     "ENV_SUPERVISOR_PID",
     "EVT",
     "HB",
+    "MAX_WORKER_FRAME_BYTES",
     "MINOR",
     "PUB",
     "READY",
@@ -36,3 +37,11 @@ ENV_SUPERVISOR_PID = "WF_SUPERVISOR_PID"
 
 # The frame kinds are defined with their models in `protocol.internal`.
 from protocol.internal import ACK, EVT, HB, MINOR, PUB, READY, REP, REQ, STOP  # noqa: E402
+
+MAX_WORKER_FRAME_BYTES = 64 * 1024 * 1024
+"""Largest frame the supervisor reads from a worker (a reply or an event body).
+
+Workers answer requests of at most 1 MiB, so a bigger frame is a bug; the
+bound keeps one from eating the supervisor's memory (libzmq drops the
+connection and the worker, missing heartbeats, is restarted).
+"""

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from protocol.base import Message
+from protocol.base import STORED_CONTEXT, Message
 from protocol.envelopes import Event, describe_validation_error
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.events import CostLoggedData, FileEventData
@@ -124,15 +124,18 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return merged
 
 
-def patch_preferences(preferences: Preferences, values: dict[str, Any]) -> Preferences:
+def patch_preferences(
+    preferences: Preferences, values: dict[str, Any], *, stored: bool = False
+) -> Preferences:
     """Apply a partial update (merge patch) and validate the whole result.
 
     A removed key (`null`) falls back to its default. Fields a newer version
-    wrote and we do not know are kept as they are.
+    wrote and we do not know are kept as they are. `stored=True` (replaying
+    the journal) clamps an out-of-range number instead of refusing it.
     """
     merged = merge_patch(preferences.model_dump(mode="json"), values)
     try:
-        return Preferences.model_validate(merged)
+        return Preferences.model_validate(merged, context=STORED_CONTEXT if stored else None)
     except ValidationError as exc:
         raise ProtocolError(
             ErrorCode.INVALID_ARGS, f"preferences: {describe_validation_error(exc)}"

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         RetryPolicy,
         SaveOutcome,
         corrupt_name,
+        previous_name,
         read_document,
     )
     from services.store.fileops import DATA_FILE_MODE, DIR_MODE, FileOps, ensure_private_dir
@@ -35,6 +36,7 @@ __all__ = [
     "TailRepair",
     "corrupt_name",
     "ensure_private_dir",
+    "previous_name",
     "read_document",
 ]
 
@@ -44,6 +46,7 @@ _HOMES = {
     "RetryPolicy": "atomic",
     "SaveOutcome": "atomic",
     "corrupt_name": "atomic",
+    "previous_name": "atomic",
     "read_document": "atomic",
     "DATA_FILE_MODE": "fileops",
     "DIR_MODE": "fileops",

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from protocol.base import STORED_CONTEXT
 from protocol.codec import dumps_pretty, loads_exact
 from services.store.fileops import FileOps, ensure_private_dir
 
@@ -42,6 +42,7 @@ __all__ = [
     "RetryPolicy",
     "SaveOutcome",
     "corrupt_name",
+    "previous_name",
     "read_document",
 ]
 
@@ -82,6 +83,8 @@ class LoadOutcome(Generic[M]):
     moved_to: Path | None = None
     error: str | None = None
     cleaned: list[Path] = field(default_factory=list)
+    previous: M | None = None
+    """For a corrupt file: the previous good generation (`NAME.prev`), if it reads."""
 
 
 def corrupt_name(path: Path, when: datetime) -> Path:
@@ -95,18 +98,32 @@ def corrupt_name(path: Path, when: datetime) -> Path:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def previous_name(path: Path) -> Path:
+    """`NAME.prev`: the generation before the current one."""
+    return path.with_name(f"{path.name}.prev")
+
+
 def _temp_prefix(path: Path) -> str:
     return f".{path.name}.tmp-"
 
 
-def read_document(path: Path, model: type[M]) -> LoadOutcome[M]:
-    """Read and validate `path` without changing anything (for readers, not owners)."""
+def read_document(path: Path, model: type[M], *, ops: FileOps | None = None) -> LoadOutcome[M]:
+    """Read and validate `path` without changing anything (for readers, not owners).
+
+    A file that exists but cannot be read (a folder in its place, permission
+    denied, an I/O error) is reported as corrupt, like one that does not parse:
+    either way its owner must move it aside and carry on.
+    """
     try:
-        data = path.read_bytes()
+        data = (ops or FileOps()).read_bytes(path)
     except FileNotFoundError:
         return LoadOutcome(status="missing")
+    except OSError as exc:
+        return LoadOutcome(status="corrupt", error=f"unreadable: {_short(exc)}")
     try:
-        return LoadOutcome(status="ok", value=model.model_validate(loads_exact(data)))
+        return LoadOutcome(
+            status="ok", value=model.model_validate(loads_exact(data), context=STORED_CONTEXT)
+        )
     except (ValueError, ValidationError, UnicodeDecodeError) as exc:
         return LoadOutcome(status="corrupt", error=_short(exc))
 
@@ -147,19 +164,34 @@ class AtomicJsonFile:
         return removed
 
     def load(self, model: type[M]) -> LoadOutcome[M]:
-        """Read the document; a file that does not parse is moved aside and reported."""
-        outcome = read_document(self.path, model)
+        """Read the document; a file that does not parse is moved aside and reported.
+
+        If even the move fails (a read-only folder), the outcome is still
+        "corrupt" with `moved_to=None`: the caller carries on from defaults or
+        a rebuild, and its next save reports the real trouble.
+        """
+        outcome = read_document(self.path, model, ops=self.ops)
         if outcome.status != "corrupt":
             return LoadOutcome(
                 status=outcome.status, value=outcome.value, cleaned=list(self.cleaned)
             )
-        target = corrupt_name(self.path, datetime.now(UTC))
-        # A hard link then unlink would also work; rename is atomic and never
-        # overwrites because `corrupt_name` picked a free name.
-        os.rename(self.path, target)
-        self.ops.fsync_dir(self.path.parent)
+        previous = read_document(previous_name(self.path), model, ops=self.ops).value
+        aside = corrupt_name(self.path, datetime.now(UTC))
+        target: Path | None = aside
+        error = outcome.error
+        try:
+            # Rename is atomic and never overwrites: `corrupt_name` picked a free
+            # name. It also moves a folder that sits where the file should be.
+            os.rename(self.path, aside)
+            self.ops.fsync_dir(self.path.parent)
+        except OSError as exc:
+            target, error = None, f"{error}; could not move it aside: {_short(exc)}"
         return LoadOutcome(
-            status="corrupt", moved_to=target, error=outcome.error, cleaned=list(self.cleaned)
+            status="corrupt",
+            moved_to=target,
+            error=error,
+            cleaned=list(self.cleaned),
+            previous=previous,
         )
 
     def save(
@@ -175,47 +207,34 @@ class AtomicJsonFile:
     def save_bytes(
         self, data: bytes, *, on_attempt_failed: AttemptFailed | None = None
     ) -> SaveOutcome:
-        """Replace the file with `data`, retrying per policy; never raises OSError."""
-        attempts = max(1, self.retry.attempts)
-        try:
-            # Fast path: most saves succeed first time; tenacity only on failure.
-            self._replace_once(data)
-        except OSError as first:
-            if on_attempt_failed is not None:
-                on_attempt_failed(1, attempts, first)
-            if attempts == 1:
-                return SaveOutcome(ok=False, attempts=1, error=_short(first))
-            return self._retry(data, attempts, on_attempt_failed)
-        return SaveOutcome(ok=True, attempts=1, saved_at=datetime.now(UTC), bytes_written=len(data))
+        """Replace the file with `data`, retrying per policy; never raises OSError.
 
-    def _retry(
-        self, data: bytes, attempts: int, on_attempt_failed: AttemptFailed | None
-    ) -> SaveOutcome:
-        """Attempts 2..N under tenacity's back-off."""
+        tenacity runs every attempt, the first included; `on_attempt_failed`
+        hears of each failure, the last one too.
+        """
+        attempts = max(1, self.retry.attempts)
 
         def before_sleep(state: RetryCallState) -> None:
-            if on_attempt_failed is not None and state.outcome is not None:
-                error = state.outcome.exception()
-                if error is not None:  # tenacity counts from our second attempt
-                    on_attempt_failed(state.attempt_number + 1, attempts, error)
+            error = state.outcome.exception() if state.outcome is not None else None
+            if on_attempt_failed is not None and error is not None:
+                on_attempt_failed(state.attempt_number, attempts, error)
 
         retrying = Retrying(
-            stop=stop_after_attempt(attempts - 1),
+            stop=stop_after_attempt(attempts),
             wait=wait_exponential(
-                multiplier=self.retry.wait_initial_s * 2,
-                min=self.retry.wait_initial_s * 2,
+                multiplier=self.retry.wait_initial_s,
+                min=self.retry.wait_initial_s,
                 max=self.retry.wait_max_s,
             ),
             retry=retry_if_exception_type(OSError),
             before_sleep=before_sleep,
             reraise=True,
         )
-        tries = 1
-        time.sleep(self.retry.wait_initial_s)  # the back-off before attempt 2
+        tries = 0
         try:
             for attempt in retrying:
                 with attempt:
-                    tries = attempt.retry_state.attempt_number + 1
+                    tries = attempt.retry_state.attempt_number
                     self._replace_once(data)
         except OSError as exc:
             if on_attempt_failed is not None:
@@ -235,6 +254,10 @@ class AtomicJsonFile:
                 ops.fsync(fd)
             finally:
                 ops.close(fd)
+            # Both renames land in the one folder fsync that ends the save.
+            ops.keep_previous(
+                self.path, temp.with_name(f"{temp.name}-prev"), previous_name(self.path)
+            )
             ops.replace(temp, self.path)
         except BaseException:
             # The old document is untouched; drop our half-written copy.

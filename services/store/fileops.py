@@ -6,6 +6,7 @@ then check that the file on disk is the whole old or the whole new document.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -41,6 +42,33 @@ class FileOps:
     def replace(self, source: Path, target: Path) -> None:
         """Atomically rename `source` over `target` (same folder)."""
         os.replace(source, target)
+
+    def keep_previous(self, current: Path, link: Path, previous: Path) -> bool:
+        """Make `previous` a second name of `current`'s inode (no copy); False if impossible.
+
+        Hard-links `current` to the temp name `link`, then renames that over
+        `previous`. A missing `current` (the first save) or a file system
+        without hard links leaves `previous` as it was.
+        """
+        try:
+            os.link(current, link)
+        except OSError:
+            return False
+        try:
+            os.replace(link, previous)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(link)
+            return False
+        # rename(2) does nothing when both names are already the same inode
+        # (a retried save): drop the temp name then.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(link)
+        return True
+
+    def read_bytes(self, path: Path) -> bytes:
+        """The whole content of a data file."""
+        return path.read_bytes()
 
     def fsync_dir(self, folder: Path) -> None:
         """Make a folder's entries (a rename, a new file) durable."""
