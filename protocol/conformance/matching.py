@@ -220,9 +220,12 @@ def _constructed(name: str) -> Check:
 
 
 def _same_as(arg: Any, actual: Any, ctx: MatchContext, path: str) -> list[str]:
-    earlier = ctx.results.get(str(arg), _MISSING)
+    label, *keys = str(arg).split(".")
+    earlier = ctx.results.get(label, _MISSING)
+    for key in keys:  # "a.operation.cost": a field of that result
+        earlier = earlier.get(key, _MISSING) if isinstance(earlier, dict) else _MISSING
     if earlier is _MISSING:
-        return [f"{path}: no earlier reply labelled {arg!r}"]
+        return [f"{path}: no earlier result {arg!r}"]
     ok = _identical(earlier, actual)
     return _unless(
         ok, f"{path}: expected the result of {arg!r} ({_show(earlier)}), got {_show(actual)}"
@@ -290,6 +293,14 @@ def _decimal(arg: Any, actual: Any, ctx: MatchContext, path: str) -> list[str]:
     return _match_decimal(str(arg), actual, f"{path}: ")
 
 
+def _number_text(arg: Any, actual: Any, ctx: MatchContext, path: str) -> list[str]:
+    if isinstance(actual, bool) or not isinstance(actual, int | ExactNumber):
+        return [f"{path}: expected a JSON number, got {_show(actual)}"]
+    text = actual.text if isinstance(actual, ExactNumber) else str(actual)
+    ok = re.search(str(arg), text)
+    return _unless(ok, f"{path}: expected a number written to match /{arg}/, got {text}")
+
+
 def _match_decimal(digits: str, actual: Any, here: str) -> list[str]:
     if isinstance(actual, bool) or not isinstance(actual, int | ExactNumber):
         return [f"{here}expected the JSON number {digits}, got {_show(actual)}"]
@@ -306,6 +317,7 @@ _MATCHERS: dict[str, Check] = {
     "$type": _type,
     "$timestamp": _timestamp,
     "$decimal": _decimal,
+    "$number_text": _number_text,
     "$regex": _regex,
     "$contains": _contains,
     "$schema": _schema,

@@ -331,12 +331,12 @@ class Runner:
         if isinstance(expected_id, dict) and set(expected_id) == {"$id"}:
             wanted = state.id_of(str(expected_id["$id"]))
         reply = self._reply(wanted)
+        if "result" in reply:  # the first reply under a label is the one `$same_as` means
+            state.results.setdefault(label, reply["result"])
         problems = mismatches({"v": 1, "id": expected_id, **expect}, reply, ctx)
         if problems:
             shown = dumps_exact(reply).decode("utf-8")
             raise CaseFailed("; ".join(problems) + f"\n  reply: {shown[:600]}")
-        if "result" in reply:
-            state.results.setdefault(label, reply["result"])
 
     def _unanswered(self, step: dict[str, Any], label: str, state: _CaseState) -> None:
         """Send without the CURVE keys: no reply may come within `no_reply_within_ms`."""
@@ -352,8 +352,8 @@ class Runner:
     def _crash_and_restart(self) -> None:
         if self._restart is None:
             raise CaseFailed("this case needs a runner that can restart the service")
+        self._sub.close(linger=0)  # first: over ipc it would reconnect to the new service
         endpoints = self._restart()
-        self._sub.close(linger=0)
         self._dealer.close(linger=0)
         self._parked, self._last_seq, self._joined = {}, {}, False
         self._connect(endpoints["command"], endpoints["events"], endpoints.get("curve"))

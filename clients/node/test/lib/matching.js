@@ -122,6 +122,8 @@ const MATCHERS = {
     unless(typeof actual === "string" && TIMESTAMP.test(actual), `${path}: expected a timestamp like 2026-11-24T00:23:29.316371Z, got ${show(actual)}`),
   $decimal: (arg, actual, ctx, path) =>
     unless(isLosslessNumber(actual) && actual.value === String(arg), `${path}: expected the number written exactly ${arg}, got ${show(actual)}`),
+  $number_text: (arg, actual, ctx, path) =>
+    unless(isLosslessNumber(actual) && new RegExp(arg, "u").test(actual.value), `${path}: expected a number written to match /${arg}/, got ${show(actual)}`),
   $regex: (arg, actual, ctx, path) =>
     unless(typeof actual === "string" && new RegExp(arg, "u").test(actual), `${path}: expected text matching /${arg}/, got ${show(actual)}`),
   $contains: (arg, actual, ctx, path) =>
@@ -134,8 +136,10 @@ const MATCHERS = {
   $repeat: constructed("$repeat"),
   $concat: constructed("$concat"),
   $same_as: (arg, actual, ctx, path) => {
-    if (!ctx.results.has(arg)) return [`${path}: no earlier reply labelled ${arg}`];
-    const earlier = ctx.results.get(arg);
+    const [label, ...keys] = String(arg).split(".");
+    let earlier = ctx.results.has(label) ? ctx.results.get(label) : undefined;
+    for (const key of keys) earlier = isObject(earlier) && key in earlier ? earlier[key] : undefined; // "a.operation.cost"
+    if (earlier === undefined) return [`${path}: no earlier result ${arg}`];
     return unless(stringify(earlier) === stringify(actual), `${path}: expected the result of ${arg} (${show(earlier)}), got ${show(actual)}`);
   },
   $all: (arg, actual, ctx, path) => arg.flatMap((part) => mismatches(part, actual, ctx, path)),
