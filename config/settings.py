@@ -109,6 +109,7 @@ class SupervisorSettings(_Section):
     fork_server: bool
     fork_server_retry_s: Positive
     fork_server_max_failures: Annotated[int, Field(ge=0)]
+    spare_worker: bool
     stable_s: Seconds
 
 

@@ -183,7 +183,6 @@ def owner_of(op: str) -> WorkerName | None:
     Raises `KeyError` for an op no prefix matches; the supervisor turns that
     into `unknown_op` without bothering any worker.
     """
-    for prefix, owner in OP_OWNER.items():
-        if op.startswith(prefix):
-            return owner
-    raise KeyError(op)
+    # Every prefix is one word and its dot: one dict lookup, on every request.
+    word, dot, _rest = op.partition(".")
+    return OP_OWNER[word + dot]

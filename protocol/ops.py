@@ -379,6 +379,8 @@ class SupervisorStatus(Document):
     supervisor_pid: int | None = None
     started_at: Timestamp | None = None
     project: str | None = None
+    fork_server_pid: int | None = None
+    """The fork server's pid (workers are forked from it), or null when there is none."""
 
 
 class SupervisorRestartResult(Document):

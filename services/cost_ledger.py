@@ -53,7 +53,13 @@ from services.cost.preferences import PreferenceWatch
 from services.cost.pricing import OVERRIDES_NAME, PriceBook, load_genai_prices
 from services.cost.records import budget_record, reply_of
 from services.cost.requests import MUTATING, Batch, CostDesk
-from services.cost.series import SERIES_SAVE_EVERY_S, SeriesIndex, read_index, save_index
+from services.cost.series import (
+    SERIES_SAVE_EVERY_S,
+    SeriesIndex,
+    Stopped,
+    read_index,
+    save_index,
+)
 from services.cost.snapshot import costs_document
 from services.cost.state import LedgerState
 from services.runtime.worker import Call, Outcome, ReplyCache, Worker, WorkerContext
@@ -102,6 +108,7 @@ class CostLedger(Worker):
         self._series_generation = 0
         self._series_saved_at = 0.0
         self._series_thread: threading.Thread | None = None
+        self._series_stop = threading.Event()
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -200,10 +207,13 @@ class CostLedger(Worker):
         self._state.series.pending = []
         files = LedgerFiles(self.ctx.paths.ledger_dir)  # its own reader: no shared state
         zone = self._state.zone
+        self._series_stop = stop = threading.Event()
 
         def read() -> None:
             try:
-                rebuilt = read_index(files, sizes, zone)
+                rebuilt = read_index(files, sizes, zone, stop=stop)
+            except Stopped:
+                return
             except Exception as exc:  # a cache: the series stays incomplete, nothing is lost
                 problem = repr(exc)
                 self.ctx.call_soon_threadsafe(
@@ -248,6 +258,7 @@ class CostLedger(Worker):
         What a crash leaves behind, minus the crash: for tests and benchmarks
         that restart a ledger without a clean stop.
         """
+        self._series_stop.set()  # a background series read ends soon after
         if self._log is not None:
             self._log.close()
             self._log = None

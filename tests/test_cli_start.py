@@ -138,15 +138,22 @@ def test_detach_without_a_terminal_resumes_the_interrupted_session(tmp_path: Pat
 
 
 def test_current_json_as_a_folder_gives_a_clear_message(tmp_path: Path) -> None:
-    """A folder named current.json makes `start` and `inspect session` exit 1 and say what to do."""
+    """A folder named current.json: `inspect session` says what to do; `start` moves it aside."""
     project = tmp_path / "novel"
     (project / ".session" / "current.json").mkdir(parents=True)
-    for args in (("inspect", "session"), ("start", "--detach"), ("start",)):
-        result = run_cli(project, *args)
-        assert result.returncode == ExitCode.FAILURE, args
-        assert "Traceback" not in result.stderr
-        assert "current.json is a folder where a data file belongs" in result.stderr
-        assert "mv " in result.stderr
+    result = run_cli(project, "inspect", "session")
+    assert result.returncode == ExitCode.FAILURE
+    assert "Traceback" not in result.stderr
+    assert "current.json is a folder where a data file belongs" in result.stderr
+    assert "mv " in result.stderr
+    started = run_cli(project, "start", "--detach")
+    try:
+        assert started.returncode == ExitCode.OK, started.stderr
+        assert "Moved aside .session/current.json (a folder)" in started.stdout + started.stderr
+        assert (project / ".session" / "current.json").is_file()
+    finally:
+        run_cli(project, "stop")
+        wait_lock_free(project)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny tmpfs to fill needs root")

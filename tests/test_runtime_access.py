@@ -76,7 +76,16 @@ def _backend_endpoint(service: RunningService) -> str:
 
 
 def _no_reply(sock: zmq.Socket[bytes], frames: list[bytes], wait_ms: int) -> bool:
-    sock.send_multipart(frames)
+    """True when the service answers nothing; a send that cannot even be queued counts.
+
+    A refused handshake may leave the socket without a pipe, and a DEALER
+    with no pipe blocks on send.
+    """
+    sock.setsockopt(zmq.SNDTIMEO, wait_ms)
+    try:
+        sock.send_multipart(frames)
+    except zmq.Again:
+        return True
     return sock.poll(wait_ms) == 0
 
 

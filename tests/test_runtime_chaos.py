@@ -306,12 +306,9 @@ def test_a_killed_fork_server_is_replaced_and_restarts_keep_working(tmp_path: Pa
     """SIGKILL of the fork server harms no worker; a worker killed afterwards still comes back."""
     with running_service(tmp_path / "novel") as service:
         workers = set(service.worker_pids())
-        children = Path(
-            f"/proc/{service.process.pid}/task/{service.process.pid}/children"
-        ).read_text()
-        servers = [int(pid) for pid in children.split() if int(pid) not in workers]
-        assert len(servers) == 1
-        os.kill(servers[0], signal.SIGKILL)
+        server = _fork_server_pid(service)
+        assert server not in workers and _parent_of(server) == service.process.pid
+        os.kill(server, signal.SIGKILL)
         time.sleep(0.2)
         assert set(service.worker_pids()) == workers
         victim = service.wait_running("cost_ledger")["pid"]
@@ -336,9 +333,8 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _fork_server_pid(service: Any) -> int:
-    workers = set(service.worker_pids())
-    children = Path(f"/proc/{service.process.pid}/task/{service.process.pid}/children").read_text()
-    return next(int(pid) for pid in children.split() if int(pid) not in workers)
+    pid: int = service.status()["fork_server_pid"]
+    return pid
 
 
 def test_a_failed_worker_leaves_the_supervisor_idle(tmp_path: Path) -> None:

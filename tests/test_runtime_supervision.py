@@ -88,7 +88,7 @@ def test_a_crash_loop_backs_off_then_fails_and_answers_waiting_requests() -> Non
     assert rig.state(CL) is WorkerState.FAILED
     (reply,) = rig.replies()
     assert reply["error"]["code"] == "unavailable"
-    assert ".session/logs/cost_ledger.log" in reply["error"]["message"]
+    assert "`supervisor restart cost_ledger`" in reply["error"]["message"]
     assert any(e["topic"] == Topic.WORKER_FAILED for e in rig.published())
     rig.router.on_request(request_frames("r2", "cost.totals"))
     assert rig.replies()[0]["error"]["code"] == "unavailable"

@@ -125,3 +125,19 @@ def test_transport_is_ipc_unless_tcp_is_asked_for(tmp_path: Path) -> None:
     assert tcp.command.startswith("tcp://127.0.0.1:")
     assert tcp.backend == f"ipc://{tmp_path / 'workers.sock'}"
     assert plan_endpoints(tmp_path, "ipc").command == f"ipc://{tmp_path / 'command.sock'}"
+
+
+def test_every_op_has_an_owner_and_unknown_prefixes_have_none() -> None:
+    """Each op routes by its prefix to one worker (or the supervisor); other names raise."""
+    from protocol.names import OP_OWNER, Op, WorkerName, owner_of
+
+    assert owner_of("session.get") is WorkerName.SESSION_WRITER
+    assert owner_of("preferences.set") is WorkerName.SESSION_WRITER
+    assert owner_of("cost.log") is WorkerName.COST_LEDGER
+    assert owner_of("history.list") is WorkerName.HISTORY_ARCHIVER
+    assert owner_of("supervisor.restart") is None
+    for op in Op:
+        assert owner_of(op.value) is OP_OWNER[op.value.split(".")[0] + "."]
+    for unknown in ("nothing.here", "session", "", "sessions.get", ".get"):
+        with pytest.raises(KeyError):
+            owner_of(unknown)

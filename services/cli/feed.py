@@ -41,9 +41,13 @@ class Gap:
 class EventFeed:
     """Events and gaps, one at a time, with a timeout so callers can do other work."""
 
-    def __init__(self, endpoint: str, *, max_message_bytes: int) -> None:
+    def __init__(
+        self, endpoint: str, *, max_message_bytes: int, curve: dict[int, bytes] | None = None
+    ) -> None:
         self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self._socket = self._context.socket(zmq.SUB)
+        for option, value in (curve or {}).items():  # over tcp: the run's CURVE keys
+            self._socket.setsockopt(option, value)
         self._socket.setsockopt(zmq.LINGER, 0)
         # Unbounded: the default 1000 drops ~20% of a burst, silently (FIELD-NOTES).
         self._socket.setsockopt(zmq.RCVHWM, 0)
@@ -82,11 +86,16 @@ class EventFeed:
 def open_feed(project: Path) -> EventFeed:
     """A feed connected to the service of `project`; NotServing when none runs."""
     from config import load_settings
+    from protocol.client import ClientError, curve_options
     from services.runtime.paths import ProjectPaths
     from services.store import read_document
 
     outcome = read_document(ProjectPaths.of(project).endpoints, EndpointsFile)
     if outcome.value is None:
         raise NotServing(f"nothing is running for {project.resolve()}")
+    try:
+        curve = curve_options(outcome.value)
+    except ClientError as exc:
+        raise NotServing(str(exc)) from None
     limit = load_settings().protocol.hard_frame_bytes
-    return EventFeed(outcome.value.events, max_message_bytes=limit)
+    return EventFeed(outcome.value.events, max_message_bytes=limit, curve=curve)

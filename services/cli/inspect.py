@@ -159,6 +159,12 @@ def inspect(
     if outcome.status == "missing" and what == "preferences":
         outcome = type(outcome)(status="ok", value=Preferences())  # defaults apply
     if outcome.value is None:
+        if path.is_dir():
+            from services.cli.failures import explain_os_error
+
+            folder = IsADirectoryError(21, "Is a directory", str(path))
+            print(f"supervisor: {explain_os_error(folder)}", file=sys.stderr)
+            return EXIT_FAILURE
         reason = (
             "does not exist yet"
             if outcome.status == "missing"

@@ -23,7 +23,9 @@ from what it has and says `complete: false`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -48,6 +50,7 @@ __all__ = [
     "SERIES_SAVE_EVERY_S",
     "BucketKind",
     "SeriesIndex",
+    "Stopped",
     "bucket_count",
     "read_index",
     "save_index",
@@ -66,6 +69,9 @@ SERIES_FORMAT = 1
 
 SERIES_SAVE_EVERY_S = 600.0
 """series.json is rewritten at most this often (and at a clean stop)."""
+
+_YIELD_EVERY = 200
+"""A background read pauses after this many records (see `read_index`)."""
 
 MAX_BUCKETS = 5_000
 """More buckets than this in one answer is refused (13 years of days)."""
@@ -200,10 +206,14 @@ class SeriesIndex:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> SeriesIndex:
-        """Read `to_json` output back."""
+    def from_json(
+        cls, data: dict[str, Any], pause: Callable[[], None] | None = None
+    ) -> SeriesIndex:
+        """Read `to_json` output back (calling `pause` every `_YIELD_EVERY` cells)."""
         index = cls(complete=bool(data["complete"]))
-        for bucket, total, unpriced, by_model, by_operation in data["cells"]:
+        for number, (bucket, total, unpriced, by_model, by_operation) in enumerate(data["cells"]):
+            if pause is not None and number % _YIELD_EVERY == _YIELD_EVERY - 1:
+                pause()
             index.cells[int(bucket)] = _Cell(
                 parse_money(total),
                 int(unpriced),
@@ -227,7 +237,9 @@ def save_index(
     return target.save_bytes(orjson.dumps(document))
 
 
-def _saved_index(files: LedgerFiles) -> tuple[SeriesIndex, Position | None]:
+def _saved_index(
+    files: LedgerFiles, pause: Callable[[], None]
+) -> tuple[SeriesIndex, Position | None]:
     """series.json and its position if it still matches the ledger, else an empty start."""
     try:
         document = orjson.loads((files.folder / SERIES_NAME).read_bytes())
@@ -237,27 +249,51 @@ def _saved_index(files: LedgerFiles) -> tuple[SeriesIndex, Position | None]:
         position = Position(str(where["file"]), int(where["offset"]), str(where["digest"]))
         if not files.holds(position):
             return SeriesIndex(), None
-        return SeriesIndex.from_json(document["series"]), position
+        return SeriesIndex.from_json(document["series"], pause), position
     except (OSError, orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
         return SeriesIndex(), None  # a cache: read the ledger instead
 
 
+class Stopped(Exception):
+    """A background read was asked to stop (the ledger closed)."""
+
+
 def read_index(
-    files: LedgerFiles, sizes: list[tuple[Path, int]], zone: ZoneInfo | None = None
+    files: LedgerFiles,
+    sizes: list[tuple[Path, int]],
+    zone: ZoneInfo | None = None,
+    *,
+    stop: threading.Event | None = None,
 ) -> SeriesIndex:
     """Every operation in the month files, each read up to its size (series.json first).
 
-    With `zone`, the closed days of that zone are summed too, so the first
+    Run in a background thread: it pauses 1 ms every `_YIELD_EVERY` records so
+    the ledger's own thread (requests, heartbeats) is never kept waiting for the
+    interpreter lock, and raises `Stopped` soon after `stop` is set. With
+    `zone`, the closed days of that zone are summed too, so the first
     `cost.series` by day, week or month after a start is as quick as the next.
     """
-    index, start = _saved_index(files)
+
+    def pause() -> None:
+        if stop is not None and stop.is_set():
+            raise Stopped
+        time.sleep(0.001)
+
+    index, start = _saved_index(files, pause)
     for path, size in sizes:
         if start is not None and path.name < start.file:
             continue
         offset = start.offset if start is not None and path.name == start.file else 0
-        index.add_records(
-            record for end, record, _line in files.records(path, offset) if end <= size
-        )
+        batch: list[LedgerLine] = []
+        for end, record, _line in files.records(path, offset):
+            if end > size:
+                break
+            batch.append(record)
+            if len(batch) >= _YIELD_EVERY:
+                index.add_records(batch)
+                batch.clear()
+                pause()
+        index.add_records(batch)
     index.complete = True
     if zone is not None:
         index.warm_days(zone)

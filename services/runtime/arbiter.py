@@ -52,7 +52,7 @@ from services.runtime.frames import readable, recv_frames, send_frames
 from services.runtime.paths import ProjectPaths
 from services.runtime.restarts import RestartPolicy
 from services.runtime.routing import RequestRouter
-from services.runtime.slots import WorkerSlot
+from services.runtime.slots import WorkerSlot, all_settled
 from services.runtime.stall import StallClock, forgive_stall
 from services.runtime.stopping import STOP_PHASES, StagedStop
 from services.runtime.supervision import WorkerSupervision
@@ -255,6 +255,8 @@ class Supervisor:
                 ready = dict(self._poller.poll(timeout))
                 try:
                     self._dispatch(ready)
+                    if self.fork_servers.spare_wanted:
+                        self._refill_spare()
                 except Exception:
                     # A supervisor bug must not take every worker down with it.
                     self.log.exception("supervisor.loop_error")
@@ -300,6 +302,13 @@ class Supervisor:
             self.log.warning("worker.assign_failed", worker=slot.name.value, error=str(exc))
         return child
 
+    def _refill_spare(self) -> None:
+        # Only when every worker runs (or failed): a fork now would hold up a
+        # starting worker's READY and requests for its duration.
+        if self.stopping or not all_settled(self.slots.values()):
+            return
+        self.fork_servers.refill(time.monotonic())
+
     def _send_stop(self, slot: WorkerSlot) -> None:
         with contextlib.suppress(zmq.ZMQError):
             send_frames(self.backend, [slot.identity, *StopRequest().frames()])
@@ -319,6 +328,7 @@ class Supervisor:
             return
         self.children.remove(child)
         child.close()
+        self.fork_servers.forget(child)
         if slot is not None and slot.child is child:
             self.supervision.on_exit(slot, returncode, time.monotonic())
 
@@ -347,6 +357,9 @@ class Supervisor:
             supervisor_pid=os.getpid(),
             started_at=self.started_at,
             project=str(self.paths.project),
+            fork_server_pid=self.fork_servers.server.child.pid
+            if self.fork_servers.server is not None
+            else None,
         )
 
     # -- the workers' link ----------------------------------------------------------

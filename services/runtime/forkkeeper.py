@@ -6,6 +6,11 @@ fork that fails or times out drops it (killed, since it may be stuck rather
 than dead) and the worker is spawned cold instead. A replacement is started
 after `fork_server_retry_s` times the failures so far, at most
 `fork_server_max_failures` times; after that every worker is spawned cold.
+
+With `spare_worker`, one worker host is forked ahead and waits (blocked on
+its stdin, no wake-ups) to be told which worker to become: a restart then
+skips the fork round trip. The spare is forked again only when every worker
+runs, so forking it never delays a worker that is starting.
 """
 
 from __future__ import annotations
@@ -46,6 +51,10 @@ class ForkServerKeeper:
         self.retry_at: float | None = None
         """Monotonic time to start a replacement; None when none is planned."""
         self.failures = 0
+        self.spare: ChildProcess | None = None
+        """A forked worker host waiting for its assignment, or None."""
+        self.spare_wanted = settings.spare_worker
+        """A spare should be forked once every worker runs (see `refill`)."""
 
     def adopt(self, server: ForkServer) -> None:
         """Use `server` from now on (its exit is watched like a worker's)."""
@@ -53,7 +62,10 @@ class ForkServerKeeper:
         self._children.add(server.child, None)
 
     def fork(self, now: float) -> ChildProcess | None:
-        """A worker host forked from the server, or None: the caller spawns one cold."""
+        """A worker host (the spare, or forked now), or None: the caller spawns one cold."""
+        spare = self._take_spare()
+        if spare is not None:
+            return spare
         server = self.server
         if server is None:
             return None
@@ -63,6 +75,38 @@ class ForkServerKeeper:
             self.log.warning("fork_server.unusable", error=str(exc))
             self.drop(now, retry=True)
             return None
+
+    def _take_spare(self) -> ChildProcess | None:
+        spare, self.spare = self.spare, None
+        if spare is None:
+            return None
+        self.spare_wanted = self._settings.spare_worker
+        self._children.remove(spare)  # the caller watches it again, as its worker's
+        if spare.reap() is not None:  # it died while waiting: fork another instead
+            spare.close()
+            return None
+        return spare
+
+    def refill(self, now: float) -> None:
+        """Fork the spare now (the caller checks that no worker is starting)."""
+        self.spare_wanted = False
+        server = self.server
+        if server is None or self.spare is not None or not self._settings.spare_worker:
+            return
+        try:
+            spare = server.fork()
+        except ForkServerError as exc:
+            self.log.warning("fork_server.unusable", error=str(exc))
+            self.drop(now, retry=True)
+            return
+        self.spare = spare
+        self._children.add(spare, None)
+
+    def forget(self, child: ChildProcess) -> None:
+        """A child exited: if it was the spare, there is none now (no new one until used)."""
+        if child is self.spare:
+            self.log.warning("fork_server.spare_exited", pid=child.pid)
+            self.spare = None
 
     def owns(self, child: ChildProcess) -> bool:
         """Whether `child` is the fork server itself."""

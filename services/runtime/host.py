@@ -129,7 +129,7 @@ class WorkerHost:
         self.worker.start()
         hello = WorkerHello(pid=os.getpid(), name=self.assignment.name, health=self.worker.health())
         send_frames(self._dealer, hello.frames())
-        log.info("worker.ready", pid=hello.pid, **hello.health)
+        log.info("worker.ready", **{**hello.health, "pid": hello.pid})
         interval = self.settings.supervisor.heartbeat_interval_s
         next_beat = time.monotonic() + interval
         poller = zmq.Poller()
