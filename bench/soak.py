@@ -226,8 +226,17 @@ class _Client(threading.Thread):
         return None
 
     def run(self) -> None:
+        try:
+            self._work()
+        except Exception as exc:  # a client bug must show in the report, not hang the soak
+            self.errors.append(f"client {self.number}: {type(exc).__name__}: {exc}")
+        finally:
+            if self._socket is not None:
+                self._socket.close(linger=0)
+
+    def _work(self) -> None:
         count = 0
-        while not self.stop_flag.is_set():
+        while not self.stop_flag.is_set() and not self.errors:
             count += 1
             request_id = f"k{self.number}-{count}"
             if count % 2:
@@ -245,10 +254,6 @@ class _Client(threading.Thread):
                 result = self._acknowledged(request_id, "session.open_file", {"path": path})
                 if result is not None:
                     self.paths.append(path)
-            if self.errors:
-                return
-        if self._socket is not None:
-            self._socket.close(linger=0)
 
 
 def _editor(project: Path, stop: threading.Event, report: SoakReport) -> None:
@@ -348,7 +353,7 @@ def run_soak(
         for thread in [*clients, editor]:
             thread.join(timeout=_GIVE_UP_S + 10)
         tree.stop()
-        context.term()
+        context.destroy(linger=0)
     report.seconds = time.monotonic() - started
     report.acknowledged = sum(len(c.costs) + len(c.paths) for c in clients)
     report.resends = sum(c.resends for c in clients)
