@@ -1,77 +1,29 @@
-"""`supervisor`: start, stop, inspect the Writers Factory session service.
+"""`supervisor`: start, stop, watch and inspect the Writers Factory session service.
 
     supervisor start   [--project DIR] [--interval SECONDS] [--resume | --fresh] [--detach]
-                       [--transport ipc|tcp] [--config FILE]
-    supervisor stop    [--project DIR]
+                       [--transport ipc|tcp] [--config FILE] [--json]
+    supervisor stop    [--project DIR] [--timeout SECONDS] [--json]
     supervisor status  [--project DIR] [--json]
+    supervisor restart [WORKER|all] [--project DIR] [--json]
+    supervisor logs    [WORKER] [-f] [-n N] [--since TIME] [--project DIR] [--json]
+    supervisor events  [--topic PREFIX] [--project DIR] [--json]
+    supervisor watch   [--project DIR] [--json]
     supervisor inspect {session,costs,history,preferences} [--project DIR] [--json]
+    supervisor report  [--out FILE] [--open] [--days N] [--project DIR] [--json]
+    supervisor --version
 
-Exit codes: 0 success; 1 failure (e.g. already running); 2 bad usage;
-3 nothing is running (status, stop).
+Exit codes: see `services/cli/exits.py` (0 ok, 1 failure, 2 usage,
+3 not running, 4 a worker is failed).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from pathlib import Path
 
 from services.cli.exits import EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK
 
 __all__ = ["EXIT_FAILURE", "EXIT_NOT_RUNNING", "EXIT_OK", "main"]
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="supervisor", description="The Writers Factory storage and session service."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    def project_option(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument(
-            "--project",
-            type=Path,
-            default=Path.cwd(),
-            help="the writing project's folder (default: the current one)",
-        )
-
-    start = commands.add_parser("start", help="start the service for a project")
-    project_option(start)
-    start.add_argument(
-        "--interval",
-        type=float,
-        metavar="SECONDS",
-        help="auto-save interval (overrides the preference)",
-    )
-    choice = start.add_mutually_exclusive_group()
-    choice.add_argument("--resume", action="store_true", help="continue an interrupted session")
-    choice.add_argument("--fresh", action="store_true", help="start a new session")
-    start.add_argument(
-        "--detach", action="store_true", help="run in the background; return once ready"
-    )
-    start.add_argument("--transport", choices=("ipc", "tcp"), help="socket transport (default ipc)")
-    start.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="TOML overriding config/defaults.toml (same sections)",
-    )
-    start.add_argument("--verbose", action="store_true", help="echo every log line on the console")
-
-    stop = commands.add_parser("stop", help="stop the service cleanly")
-    project_option(stop)
-    stop.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
-
-    status = commands.add_parser("status", help="show the workers and their state")
-    project_option(status)
-    status.add_argument("--json", action="store_true", help="one JSON document on stdout")
-
-    inspect = commands.add_parser("inspect", help="show a data file, running or not")
-    inspect.add_argument("what", choices=("session", "costs", "history", "preferences"))
-    project_option(inspect)
-    inspect.add_argument("--json", action="store_true", help="one JSON document on stdout")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,22 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     # pydantic scans every installed distribution for plugins at import (~15 ms);
     # we use none. Children inherit this, which keeps restarts fast too.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    options = _parser().parse_args(argv)
-    if options.command == "start":
-        from services.cli.start import start
+    from services.cli.commands import run
+    from services.cli.parser import build_parser
 
-        return start(options)
-    if options.command == "stop":
-        from services.cli.control import stop
-
-        return stop(options.project, timeout_s=options.timeout)
-    if options.command == "status":
-        from services.cli.control import status
-
-        return status(options.project, as_json=options.json)
-    from services.cli.inspect import inspect
-
-    return inspect(options.project, options.what, as_json=options.json)
+    options = build_parser().parse_args(argv)
+    return run(options)
 
 
 if __name__ == "__main__":

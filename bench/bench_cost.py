@@ -34,7 +34,9 @@ from typing import Any
 import structlog
 
 from bench.harness import BenchContext, Row, Target, benchmark
-from protocol.codec import dumps_line
+from protocol.codec import dumps, dumps_line
+from protocol.costs import CostTotals
+from protocol.ledger import LedgerOperation
 from protocol.names import Op, WorkerName
 from protocol.ops import parse_args
 from services.cost.ledger_files import month_file_name
@@ -52,35 +54,30 @@ _ids = itertools.count()
 
 
 def _line_template() -> tuple[bytes, bytes, bytes]:
-    """A real `op` line split around its id and its timestamp."""
-    record = {
-        "kind": "op",
-        "id": "@ID@",
-        "ts": "@TS@",
-        "session_id": "2024-01-01-000000",
-        "operation": "scene_generation",
-        "model": "claude-sonnet-3.5",
-        "input_tokens": 12450,
-        "output_tokens": 3200,
-        "cost": Decimal("0.08535"),
-        "priced": True,
-        "price_source": "pricing.toml@2024-11-13",
-        "totals": {
-            "session_total": Decimal("12.4567"),
-            "daily_total": Decimal("3.12345"),
-            "weekly_total": Decimal("10.2"),
-            "monthly_total": Decimal("30.77"),
-            "by_model": {"claude-sonnet-3.5": Decimal("10.1"), "gemini-flash": Decimal("2.3567")},
-            "unpriced_operations": 0,
-            "daily_unpriced": 0,
-            "weekly_unpriced": 0,
-            "monthly_unpriced": 0,
-        },
-        "warning": None,
-    }
+    """A real `op` line (the ledger's model) split around its id and its timestamp."""
+    placeholder = datetime(2000, 1, 1, tzinfo=UTC)
+    record = LedgerOperation(
+        id="@ID@",
+        ts=placeholder,
+        session_id="2024-01-01-000000",
+        operation="scene_generation",
+        model="claude-sonnet-3.5",
+        input_tokens=12450,
+        output_tokens=3200,
+        cost=Decimal("0.08535"),
+        priced=True,
+        price_source="pricing.toml@2024-11-13",
+        totals=CostTotals(
+            session_total=Decimal("12.4567"),
+            daily_total=Decimal("3.12345"),
+            weekly_total=Decimal("10.2"),
+            monthly_total=Decimal("30.77"),
+            by_model={"claude-sonnet-3.5": Decimal("10.1"), "gemini-flash": Decimal("2.3567")},
+        ),
+    )
     line = dumps_line(record)
     head, rest = line.split(b"@ID@")
-    middle, tail = rest.split(b"@TS@")
+    middle, tail = rest.split(dumps(placeholder).strip(b'"'))
     return head, middle, tail
 
 

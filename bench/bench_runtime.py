@@ -1,4 +1,5 @@
-"""Supervisor benchmarks: restart after kill -9, round trip, cold start, memory, idle CPU."""
+"""Supervisor benchmarks: restart after kill -9 (once and repeated), round trip, cold start,
+memory, idle CPU."""
 
 from __future__ import annotations
 
@@ -85,11 +86,44 @@ def runtime(ctx: BenchContext) -> list[Row]:
             f"PSS {pss:.0f} MiB (target <= 150 MB); "
             f"idle CPU {cpu:.1f}% of one core over {idle_s:g} s"
         )
+    rows.append(_repeated_kill(ctx))
     rows.append(_cold_start(ctx))
     ctx.notes.append(
         "cold spawn = the same supervisor with fork_server = false (a fresh interpreter)"
     )
     return rows
+
+
+REPEAT_KILLS = 5
+REPEAT_PAUSE_S = 2.0
+
+
+def _repeated_kill(ctx: BenchContext) -> Row:
+    """The same worker killed 5 times, 2 s apart, with the shipped restart settings.
+
+    Every kill should be as quick as the first: a worker that had been serving
+    for seconds is no crash loop (issue 13). The baseline is the first kill.
+    """
+    tree = ServiceTree(ctx.workdir / "repeat", config={})
+    kills: list[float] = []
+    with tree.running():
+        time.sleep(0.3)
+        for index in range(REPEAT_KILLS):
+            if index:
+                time.sleep(REPEAT_PAUSE_S)
+            kills.append(_kill_and_ask(tree, "session_writer", "session.get"))
+    ctx.notes.append(
+        "repeated kill: session_writer killed "
+        f"{REPEAT_KILLS} times {REPEAT_PAUSE_S:g} s apart (default restart settings): "
+        + ", ".join(f"{took * 1000:.0f} ms" for took in kills)
+    )
+    return Row(
+        f"kill -9 -> answer, same worker x{REPEAT_KILLS}",
+        kills,
+        "its first kill",
+        kills[:1],
+        Target("p50", max_seconds=0.050),
+    )
 
 
 def _round_trip(ctx: BenchContext, tree: ServiceTree) -> Row:

@@ -107,6 +107,10 @@ class SupervisorSettings(_Section):
     max_restarts: Annotated[int, Field(ge=0)]
     restart_window_s: Positive
     fork_server: bool
+    fork_server_retry_s: Positive
+    fork_server_max_failures: Annotated[int, Field(ge=0)]
+    spare_worker: bool
+    stable_s: Seconds
 
 
 class ForkServerSettings(_Section):
@@ -121,6 +125,14 @@ class CliSettings(_Section):
     """Waits of the command line."""
 
     detach_ready_timeout_s: Positive
+    stop_timeout_s: Positive
+    query_timeout_s: Positive
+    restart_wait_s: Positive
+    logs_follow_poll_s: Positive
+    logs_follow_lines: Annotated[int, Field(ge=0)]
+    liveness_check_s: Positive
+    watch_redraw_s: Positive
+    report_days: Annotated[int, Field(ge=1, le=366)]
 
 
 class ProtocolSettings(_Section):
@@ -156,12 +168,18 @@ class Settings(_Section):
 
 
 class ModelPrice(_Section):
-    """Dollars per 1,000 tokens."""
+    """Dollars per 1,000 tokens.
+
+    `cache_read` and `cache_write` price the cached share of the input tokens;
+    left out, cached tokens cost the `input` rate (never less than billed).
+    """
 
     # Bounded so every cost (tokens x price) and every total stays exact within
     # the ledger's 60-digit Decimal context: a price can never make a call unloggable.
     input: Annotated[Decimal, Field(ge=0, max_digits=24, decimal_places=15)]
     output: Annotated[Decimal, Field(ge=0, max_digits=24, decimal_places=15)]
+    cache_read: Annotated[Decimal, Field(ge=0, max_digits=24, decimal_places=15)] | None = None
+    cache_write: Annotated[Decimal, Field(ge=0, max_digits=24, decimal_places=15)] | None = None
 
 
 class PricingMeta(_Section):

@@ -8,6 +8,15 @@ Two kinds of model, on purpose:
   `extra="allow"`. A file written by a newer version with fields this version
   does not know is read without error, and the unknown fields are written back
   unchanged, so an older writer never destroys a newer one's data.
+* `Record` - one line of a journal or ledger: frozen and `extra="allow"` too.
+  Lines are appended and never rewritten, so a field a newer writer adds
+  (the ledger's cache tokens, say) is simply carried by the model of an older
+  reader, never refused: refusing it would make a downgraded service skip a
+  line that was acknowledged. A record's `kind` is its discriminator in every
+  log, and its time is a `Timestamp` named `ts`.
+
+One timestamp type (`Timestamp`), one parser (`parse_ts`), one formatter
+(`utc_text`) and one age text (`age_text`) serve every model and module.
 """
 
 from __future__ import annotations
@@ -30,8 +39,11 @@ __all__ = [
     "Message",
     "Money",
     "ProjectPath",
+    "Record",
     "ShortText",
     "Timestamp",
+    "age_text",
+    "parse_ts",
     "utc_now",
     "utc_text",
 ]
@@ -81,6 +93,12 @@ class Document(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
 
+class Record(BaseModel):
+    """One stored line of a journal or ledger: tolerant of fields from newer versions."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
 def _to_utc(value: datetime) -> datetime:
     # A timestamp without an offset is taken as UTC: that is how we store them,
     # and a hand-edited file should not become unreadable for lack of a "Z".
@@ -99,8 +117,36 @@ def utc_now() -> datetime:
 
 
 def utc_text(moment: datetime | None = None) -> str:
-    """ISO 8601 in UTC with `Z`, as every stored timestamp is (now by default)."""
-    return (moment or datetime.now(UTC)).astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """ISO 8601 in UTC with microseconds and `Z`, as every stored timestamp is (now by default).
+
+    A naive moment is taken as UTC, as `Timestamp` takes it.
+    """
+    utc = _to_utc(moment or datetime.now(UTC))
+    return utc.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_ts(value: str | datetime) -> datetime:
+    """A stored timestamp (ISO 8601, any offset; none means UTC) as an aware UTC datetime.
+
+    Raises ValueError for text that is not one, TypeError for anything not text.
+    """
+    if isinstance(value, datetime):
+        return _to_utc(value)
+    if not isinstance(value, str):
+        raise TypeError(f"timestamp must be a string, got {type(value).__name__}")
+    return _to_utc(datetime.fromisoformat(value))
+
+
+def age_text(seconds: float) -> str:
+    """`12s`, `3 min`, `2 h`, `4 d`: how long ago, short enough for a status bar or a table."""
+    whole = max(0, int(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60} min"
+    if whole < 86_400:
+        return f"{whole // 3600} h"
+    return f"{whole // 86_400} d"
 
 
 Money = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=40)]

@@ -19,6 +19,7 @@ from protocol.names import PROTOCOL_VERSION
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
+    "CurveKeyFiles",
     "EndpointsFile",
     "ErrorBody",
     "ErrorReply",
@@ -34,6 +35,7 @@ __all__ = [
     "encode_event",
     "encode_ok",
     "encode_request",
+    "event_key",
     "peek_id",
 ]
 
@@ -90,12 +92,39 @@ class Event(Message):
     ts: Timestamp
     data: dict[str, Any] = Field(default_factory=dict)
 
+    @property
+    def key(self) -> str:
+        """What makes one published event unique: a re-delivery repeats all three.
+
+        Stored in the session journal and the archiver's journal to apply an
+        event once, so its form never changes (`+00:00`, as 0.1.0 wrote it).
+        """
+        return f"{self.source}:{self.seq}:{self.ts.isoformat()}"
+
+
+def event_key(event: Event) -> str:
+    """`event.key`, for callers that take a function."""
+    return event.key
+
+
+class CurveKeyFiles(Document):
+    """Where the CURVE keys of a tcp service are: absolute paths of 0600 files.
+
+    Each file holds one key as 40 characters of Z85 text and a newline. The
+    server's secret key is never written: it lives only in the supervisor.
+    """
+
+    server_public_key_file: str
+    client_public_key_file: str
+    client_secret_key_file: str
+
 
 class EndpointsFile(Document):
     """`.session/run/endpoints.json`: its appearance means "ready".
 
     A Document (tolerant of unknown fields) so a newer supervisor can add
-    fields without breaking older clients.
+    fields without breaking older clients. `curve` is set exactly when the
+    public sockets are tcp: a client must then use those keys or get no answer.
     """
 
     protocol: Literal[1] = PROTOCOL_VERSION
@@ -104,6 +133,9 @@ class EndpointsFile(Document):
     supervisor_pid: int
     session_id: str
     started_at: Timestamp
+    transport: Literal["ipc", "tcp"] | None = None
+    runtime_dir: str | None = None
+    curve: CurveKeyFiles | None = None
 
 
 _REQUIRED = ("v", "id", "op")
@@ -183,7 +215,7 @@ def decode_request(
     if raw["v"] != PROTOCOL_VERSION or isinstance(raw["v"], bool):
         raise ProtocolError(
             ErrorCode.BAD_REQUEST,
-            f"unsupported protocol version {raw['v']!r}; this service speaks v{PROTOCOL_VERSION}",
+            f"unsupported protocol version {raw['v']!r}; supported versions: {PROTOCOL_VERSION}",
             request_id=request_id,
         )
     if "args" in raw and not isinstance(raw["args"], dict):

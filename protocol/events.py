@@ -10,7 +10,7 @@ from protocol.base import Document, Money, ProjectPath, Timestamp
 from protocol.costs import BudgetWarning, CostOperation, CostTotals
 from protocol.envelopes import describe_validation_error
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.names import Topic
+from protocol.names import RestartRule, Topic
 
 __all__ = [
     "TOPIC_DATA",
@@ -43,6 +43,10 @@ class WorkerEventData(Document):
     restarts: int = 0
     state: str | None = None
     reason: str | None = None
+    rule: RestartRule | None = None
+    """`worker.exited`, `worker.failed`: which rule decided what follows the exit."""
+    restart_in_s: float | None = None
+    """`worker.exited`: seconds until the restart (0: at once); null when none follows."""
 
 
 class SessionSavedData(Document):

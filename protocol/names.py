@@ -13,9 +13,11 @@ __all__ = [
     "MUTATING_OPS",
     "OP_OWNER",
     "PROTOCOL_VERSION",
+    "RESTART_ALL",
     "SIGNIFICANT_ONLY",
     "WORKER_SUBSCRIPTIONS",
     "Op",
+    "RestartRule",
     "Stage",
     "Topic",
     "WorkerName",
@@ -56,6 +58,27 @@ class WorkerState(StrEnum):
     STOPPED = "stopped"
 
 
+class RestartRule(StrEnum):
+    """Which rule decided what follows a worker's exit (`worker.exited`'s `rule`)."""
+
+    STABLE_RUN = "stable_run"
+    """It had served for at least `stable_s`: restarted at once."""
+    FIRST_CRASH = "first_crash"
+    """The first quick crash after a quiet period or a stable run: restarted at once."""
+    BACKOFF = "backoff"
+    """Another quick crash: a crash loop, restarted after `restart_in_s`."""
+    INTENSITY = "intensity"
+    """More than `max_restarts` in `restart_window_s`: failed, no restart."""
+    STOPPING = "stopping"
+    """It was being stopped (the service stops): no restart."""
+    REQUESTED = "requested"
+    """`supervisor.restart` stopped it: started again at once."""
+
+
+RESTART_ALL: Final = "all"
+"""`supervisor.restart`'s `worker` meaning every worker."""
+
+
 class Op(StrEnum):
     """Every op of the command channel (CONTRACT section 4)."""
 
@@ -79,8 +102,10 @@ class Op(StrEnum):
     COST_WARNING = "cost.warning"
     COST_SET_BUDGET = "cost.set_budget"
     COST_RESET_SESSION = "cost.reset_session"
+    COST_SERIES = "cost.series"
     HISTORY_LIST = "history.list"
     SUPERVISOR_STATUS = "supervisor.status"
+    SUPERVISOR_RESTART = "supervisor.restart"
 
 
 class Topic(StrEnum):
@@ -158,7 +183,6 @@ def owner_of(op: str) -> WorkerName | None:
     Raises `KeyError` for an op no prefix matches; the supervisor turns that
     into `unknown_op` without bothering any worker.
     """
-    for prefix, owner in OP_OWNER.items():
-        if op.startswith(prefix):
-            return owner
-    raise KeyError(op)
+    # Every prefix is one word and its dot: one dict lookup, on every request.
+    word, dot, _rest = op.partition(".")
+    return OP_OWNER[word + dot]

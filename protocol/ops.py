@@ -6,10 +6,10 @@ the workers, the schema exporter and the docs all read the same source.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import date, datetime
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, StrictBool, StrictInt, ValidationError, field_validator
+from pydantic import Field, StrictBool, StrictInt, ValidationError, field_validator, model_validator
 
 from protocol.base import (
     MAX_CURSOR,
@@ -24,7 +24,7 @@ from protocol.base import (
 from protocol.costs import CostOperation, CostTotals
 from protocol.envelopes import describe_validation_error
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.names import Op, Stage, WorkerState
+from protocol.names import Op, Stage, WorkerName, WorkerState
 from protocol.session import Preferences, RecoveryNotice
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "CostEstimateResult",
     "CostLogArgs",
     "CostLogResult",
+    "CostSeriesArgs",
     "CostWarningResult",
     "HistoryListArgs",
     "NoArgs",
@@ -49,6 +50,8 @@ __all__ = [
     "SetStageArgs",
     "SignificantActionArgs",
     "SignificantActionResult",
+    "SupervisorRestartArgs",
+    "SupervisorRestartResult",
     "SupervisorStatus",
     "WorkerStatus",
     "parse_args",
@@ -60,6 +63,7 @@ Cursor = Annotated[StrictInt, Field(ge=0, le=MAX_CURSOR), WHOLE_NUMBER]
 """A cursor line or column: 0 to 2^31 - 1."""
 NonEmptyText = Annotated[ShortText, Field(min_length=1)]
 ModelName = Annotated[str, Field(min_length=1, max_length=200)]
+ProviderName = Annotated[str, Field(min_length=1, max_length=100)]
 Limit = Annotated[Money, Field(ge=0)]
 
 
@@ -134,21 +138,94 @@ class PreferencesSetArgs(Message):
         return values
 
 
-class CostLogArgs(Message):
+class _CallUsage(Message):
+    """What a call used: token counts, or the provider's own usage report.
+
+    Counts follow genai-prices' `Usage`: `input_tokens` counts every input
+    token, cached or not; `cache_read_tokens` and `cache_write_tokens` are part
+    of it; `reasoning_tokens` are part of `output_tokens`. Or `usage` is the
+    provider's response body (or just its usage object) as JSON, with
+    `provider`; the ledger normalises it and the token fields are left out.
+    """
+
+    model: ModelName | None = None
+    input_tokens: Tokens | None = None
+    output_tokens: Tokens | None = None
+    cache_read_tokens: Tokens = 0
+    cache_write_tokens: Tokens = 0
+    reasoning_tokens: Tokens = 0
+    provider: ProviderName | None = None
+    usage: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _counts_or_usage(self) -> Self:
+        counts = _COUNT_FIELDS & self.model_fields_set
+        if self.usage is not None:
+            if self.provider is None:
+                raise ValueError("usage needs provider (e.g. 'anthropic', 'openai', 'google')")
+            if counts:
+                raise ValueError(
+                    f"give either usage or token counts, not both ({', '.join(sorted(counts))})"
+                )
+            return self
+        if self.model is None:
+            raise ValueError("model is required (it may be left out only with usage)")
+        if self.input_tokens is None:
+            raise ValueError("input_tokens is required (or usage with provider)")
+        cached = self.cache_read_tokens + self.cache_write_tokens
+        if cached > self.input_tokens:
+            raise ValueError(
+                f"cache_read_tokens + cache_write_tokens ({cached}) exceed input_tokens "
+                f"({self.input_tokens}): input_tokens counts every input token, cached or not"
+            )
+        if self.reasoning_tokens > (self.output_tokens or 0):
+            raise ValueError(
+                f"reasoning_tokens ({self.reasoning_tokens}) exceed output_tokens "
+                f"({self.output_tokens or 0}): output_tokens counts reasoning tokens too"
+            )
+        return self
+
+
+_COUNT_FIELDS = frozenset(
+    {"input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"}
+)
+
+
+class CostLogArgs(_CallUsage):
     """`cost.log`: one LLM call that happened."""
 
     operation: NonEmptyText
-    model: ModelName
-    input_tokens: Tokens
-    output_tokens: Tokens
+
+    @model_validator(mode="after")
+    def _output_counted(self) -> Self:
+        if self.usage is None and self.output_tokens is None:
+            raise ValueError("output_tokens is required (or usage with provider)")
+        return self
 
 
-class CostEstimateArgs(Message):
-    """`cost.estimate`: what a call would cost and which warning it would trigger."""
+class CostEstimateArgs(_CallUsage):
+    """`cost.estimate`: what a call would cost, which warning it would trigger, if it may run.
 
-    model: ModelName
-    input_tokens: Tokens
-    output_tokens: Tokens = 0
+    `output_tokens` defaults to 0 (an estimate before the answer is written).
+    """
+
+
+class CostSeriesArgs(Message):
+    """`cost.series`: spend per bucket over local dates `[since, until)` in the writer's zone.
+
+    `since` defaults to 30 days before today, `until` to tomorrow (both in the
+    writer's time zone); `bucket` to `"day"`.
+    """
+
+    since: date | None = None
+    until: date | None = None
+    bucket: Literal["hour", "day", "week", "month"] = "day"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ValueError(f"since ({self.since}) must be before until ({self.until})")
+        return self
 
 
 class SetBudgetArgs(Message):
@@ -158,12 +235,27 @@ class SetBudgetArgs(Message):
     weekly_limit: Limit | None = None
     monthly_limit: Limit | None = None
     warnings_enabled: StrictBool | None = None
+    daily_hard_limit: Limit | None = None
+    weekly_hard_limit: Limit | None = None
+    monthly_hard_limit: Limit | None = None
 
 
 class HistoryListArgs(Message):
     """`history.list`."""
 
     limit: Annotated[StrictInt, Field(ge=1, le=10_000), WHOLE_NUMBER] | None = None
+
+
+class SupervisorRestartArgs(Message):
+    """`supervisor.restart`: one worker by name, or `"all"`."""
+
+    worker: WorkerName | Literal["all"]
+
+    def names(self) -> tuple[WorkerName, ...]:
+        """The workers to restart, in the order they are started."""
+        if self.worker == "all":
+            return tuple(WorkerName)
+        return (WorkerName(self.worker),)
 
 
 OP_ARGS: dict[Op, type[Message]] = {
@@ -187,8 +279,10 @@ OP_ARGS: dict[Op, type[Message]] = {
     Op.COST_WARNING: NoArgs,
     Op.COST_SET_BUDGET: SetBudgetArgs,
     Op.COST_RESET_SESSION: NoArgs,
+    Op.COST_SERIES: CostSeriesArgs,
     Op.HISTORY_LIST: HistoryListArgs,
     Op.SUPERVISOR_STATUS: NoArgs,
+    Op.SUPERVISOR_RESTART: SupervisorRestartArgs,
 }
 
 
@@ -252,6 +346,9 @@ class CostEstimateResult(Document):
     warning: str | None = None
     confirm: bool = False
     price_source: str | None = None
+    allowed: bool = True
+    """False when the call would pass a hard limit (`reason` says which)."""
+    reason: str | None = None
 
 
 class CostWarningResult(Document):
@@ -282,3 +379,11 @@ class SupervisorStatus(Document):
     supervisor_pid: int | None = None
     started_at: Timestamp | None = None
     project: str | None = None
+    fork_server_pid: int | None = None
+    """The fork server's pid (workers are forked from it), or null when there is none."""
+
+
+class SupervisorRestartResult(Document):
+    """`supervisor.restart`: the restarted workers once each is running (or failed again)."""
+
+    workers: list[WorkerStatus]

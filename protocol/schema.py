@@ -12,13 +12,35 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from protocol.codec import dumps_pretty
-from protocol.costs import Budget, BudgetWarning, CostOperation, CostsDocument, CostTotals
+from protocol.costs import (
+    Budget,
+    BudgetWarning,
+    CostOperation,
+    CostsDocument,
+    CostSeries,
+    CostTotals,
+)
 from protocol.envelopes import EndpointsFile, ErrorReply, Event, OkReply, Request
 from protocol.events import TOPIC_DATA
 from protocol.history import HistoryDocument, HistoryEntry
+from protocol.history_journal import HISTORY_JOURNAL_LINE
+from protocol.internal import (
+    EventAck,
+    EventDelivery,
+    ForkReply,
+    ForkRequest,
+    Heartbeat,
+    StopRequest,
+    WorkerAssignment,
+    WorkerHello,
+    WorkerPublish,
+    WorkerReply,
+    WorkerRequest,
+)
+from protocol.ledger import LEDGER_LINE, LedgerCheckpoint
 from protocol.ops import (
     OP_ARGS,
     CostEstimateResult,
@@ -27,9 +49,11 @@ from protocol.ops import (
     SaveResult,
     SessionStatusResult,
     SignificantActionResult,
+    SupervisorRestartResult,
     SupervisorStatus,
 )
 from protocol.session import Preferences, SessionDocument
+from protocol.session_journal import JOURNAL_LINE
 
 __all__ = ["SCHEMA_DIR", "all_schemas", "main", "render"]
 
@@ -41,6 +65,7 @@ _NAMED: dict[str, type[BaseModel]] = {
     "file.costs": CostsDocument,
     "file.history": HistoryDocument,
     "file.endpoints": EndpointsFile,
+    "file.ledger_checkpoint": LedgerCheckpoint,
     "record.cost_operation": CostOperation,
     "record.history_entry": HistoryEntry,
     "envelope.request": Request,
@@ -53,24 +78,52 @@ _NAMED: dict[str, type[BaseModel]] = {
     "result.cost_log": CostLogResult,
     "result.cost_estimate": CostEstimateResult,
     "result.cost_warning": CostWarningResult,
+    "result.cost_series": CostSeries,
     "result.session_status": SessionStatusResult,
     "result.save": SaveResult,
     "result.significant_action": SignificantActionResult,
     "result.supervisor_status": SupervisorStatus,
+    "result.supervisor_restart": SupervisorRestartResult,
 }
+
+_INTERNAL: dict[str, type[BaseModel]] = {
+    "internal.assignment": WorkerAssignment,
+    "internal.hello": WorkerHello,
+    "internal.heartbeat": Heartbeat,
+    "internal.reply": WorkerReply,
+    "internal.publish": WorkerPublish,
+    "internal.ack": EventAck,
+    "internal.request": WorkerRequest,
+    "internal.event": EventDelivery,
+    "internal.stop": StopRequest,
+    "internal.fork_request": ForkRequest,
+    "internal.fork_reply": ForkReply,
+}
+
+
+_LINES: dict[str, TypeAdapter[Any]] = {
+    "line.ledger": LEDGER_LINE,
+    "line.session_journal": JOURNAL_LINE,
+    "line.history_journal": HISTORY_JOURNAL_LINE,
+}
+"""Unions keyed on `kind`: one line of each JSON Lines file (the yearly archive's
+lines are `record.history_entry`)."""
 
 
 def all_schemas() -> dict[str, dict[str, Any]]:
     """Every schema by file stem, e.g. `args.session.set_stage`."""
     models: dict[str, type[BaseModel]] = dict(_NAMED)
+    models.update(_INTERNAL)
     models.update({f"args.{op.value}": model for op, model in OP_ARGS.items()})
     models.update({f"event.{topic.value}": model for topic, model in TOPIC_DATA.items()})
     schemas: dict[str, dict[str, Any]] = {}
-    for stem, model in sorted(models.items()):
-        schema = model.model_json_schema(mode="validation")
+    for stem, model in models.items():
+        schemas[stem] = model.model_json_schema(mode="validation")
+    for stem, adapter in _LINES.items():
+        schemas[stem] = adapter.json_schema(mode="validation")
+    for stem, schema in schemas.items():
         schema["$id"] = f"writers-factory/{stem}.schema.json"
-        schemas[stem] = schema
-    return schemas
+    return dict(sorted(schemas.items()))
 
 
 def render(schema: dict[str, Any]) -> bytes:

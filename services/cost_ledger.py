@@ -33,6 +33,7 @@ user's price overrides `.session/pricing.toml` (see `services.cost.pricing`).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -44,20 +45,29 @@ import orjson
 from protocol.base import utc_now
 from protocol.costs import CostsDocument
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.names import Topic, WorkerName
+from protocol.names import Op, Topic, WorkerName
 from services.cost.budget import BudgetLimits
-from services.cost.ledger_files import LedgerFiles, RecordedReply, month_file_name
+from services.cost.ledger_files import LedgerFiles, Position, RecordedReply, month_file_name
 from services.cost.loader import load_state
 from services.cost.preferences import PreferenceWatch
-from services.cost.pricing import OVERRIDES_NAME, PriceBook
+from services.cost.pricing import OVERRIDES_NAME, PriceBook, load_genai_prices
 from services.cost.records import budget_record, reply_of
 from services.cost.requests import MUTATING, Batch, CostDesk
+from services.cost.series import (
+    SERIES_SAVE_EVERY_S,
+    SeriesIndex,
+    Stopped,
+    read_index,
+    save_index,
+)
 from services.cost.snapshot import costs_document
 from services.cost.state import LedgerState
 from services.runtime.worker import Call, Outcome, ReplyCache, Worker, WorkerContext
 from services.store import AtomicJsonFile, JsonLinesLog, RetryPolicy, ensure_private_dir
 
 __all__ = ["CostLedger"]
+
+load_genai_prices()  # at import: in the fork server, once; never inside a request
 
 
 class CostLedger(Worker):
@@ -95,6 +105,10 @@ class CostLedger(Worker):
         self._checkpoint_retry_at = 0.0
         self._next_poll = 0.0
         self.loaded_info: dict[str, Any] = {}
+        self._series_generation = 0
+        self._series_saved_at = 0.0
+        self._series_thread: threading.Thread | None = None
+        self._series_stop = threading.Event()
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -167,6 +181,10 @@ class CostLedger(Worker):
             on_reply=lambda request_id, line: self._replies.put(request_id, RecordedReply(line)),
         )
         self._state: LedgerState = loaded.state
+        if loaded.checkpoint_used or len(loaded.files_read) < len(existing):
+            self._state.series.complete = False  # not every operation was replayed
+        if not self._state.series.complete:
+            self._rebuild_series()
         self._since_checkpoint = loaded.replayed
         self._checkpoint_at = self._monotonic()
         if not loaded.checkpoint_used and loaded.replayed:
@@ -181,6 +199,46 @@ class CostLedger(Worker):
         }
         self.log.info("cost_ledger.loaded", **self.loaded_info)
 
+    def _rebuild_series(self) -> None:
+        """Read every month file into a full series index in the background (see series.py)."""
+        self._series_generation += 1
+        generation = self._series_generation
+        sizes = [(path, path.stat().st_size) for path in self._files.month_files()]
+        self._state.series.pending = []
+        files = LedgerFiles(self.ctx.paths.ledger_dir)  # its own reader: no shared state
+        zone = self._state.zone
+        self._series_stop = stop = threading.Event()
+
+        def read() -> None:
+            try:
+                rebuilt = read_index(files, sizes, zone, stop=stop)
+            except Stopped:
+                return
+            except Exception as exc:  # a cache: the series stays incomplete, nothing is lost
+                problem = repr(exc)
+                self.ctx.call_soon_threadsafe(
+                    lambda: self.log.warning("cost_ledger.series_rebuild_failed", error=problem)
+                )
+                return
+            self.ctx.call_soon_threadsafe(lambda: self._adopt_series(generation, rebuilt))
+
+        self._series_thread = threading.Thread(target=read, name="series-rebuild", daemon=True)
+        self._series_thread.start()
+
+    def _adopt_series(self, generation: int, rebuilt: SeriesIndex) -> None:
+        """On the main thread: take the rebuilt index (unless the state was rebuilt since)."""
+        if generation != self._series_generation or self._state.series.complete:
+            return
+        self._state.series = self._state.series.adopt(rebuilt)
+        self.log.info("cost_ledger.series_rebuilt", buckets=len(rebuilt.cells))
+
+    def wait_series(self, timeout_s: float) -> bool:
+        """Wait for a background series rebuild to finish (tests, benchmarks); True if done."""
+        thread = self._series_thread
+        if thread is not None:
+            thread.join(timeout_s)
+        return self._state.series.complete
+
     def _reload(self) -> None:
         """Rebuild from disk after a failed append (memory must match the ledger)."""
         self.close()
@@ -190,8 +248,8 @@ class CostLedger(Worker):
         """Write costs.json and a checkpoint, close the ledger."""
         if self._dirty_since is not None:
             self._snapshot()
-        if self._since_checkpoint:
-            self._checkpoint()
+        if self._since_checkpoint or self._state.series.complete:
+            self._checkpoint(stopping=True)
         self.close()
 
     def close(self) -> None:
@@ -200,6 +258,7 @@ class CostLedger(Worker):
         What a crash leaves behind, minus the crash: for tests and benchmarks
         that restart a ledger without a clean stop.
         """
+        self._series_stop.set()  # a background series read ends soon after
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -248,6 +307,14 @@ class CostLedger(Worker):
         if call.op in MUTATING:
             first = self._first_reply(call.id, batch)
             if first is not None:
+                first_op = _op_of_reply(first)
+                if first_op is not None and first_op != call.op.value:
+                    raise ProtocolError(
+                        ErrorCode.INVALID_ARGS,
+                        f"request id {call.id!r} was already used for {first_op}; "
+                        "a new request needs a new id",
+                        request_id=call.id,
+                    )
                 return first
         handler = self._desk.handlers.get(call.op)
         if handler is None:
@@ -357,12 +424,25 @@ class CostLedger(Worker):
             self.log.error("cost_ledger.snapshot_failed", error=outcome.error)
             self._dirty_since = self._monotonic()  # try again after the delay
 
-    def _checkpoint(self) -> None:
+    def _save_series(self, position: Position, *, now: float) -> None:
+        """Rewrite series.json (complete indexes only; at most every SERIES_SAVE_EVERY_S)."""
+        series = self._state.series
+        if not series.complete or now < self._series_saved_at + SERIES_SAVE_EVERY_S:
+            return
+        self._series_saved_at = now
+        outcome = save_index(self._files, position, series, retry=self._retry)
+        if not outcome.ok:
+            self.log.warning("cost_ledger.series_save_failed", error=outcome.error)
+
+    def _checkpoint(self, *, stopping: bool = False) -> None:
         self._checkpoint_at = self._monotonic()
         if self._log is None:
             self._since_checkpoint = 0
             return
         position = self._files.position_at(self._log.path, self._log.size)
+        if stopping:
+            self._series_saved_at = -SERIES_SAVE_EVERY_S
+        self._save_series(position, now=self._checkpoint_at)
         outcome = self._files.write_checkpoint(
             position, self._state.to_checkpoint(), retry=self._retry
         )
@@ -373,6 +453,19 @@ class CostLedger(Worker):
             self._checkpoint_retry_at = (
                 self._checkpoint_at + self.ctx.settings.ledger.checkpoint_retry_s
             )
+
+
+def _op_of_reply(reply: Any) -> str | None:
+    """Which mutating op a remembered first reply answered (its shape says; see `reply_of`)."""
+    if not isinstance(reply, dict):
+        return None
+    if "operation" in reply:
+        return Op.COST_LOG.value
+    if "daily_limit" in reply:
+        return Op.COST_SET_BUDGET.value
+    if "session_total" in reply:
+        return Op.COST_RESET_SESSION.value
+    return None
 
 
 def _is_minor(topic: str, data: Any, confirm_above: Decimal) -> bool:

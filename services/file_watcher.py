@@ -12,7 +12,7 @@ The pipeline, each stage in its own module:
   polling observer for the rest.
 * `services.watch.intake` hands their events to the main thread.
 * `services.watch.coalesce` turns an editor's save dance into one change per
-  path once it settles (20 ms), ignoring editors' litter (`filters`).
+  path once it settles (20 ms), ignoring editors' litter (`services.readonly.filters`).
 * Each change is confirmed against the last known tree (`services.watch.scan`)
   before it is published: a change that leaves size, mtime and inode as last
   reported is not published twice, and a delete plus a create of one inode in
@@ -29,14 +29,15 @@ from typing import Any, ClassVar, Final
 
 from config import default_value
 from protocol.names import WorkerName
+from services.readonly.filters import top_folder
+from services.readonly.tree import Tree, scan_folder, scan_project, stat_file
 from services.runtime.paths import WATCHED_FOLDERS
 from services.runtime.worker import Worker, WorkerContext
 from services.watch import overflow
 from services.watch.coalesce import DEFAULT_MAX_HOLD_S, DEFAULT_SETTLE_S, Coalescer, FileChange
-from services.watch.filters import top_folder
 from services.watch.intake import Intake, RawEvent
 from services.watch.observers import POLL_INTERVAL_S, ObserverFactory, WatchSet, default_observer
-from services.watch.scan import GONE, Tree, diff_trees, scan_folder, scan_project, stat_file
+from services.watch.scan import GONE, diff_trees
 
 __all__ = ["BLIND_RESCAN_INTERVAL_S", "FileWatcher"]
 

@@ -30,20 +30,22 @@ from typing import Any, ClassVar, Final
 from pydantic import ValidationError
 
 from config import default_value
-from protocol.base import utc_now, utc_text
+from protocol.base import utc_now
 from protocol.codec import dumps, loads_exact
+from protocol.costs import CostOperation
 from protocol.envelopes import Event
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.events import CostLoggedData, FileEventData, SessionRecoveredData, SessionSavedData
 from protocol.history import HistoryEntry, SessionStatusName
+from protocol.history_journal import HistoryEnd, HistoryEvent, HistoryResume
 from protocol.names import Op, Topic, WorkerName
 from protocol.ops import HistoryListArgs
-from services.history.archive import read_archive
 from services.history.journal import LiveJournal
 from services.history.ledger import session_operations
-from services.history.live import LiveSession, event_key, finalized
-from services.history.read import merge_sessions, newest_first
+from services.history.live import LiveSession, finalized
 from services.history.store import HistoryStore
+from services.readonly.history import merge_sessions, newest_first, read_archive
+from services.readonly.liveness import pid_alive
 from services.runtime.worker import Call, Worker, WorkerContext
 from services.store import RetryPolicy, ensure_private_dir
 
@@ -64,6 +66,12 @@ RECONCILE_DELAY_S: Final = float(default_value("history", "reconcile_delay_s"))
 """The ledger is read this long after start, once re-deliveries had their chance."""
 RETRY_JOURNAL_S: Final = float(default_value("history", "retry_journal_s"))
 """A journal append that failed is tried again this soon (and before the next one)."""
+
+
+def _as_json(operation: CostOperation) -> dict[str, Any]:
+    """`{"operation": ...}` as a subscriber reads it: what the journal keeps of a cost."""
+    normal: dict[str, Any] = loads_exact(dumps({"operation": operation}))
+    return normal
 
 
 class NotDurableError(OSError):
@@ -102,7 +110,7 @@ class HistoryArchiver(Worker):
         self.saves = 0
         self.save_failures = 0
         self.reconciled = 0
-        self._unjournaled: list[dict[str, Any]] = []
+        self._unjournaled: list[HistoryEvent | HistoryResume | HistoryEnd] = []
         self._batching = False
         self._dirty_since: float | None = None
         self._last_save = -math.inf
@@ -152,7 +160,7 @@ class HistoryArchiver(Worker):
         if rewrite:
             self.journal.rewrite(live, now)
         elif resumed:
-            self.journal.append({"k": "resume", "at": utc_text(now)})
+            self.journal.append(HistoryResume(ts=now))
         started = time.monotonic()
         self._next_alive = started + self.alive_interval_s
         self._reconcile_at = started + RECONCILE_DELAY_S
@@ -168,8 +176,6 @@ class HistoryArchiver(Worker):
 
     def stop(self) -> None:
         """Finalize the live entry: `ended`, or `interrupted` if the supervisor died."""
-        from services.session.recovery import pid_alive
-
         if self.journal is None:
             return
         self._flush_unjournaled()
@@ -179,7 +185,7 @@ class HistoryArchiver(Worker):
             self.live.touch(now)
             self.log.warning("history.supervisor_gone", session_id=self.live.session_id)
         else:
-            self._journal({"k": "end", "at": utc_text(now)})
+            self._journal(HistoryEnd(ts=now))
             self.live.status = "ended"
             self.live.touch(now)
         self._save()
@@ -209,15 +215,14 @@ class HistoryArchiver(Worker):
             return
         if not (topic.startswith("file.") or topic == Topic.COST_LOGGED):
             return
-        key = event_key(event)
+        key = event.key
         if self.live.has_seen(key):
             self.duplicates += 1
             return
         data = self._accept(topic, event.data)
         if data is None:
             return
-        at = utc_text()
-        record = {"k": "event", "key": key, "topic": topic, "data": data, "at": at}
+        record = HistoryEvent(key=key, topic=topic, data=data, ts=utc_now())
         durable = self._journal(record)
         self.live.apply(record)
         self._mark_dirty()
@@ -232,7 +237,7 @@ class HistoryArchiver(Worker):
                 if operation.session_id not in (None, self.live.session_id):
                     self.log.info("history.cost_other_session", session_id=operation.session_id)
                     return None
-                normal: dict[str, Any] = loads_exact(dumps({"operation": operation}))
+                normal = _as_json(operation)
                 if self.live.knows_cost(normal["operation"]):
                     self.duplicates += 1
                     return None
@@ -281,7 +286,7 @@ class HistoryArchiver(Worker):
         self.log.warning("history.batch_not_durable", events=len(events))
         return [False] * len(events)
 
-    def _journal(self, record: dict[str, Any]) -> bool:
+    def _journal(self, record: HistoryEvent | HistoryResume | HistoryEnd) -> bool:
         """Append `record` behind any still waiting; False when it is not durable yet.
 
         Inside `on_events` the record only queues: the batch is flushed at once.
@@ -305,7 +310,10 @@ class HistoryArchiver(Worker):
                 # start, so the page cache (which outlives a kill -9 of this
                 # process) is enough. Sharing the disk's journal commits with
                 # the ledger would halve the ledger's throughput.
-                fsync = any(r.get("topic") != Topic.COST_LOGGED for r in self._unjournaled)
+                fsync = any(
+                    not isinstance(r, HistoryEvent) or r.topic != Topic.COST_LOGGED
+                    for r in self._unjournaled
+                )
                 self.journal.append_many(self._unjournaled, fsync=fsync)
                 self._unjournaled.clear()
         except OSError as exc:
@@ -390,15 +398,12 @@ class HistoryArchiver(Worker):
         for record in session_operations(
             self.ctx.paths.ledger_dir, self.live.session_id, self.live.start_time
         ):
-            if self.live.knows_cost(record):
+            data = _as_json(record.as_operation())
+            if self.live.knows_cost(data["operation"]):
                 continue
-            entry = {
-                "k": "event",
-                "key": f"ledger:{record['request_id']}",
-                "topic": Topic.COST_LOGGED.value,
-                "data": {"operation": record},
-                "at": utc_text(),
-            }
+            entry = HistoryEvent(
+                key=f"ledger:{record.id}", topic=Topic.COST_LOGGED.value, data=data, ts=utc_now()
+            )
             self._journal(entry)
             self.live.apply(entry)
             found += 1

@@ -20,8 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from protocol.base import STORED_CONTEXT, utc_now
-from protocol.envelopes import Event
+from protocol.base import utc_now
+from protocol.envelopes import Event, event_key
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.names import Op, WorkerName
 from protocol.ops import (
@@ -33,14 +33,18 @@ from protocol.ops import (
     SignificantActionResult,
 )
 from protocol.session import Preferences, SessionDocument
-from services.history.live import event_key
 from services.runtime.worker import Call, Outcome, Worker, WorkerContext
 from services.session.confine import confine
 from services.session.journal import SessionJournal
 from services.session.memory import RequestMemory
 from services.session.replay import RememberedReply
 from services.session.saving import AutoSave, SaveTiming
-from services.session.startup import StartFacts, begin_or_continue, load_state
+from services.session.startup import (
+    StartFacts,
+    begin_or_continue,
+    default_preferences,
+    load_state,
+)
 from services.session.state import READ_OPS, SAVE_OPS, activity_detail, apply_op, record_activity
 from services.session.status import session_status
 from services.store import AtomicJsonFile, FileOps, RetryPolicy, ensure_private_dir
@@ -113,27 +117,17 @@ class SessionWriter(Worker):
 
     def start(self) -> None:
         """Load the snapshot, replay the journal, then begin or continue the session."""
-        ctx = self.ctx
+        ctx, settings = self.ctx, self.ctx.settings
         ensure_private_dir(ctx.paths.session_dir)
-        store = ctx.settings.store
+        store = settings.store
         retry = RetryPolicy(store.attempts, store.wait_initial_s, store.wait_max_s)
         current = AtomicJsonFile(ctx.paths.current, retry=retry, ops=self.snapshot_ops)
         prefs_file = AtomicJsonFile(ctx.paths.preferences, retry=retry, ops=self.snapshot_ops)
-        settings = ctx.settings
         loaded = load_state(
             self.journal,
             current,
             prefs_file,
-            # Clamped into the preferences' ranges: the operator's config may
-            # ask for less (a 0.5 s test interval); a preference never leaves its range.
-            defaults=Preferences.model_validate(
-                {
-                    "autosave_interval_s": settings.autosave.interval_s,
-                    "budget_warning_fraction": settings.budget.warning_fraction,
-                    "confirm_above": settings.budget.confirm_above,
-                },
-                context=STORED_CONTEXT,
-            ),
+            defaults=default_preferences(settings),
             project_name=ctx.paths.project.name,
             log=self.log,
         )
@@ -188,9 +182,9 @@ class SessionWriter(Worker):
             interval_s=self.autosave.interval_s,
         )
         if decision.record is not None or self._prefs_version:
-            # A fresh recovery notice is written at once: it must outlive a
-            # crash of this writer before its first interval.
-            self.autosave.snapshot("start", sync=bool(decision.events))
+            # A recovery notice is written at once: the journal's start record
+            # does not hold it, and it must outlive a crash of this writer.
+            self.autosave.snapshot("start", sync=self._doc.recovery is not None)
 
     # -- requests -------------------------------------------------------------
 
@@ -255,7 +249,8 @@ class SessionWriter(Worker):
             ts = self.clock()
             change = apply_op(self._doc, self._prefs, call.op, args, ts, revision=self._rev + 1)
         except ProtocolError as exc:
-            self.memory.answered(RememberedReply(call.id, call.op.value, 0, exc))
+            # Not remembered (Stripe's rule for idempotency keys): nothing was
+            # applied, so a corrected re-send with the same id is applied.
             return exc
         self._rev += 1
         self._doc = change.document
@@ -391,7 +386,7 @@ class SessionWriter(Worker):
 
     def stop(self) -> None:
         """Clean stop: the clean-end marker goes to the journal, then a final snapshot."""
-        from services.session.recovery import pid_alive
+        from services.readonly.liveness import pid_alive
 
         grace = self.ctx.settings.supervisor.stop_grace_s
         self.autosave.saver.wait_idle(grace)

@@ -23,7 +23,7 @@ from typing import Any
 
 import zmq
 
-from services.session.recovery import pid_alive
+from services.readonly.liveness import pid_alive
 
 FAST_TIMINGS: dict[str, dict[str, Any]] = {
     "supervisor": {
@@ -73,10 +73,23 @@ class RunningService:
         )
         return data
 
+    def curve_options(self) -> dict[int, bytes]:
+        """The CURVE keys endpoints.json names (tcp), as socket options; none over ipc."""
+        files = self.endpoints.get("curve")
+        if not files:
+            return {}
+        return {
+            zmq.CURVE_SERVERKEY: Path(files["server_public_key_file"]).read_bytes().strip(),
+            zmq.CURVE_PUBLICKEY: Path(files["client_public_key_file"]).read_bytes().strip(),
+            zmq.CURVE_SECRETKEY: Path(files["client_secret_key_file"]).read_bytes().strip(),
+        }
+
     def socket(self, kind: int = zmq.DEALER) -> zmq.Socket[bytes]:
         """A new socket connected to the command endpoint (closed at teardown)."""
         sock = self.context.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
+        for option, value in self.curve_options().items():
+            sock.setsockopt(option, value)
         sock.connect(self.endpoints["command"])
         self._sockets.append(sock)
         return sock
@@ -127,6 +140,19 @@ class RunningService:
     def worker_pids(self) -> list[int]:
         """Pids of every worker process now running."""
         return [w["pid"] for w in self.status()["workers"] if w["pid"]]
+
+    def crash(self) -> None:
+        """SIGKILL the supervisor and every worker (a power cut, as far as the files know)."""
+        pids = self.worker_pids()
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        for pid in pids:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 3
+        while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.close_sockets()
 
     def close_sockets(self) -> None:
         """Close every socket this helper opened."""

@@ -11,7 +11,7 @@ for it; `EVENT_DATA_STRATEGIES` does the same for every topic's `data`.
 from __future__ import annotations
 
 import string
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -41,6 +41,7 @@ from protocol import (
     WorkerState,
 )
 from protocol.codec import dumps, loads_exact
+from protocol.costs import CostSeries, SpendBucket
 from protocol.envelopes import ErrorBody
 from protocol.events import (
     CostLoggedData,
@@ -52,6 +53,17 @@ from protocol.events import (
     SessionSaveFailedData,
     WorkerEventData,
 )
+from protocol.history_journal import HistoryCheckpoint, HistoryEnd, HistoryEvent, HistoryResume
+from protocol.ledger import (
+    CheckpointPosition,
+    CheckpointSession,
+    LedgerBudget,
+    LedgerCheckpoint,
+    LedgerOperation,
+    LedgerReset,
+    LedgerWarned,
+)
+from protocol.names import RestartRule
 from protocol.ops import (
     CostEstimateResult,
     CostLogResult,
@@ -59,10 +71,20 @@ from protocol.ops import (
     SaveResult,
     SessionStatusResult,
     SignificantActionResult,
+    SupervisorRestartResult,
     SupervisorStatus,
     WorkerStatus,
 )
 from protocol.session import CurrentState, NotebookLMSettings, OpenFile, RecentQuery
+from protocol.session_journal import (
+    CarriedReply,
+    JournalActivity,
+    JournalBegin,
+    JournalEnd,
+    JournalOp,
+    JournalOwner,
+    JournalSegment,
+)
 
 __all__ = [
     "EVENT_DATA_STRATEGIES",
@@ -72,6 +94,7 @@ __all__ = [
     "cost_estimate_results",
     "cost_log_results",
     "cost_operations",
+    "cost_series",
     "cost_totals",
     "cost_warning_results",
     "costs_documents",
@@ -80,7 +103,11 @@ __all__ = [
     "events",
     "history_documents",
     "history_entries",
+    "history_journal_lines",
+    "journal_lines",
     "json_values",
+    "ledger_checkpoints",
+    "ledger_lines",
     "money",
     "ok_replies",
     "op_requests",
@@ -91,6 +118,7 @@ __all__ = [
     "session_documents",
     "session_status_results",
     "significant_action_results",
+    "supervisor_restart_results",
     "supervisor_statuses",
     "timestamps",
     "with_extras",
@@ -371,6 +399,165 @@ def history_documents() -> st.SearchStrategy[HistoryDocument]:
     return st.builds(HistoryDocument, sessions=st.lists(history_entries(), max_size=4))
 
 
+# --- stored lines: ledger.py, session_journal.py, history_journal.py --------
+
+_revs = st.integers(min_value=0, max_value=10**9)
+
+
+@st.composite
+def _ledger_operations(draw: st.DrawFn) -> LedgerOperation:
+    priced = draw(st.booleans())
+    return LedgerOperation(
+        id=draw(names),
+        ts=draw(timestamps()),
+        session_id=draw(names),
+        operation=draw(short_text),
+        model=draw(names),
+        input_tokens=draw(tokens),
+        output_tokens=draw(tokens),
+        cache_read_tokens=draw(tokens),
+        cache_write_tokens=draw(tokens),
+        reasoning_tokens=draw(tokens),
+        provider=draw(st.none() | names),
+        cost=draw(money()) if priced else None,
+        priced=priced,
+        price_source=draw(st.none() | short_text),
+        totals=draw(st.none() | cost_totals()),
+        warning=draw(st.none() | short_text),
+    )
+
+
+def ledger_lines() -> st.SearchStrategy[Any]:
+    """One line of a ledger month file, of any kind."""
+    budget = st.builds(
+        LedgerBudget,
+        id=st.none() | names,
+        ts=timestamps(),
+        session_id=names,
+        budget=budgets(),
+        carried=st.booleans(),
+    )
+    reset = st.builds(
+        LedgerReset, id=names, ts=timestamps(), session_id=names, totals=st.none() | cost_totals()
+    )
+    warned = st.builds(
+        LedgerWarned,
+        ts=timestamps(),
+        period=st.sampled_from(["daily", "weekly", "monthly"]),
+        window=names,
+        level=st.sampled_from(["warning", "exceeded"]),
+        limit=money(),
+        spent=money(),
+        message=short_text,
+    )
+    return _ledger_operations() | budget | reset | warned
+
+
+def ledger_checkpoints() -> st.SearchStrategy[LedgerCheckpoint]:
+    """ledger/checkpoint.json."""
+    text_money = money().map(str)
+    session = st.builds(
+        CheckpointSession,
+        session_id=names,
+        total=text_money,
+        by_model=st.dictionaries(names, text_money, max_size=2),
+        unpriced=counts,
+        unpriced_by_model=st.dictionaries(names, counts, max_size=2),
+        count=counts,
+        operations=st.just([]),
+    )
+    return st.builds(
+        LedgerCheckpoint,
+        position=st.builds(
+            CheckpointPosition, file=names, offset=counts, digest=st.sampled_from(["", "ab" * 32])
+        ),
+        buckets=st.lists(st.tuples(counts, text_money, counts), max_size=3),
+        session=session,
+        budget=st.just({"daily_limit": "50", "weekly_limit": None, "warnings_enabled": True}),
+        fired=st.lists(st.tuples(names, names, names, names), max_size=2),
+        applied_ids=st.lists(names, max_size=3),
+    )
+
+
+def journal_lines() -> st.SearchStrategy[Any]:
+    """One line of a session journal segment, of any kind."""
+    carried = st.builds(
+        CarriedReply, id=names, op=names, rev=_revs, result=st.none() | json_values()
+    )
+    return st.one_of(
+        st.builds(
+            JournalSegment,
+            segment=st.integers(min_value=1, max_value=10**6),
+            base_rev=_revs,
+            ts=timestamps(),
+            carried=st.lists(carried, max_size=2),
+            activity=st.lists(names, max_size=2),
+        ),
+        st.builds(
+            JournalBegin,
+            rev=_revs,
+            session_id=names,
+            ts=timestamps(),
+            project_name=short_text,
+            owner_pid=st.none() | counts,
+            host=st.none() | names,
+            model_preferences=st.dictionaries(names, names, max_size=2),
+        ),
+        st.builds(
+            JournalOp,
+            rev=_revs,
+            session_id=names,
+            id=names,
+            op=names,
+            args=st.dictionaries(names, json_values(), max_size=2),
+            ts=timestamps(),
+        ),
+        st.builds(
+            JournalActivity,
+            rev=_revs,
+            session_id=names,
+            key=names,
+            topic=names,
+            path=st.none() | project_paths(),
+            cost=st.none() | money(),
+            operation=st.none() | names,
+            ts=timestamps(),
+        ),
+        st.builds(
+            JournalOwner,
+            rev=_revs,
+            session_id=names,
+            owner_pid=st.none() | counts,
+            host=st.none() | names,
+            ts=timestamps(),
+        ),
+        st.builds(JournalEnd, rev=_revs, session_id=names, ts=timestamps()),
+    )
+
+
+def history_journal_lines() -> st.SearchStrategy[Any]:
+    """One line of archive/live.jsonl, of any kind."""
+    return st.one_of(
+        st.builds(
+            HistoryCheckpoint,
+            entry=history_entries(),
+            cost_ids=st.lists(names, max_size=3),
+            cost_ids_complete=st.booleans(),
+            seen=st.lists(names, max_size=3),
+            ts=st.none() | timestamps(),
+        ),
+        st.builds(
+            HistoryEvent,
+            key=names,
+            topic=names,
+            data=st.dictionaries(names, json_values(), max_size=2),
+            ts=timestamps(),
+        ),
+        st.builds(HistoryResume, ts=timestamps()),
+        st.builds(HistoryEnd, ts=timestamps()),
+    )
+
+
 # --- ops.py results --------------------------------------------------------
 
 
@@ -420,6 +607,27 @@ def cost_estimate_results() -> st.SearchStrategy[CostEstimateResult]:
     )
 
 
+def cost_series() -> st.SearchStrategy[CostSeries]:
+    """`cost.series`."""
+    names = st.text(alphabet="abcdefghij-.0123456789", min_size=1, max_size=12)
+    bucket = st.builds(
+        SpendBucket,
+        start=st.dates().map(lambda d: d.isoformat()),
+        total=money(),
+        by_model=st.dictionaries(names, money(), max_size=3),
+        by_operation=st.dictionaries(names, money(), max_size=3),
+        limit=st.none() | money(max_value=10_000, max_places=2),
+        unpriced_operations=st.integers(min_value=0, max_value=1000),
+    )
+    return st.builds(
+        CostSeries,
+        buckets=st.lists(bucket, max_size=5),
+        total=money(),
+        unpriced_operations=st.integers(min_value=0, max_value=1000),
+        bucket=st.sampled_from(["hour", "day", "week", "month"]),
+    )
+
+
 def cost_warning_results() -> st.SearchStrategy[CostWarningResult]:
     """`cost.warning`."""
     return st.builds(CostWarningResult, warning=st.none() | short_text)
@@ -437,6 +645,11 @@ def worker_statuses() -> st.SearchStrategy[WorkerStatus]:
         uptime_s=st.none() | float_seconds,
         last_exit=st.none() | short_text,
     )
+
+
+def supervisor_restart_results() -> st.SearchStrategy[SupervisorRestartResult]:
+    """`supervisor.restart`."""
+    return st.builds(SupervisorRestartResult, workers=st.lists(worker_statuses(), max_size=4))
 
 
 def supervisor_statuses() -> st.SearchStrategy[SupervisorStatus]:
@@ -561,10 +774,20 @@ OP_ARGS_STRATEGIES: dict[Op, st.SearchStrategy[dict[str, Any]]] = {
     Op.COST_WARNING: _no_args,
     Op.COST_SET_BUDGET: _budget_args(),
     Op.COST_RESET_SESSION: _no_args,
+    Op.COST_SERIES: st.fixed_dictionaries(
+        {},
+        optional={
+            "since": st.dates(max_value=date(2026, 12, 31)).map(lambda d: d.isoformat()),
+            "bucket": st.sampled_from(["hour", "day", "week", "month"]),
+        },
+    ),
     Op.HISTORY_LIST: st.fixed_dictionaries(
         {}, optional={"limit": st.integers(min_value=1, max_value=10_000)}
     ),
     Op.SUPERVISOR_STATUS: _no_args,
+    Op.SUPERVISOR_RESTART: st.fixed_dictionaries(
+        {"worker": st.sampled_from([*(w.value for w in WorkerName), "all"])}
+    ),
 }
 """Valid `args` for every op, as a client would put them in a request."""
 
@@ -594,6 +817,8 @@ def _worker_event() -> st.SearchStrategy[WorkerEventData]:
         restarts=st.integers(min_value=0, max_value=100),
         state=st.none() | st.sampled_from([s.value for s in WorkerState]),
         reason=st.none() | short_text,
+        rule=st.none() | st.sampled_from(RestartRule),
+        restart_in_s=st.none() | st.floats(min_value=0, max_value=30, allow_nan=False),
     )
 
 

@@ -605,6 +605,13 @@ def test_find_endpoints_ignores_a_file_whose_supervisor_is_dead(tmp_path: Path) 
         assert find_endpoints(tmp_path) is None, "a zombie holds no lock: no service"
     finally:
         zombie.wait()
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:  # alive, but not the project's supervisor: it does not hold the lock
+        write_endpoints(tmp_path, {**document, "supervisor_pid": stranger.pid})
+        assert find_endpoints(tmp_path) is None
+    finally:
+        stranger.kill()
+        stranger.wait()
     write_endpoints(tmp_path, {**document, "supervisor_pid": os.getpid(), "transport": "ipc"})
     found = find_endpoints(tmp_path)
     assert found is not None

@@ -21,6 +21,7 @@ from protocol.errors import ErrorCode, ProtocolError
 from protocol.events import parse_event_data
 from protocol.names import Op, WorkerName
 from protocol.ops import CostEstimateResult, CostLogResult, parse_args
+from services.cost.pricing import genai_prices_version
 from services.cost_ledger import CostLedger
 from services.inprocess import worker_context
 from services.runtime.paths import ProjectPaths
@@ -130,15 +131,15 @@ def test_log_prices_exactly_and_replies_with_totals(harness: LedgerHarness) -> N
     ledger = harness.open()
     reply = CostLogResult.model_validate(harness.log(ledger, "claude-sonnet-3.5", 12450, 3200))
     assert reply.operation.cost == Decimal("0.08535")
-    assert reply.operation.price_source == "pricing.toml@2024-11-13"
+    assert reply.operation.price_source == f"genai-prices@{genai_prices_version()}"
     assert reply.operation.request_id and reply.operation.session_id == "s1"
     reply = CostLogResult.model_validate(harness.log(ledger, "gemini-flash", 1, 0))
-    assert reply.operation.cost == Decimal("0.00000007")
-    assert reply.totals.session_total == Decimal("0.08535007")
-    assert reply.totals.daily_total == reply.totals.monthly_total == Decimal("0.08535007")
+    assert reply.operation.cost == Decimal("0.000000075")
+    assert reply.totals.session_total == Decimal("0.085350075")
+    assert reply.totals.daily_total == reply.totals.monthly_total == Decimal("0.085350075")
     assert reply.totals.by_model == {
         "claude-sonnet-3.5": Decimal("0.08535"),
-        "gemini-flash": Decimal("0.00000007"),
+        "gemini-flash": Decimal("0.000000075"),
     }
     assert reply.warning is None
 
@@ -192,7 +193,7 @@ def test_estimate_gives_cost_confirm_and_price_source(harness: LedgerHarness) ->
     )
     assert dear.cost == Decimal("0.09") and dear.confirm is False
     big = harness.one(ledger, harness.call("cost.estimate", model="gpt-4", input_tokens=10_000))
-    assert big["confirm"] is True and big["price_source"].startswith("pricing.toml@")
+    assert big["confirm"] is True and big["price_source"].startswith("genai-prices@")
     assert harness.records() == [] and harness.events == []
 
 
@@ -255,6 +256,9 @@ def test_set_budget_is_durable_and_partial(harness: LedgerHarness) -> None:
         "weekly_limit": None,
         "monthly_limit": 500,
         "warnings_enabled": False,
+        "daily_hard_limit": None,
+        "weekly_hard_limit": None,
+        "monthly_hard_limit": None,
     }
     restarted = harness.open()
     assert restarted.loaded_info["checkpoint_used"] is False
@@ -331,7 +335,7 @@ def test_costs_json_keeps_only_the_last_session_operations(harness: LedgerHarnes
     assert len(document.operations) == 1000 and document.operations_count == 1005
     assert document.operations[0].input_tokens == 5
     assert document.operations_note is not None and "1005" in document.operations_note
-    expected = sum(Decimal(n) * Decimal("0.00007") for n in range(1005)) / 1000
+    expected = sum(Decimal(n) * Decimal("0.075") for n in range(1005)) / 1_000_000
     assert document.session_total == expected
 
 

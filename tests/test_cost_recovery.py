@@ -75,7 +75,7 @@ def test_a_hand_edited_line_in_the_middle_is_skipped_and_reported(
         handle.write(b'{"kind":"op","id":"edited"}\n[1, 2]\nnot json at all\n')
     harness.log(ledger, "gpt-4", 2000, 0)
     restarted = harness.open()
-    assert restarted.loaded_info["bad_lines"] == 2  # the list is not a record: ignored
+    assert restarted.loaded_info["bad_lines"] == 3  # each line that is not a record is reported
     assert harness.one(restarted, harness.call("cost.totals"))["session_total"] == Decimal("0.09")
 
 
@@ -93,8 +93,8 @@ def test_restart_with_a_checkpoint_replays_only_the_tail(harness: LedgerHarness)
     assert restarted.loaded_info["checkpoint_used"] is True
     assert restarted.loaded_info["records_replayed"] == 3
     totals = harness.one(restarted, harness.call("cost.totals"))
-    assert totals["session_total"] == Decimal("1.65000021")
-    assert totals["by_model"] == {"gpt-4": Decimal("1.65"), "gemini-flash": Decimal("0.00000021")}
+    assert totals["session_total"] == Decimal("1.650000225")
+    assert totals["by_model"] == {"gpt-4": Decimal("1.65"), "gemini-flash": Decimal("0.000000225")}
 
 
 def test_a_checkpoint_the_ledger_no_longer_matches_is_ignored(harness: LedgerHarness) -> None:
@@ -292,3 +292,26 @@ def test_kill_9_under_load_loses_and_duplicates_nothing(harness: LedgerHarness) 
     )
     assert len(harness.records("op")) == len(ops)  # re-sends are answered, not applied
     assert [o["operation"]["request_id"] for o in resent] == list(acked)[:200]
+
+
+def test_a_state_the_checkpoint_model_refuses_is_a_failed_save_not_a_crash(
+    harness: LedgerHarness,
+) -> None:
+    """A checkpoint whose state has an unknown field is not written, and the ledger says why."""
+    from zoneinfo import ZoneInfo
+
+    from services.cost.budget import BudgetLimits
+    from services.cost.ledger_files import LedgerFiles, Position
+    from services.cost.state import LedgerState
+
+    files = LedgerFiles(harness.paths.ledger_dir)
+    ledger_state = LedgerState(
+        session_id="s1",
+        zone=ZoneInfo("UTC"),
+        budget=BudgetLimits(None, None, None),
+        now=harness.now,
+    )
+    state = {**ledger_state.to_checkpoint(), "surprise": 1}
+    outcome = files.write_checkpoint(Position("2026-11.jsonl", 0, ""), state)
+    assert not outcome.ok and outcome.error is not None and "surprise" in outcome.error
+    assert not files.checkpoint_path.exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 from test_cost_ledger import LedgerHarness
 
 from protocol.codec import dumps
+from services.cost.pricing import genai_prices_version
 from services.cost.render import costs_summary, render_costs
 from services.runtime.paths import ProjectPaths
 
@@ -43,7 +44,7 @@ def test_render_shows_windows_against_budgets(tmp_path: Path) -> None:
     lines = text.splitlines()
     assert lines[0] == "Costs as of 2026-11-18 13:30 (Europe/Paris)"
     today = next(line for line in lines if line.strip().startswith("today"))
-    assert "$9.00000007" in today or "$9.00" in today
+    assert "$9.000000075" in today or "$9.00" in today
     assert "$10.00" in today and "90%" in today and "[##################..]" in today
     assert "(+1 unpriced)" in today
     week = next(line for line in lines if "this week" in line)
@@ -52,10 +53,14 @@ def test_render_shows_windows_against_budgets(tmp_path: Path) -> None:
     assert "$500.00" in month and "1%" in month
     assert any(line.strip().startswith("session") and "s1, 3 operations" in line for line in lines)
     assert any("gpt-4" in line and "$9.00" in line for line in lines)
-    assert any("gemini-flash" in line and "$0.00000007" in line for line in lines)
+    assert any("gemini-flash" in line and "$0.000000075" in line for line in lines)
     assert any("unpriced" in line and "my-local-llm x1" in line for line in lines)
     assert any(line.strip().startswith("warning") and "Daily budget" in line for line in lines)
-    assert any("pricing.toml as of 2024-11-13" in line for line in lines)
+    assert any("pricing.toml as of 2026-11-30" in line for line in lines)
+    projected = next(line for line in lines if line.strip().startswith("projected"))
+    assert "$15.00" in projected  # $9.000000075 by 18 November, a 30-day month
+    priced_by = next(line for line in lines if line.strip().startswith("priced by"))
+    assert f"genai-prices@{genai_prices_version()} x2" in priced_by
 
 
 def test_render_never_writes_even_over_a_torn_tail(tmp_path: Path) -> None:
@@ -68,7 +73,7 @@ def test_render_never_writes_even_over_a_torn_tail(tmp_path: Path) -> None:
     summary = costs_summary(harness.paths, now=NOW)
     render_costs(harness.paths, now=NOW)
     assert files_under(harness.paths.session_dir) == before
-    assert summary["daily_total"] == Decimal("9.00000007")
+    assert summary["daily_total"] == Decimal("9.000000075")
     assert summary["unpriced_operations"] == 1 and summary["session_id"] == "s1"
 
 
@@ -95,4 +100,4 @@ def test_render_follows_the_session_in_current_json(tmp_path: Path) -> None:
     )
     summary = costs_summary(harness.paths, now=NOW)
     assert summary["session_id"] == "s2" and summary["session_total"] == 0
-    assert summary["daily_total"] == Decimal("9.00000007")
+    assert summary["daily_total"] == Decimal("9.000000075")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import calendar
 import random
 import tempfile
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import genai_prices
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_cost_ledger import LedgerHarness
@@ -31,12 +33,12 @@ ZONES = ["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata"]
 
 
 def seed_cost(model: str, input_tokens: int, output_tokens: int) -> Decimal | None:
-    """The cost by the book: tokens x the seed's per-1K price / 1000 (None: no price)."""
-    canonical = SEED.aliases.get(model, model)
-    if canonical not in SEED.models:
+    """The cost by the book: genai-prices' total for the alias's id (None: no price)."""
+    if model == "my-local-llm":
         return None
-    rate = SEED.models[canonical]
-    return (input_tokens * rate.input + output_tokens * rate.output) / 1000
+    usage = genai_prices.Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+    total = genai_prices.calc_price(usage, SEED.aliases.get(model, model)).total_price
+    return Decimal(total)
 
 
 def recompute(harness: LedgerHarness, zone: str, session_id: str = "s1") -> dict[str, Any]:
@@ -62,6 +64,10 @@ def recompute(harness: LedgerHarness, zone: str, session_id: str = "s1") -> dict
             else:
                 totals["session_total"] += cost
                 totals["by_model"][op["model"]] = totals["by_model"].get(op["model"], 0) + cost
+    local = harness.now.astimezone(ZoneInfo(zone))
+    days = calendar.monthrange(local.year, local.month)[1]
+    projection = totals["monthly_total"] * days / local.day
+    totals["monthly_projection"] = projection.quantize(Decimal("0.01"), ROUND_HALF_EVEN)
     return totals
 
 

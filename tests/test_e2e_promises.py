@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service import RunningService, pid_alive, run_cli, running_service, start_service
+from service import RunningService, run_cli, running_service, start_service
 
 pytestmark = pytest.mark.slow
 
@@ -29,16 +29,7 @@ def ok(reply: dict[str, Any]) -> Any:
 
 
 def _crash_whole_tree(service: RunningService) -> None:
-    pids = service.worker_pids()
-    service.process.send_signal(signal.SIGKILL)
-    service.process.wait()
-    for pid in pids:
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 3
-    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    service.close_sockets()
+    service.crash()
 
 
 def test_kill_9_of_the_writer_right_after_ok_loses_nothing(tmp_path: Path) -> None:
@@ -192,7 +183,7 @@ def test_kill_9_of_the_ledger_under_concurrent_load_loses_and_duplicates_nothing
         totals = ok(svc.request("cost.totals"))
         expected = sum(
             (
-                Decimal(1 + k) * Decimal("0.00000007") + Decimal(i) * Decimal("0.00000021")
+                Decimal(1 + k) * Decimal("0.000000075") + Decimal(i) * Decimal("0.0000003")
                 for i in range(8)
                 for k in range(40)
             ),

@@ -22,10 +22,10 @@ from protocol.errors import ErrorCode, ProtocolError
 from protocol.history import HistoryDocument, HistoryEntry
 from protocol.names import Op, WorkerName
 from protocol.ops import parse_args
-from services.history.archive import append_entries, read_archive
-from services.history.read import read_history
+from services.history.archive import append_entries
 from services.history_archiver import MIN_SAVE_GAP_S, RETRY_JOURNAL_S, HistoryArchiver
 from services.inprocess import Published, make_context, pump
+from services.readonly.history import read_archive, read_history
 from services.runtime.worker import Call
 from services.store import FileOps
 
@@ -435,41 +435,43 @@ def test_an_unreadable_history_is_moved_aside_and_the_live_entry_survives(tmp_pa
     assert on_disk(tmp_path)["s1"].total_cost == Decimal("0.15")
 
 
-def test_ledger_operations_never_delivered_are_counted_once(tmp_path: Path) -> None:
-    """At start, the live session's operations found only in the ledger are added, exactly once."""
-    worker, _ = archiver(tmp_path, "s1")
-    worker.on_event(cost("r1", "0.15", session_id="s1"))
-    ledger = tmp_path / ".session" / "ledger"
-    ledger.mkdir()
-    lines = [
-        {
-            "session_id": "s1",
-            "request_id": "r1",
-            "operation": "scene_generation",
-            "cost": Decimal("0.15"),
-        },
-        {
-            "session_id": "s1",
-            "request_id": "r2",
-            "operation": "voice_test",
-            "cost": Decimal("0.05"),
-        },
-        {"session_id": "s1", "request_id": "r3", "operation": "voice_test", "cost": None},
-        {"session_id": "s0", "request_id": "r9", "operation": "scene_generation", "cost": 1},
-        {"kind": "budget", "session_id": "s1"},
-    ]
-    from protocol.codec import dumps_line
+def _ledger_writes(project: Path, session_id: str, calls: list[tuple[str, str, int]]) -> list[Any]:
+    """Log `(request id, model, input tokens)` calls with the real cost ledger; its events."""
+    from fake_context import make_harness
 
-    (ledger / "2026-11.jsonl").write_bytes(
-        b"".join(dumps_line(line) for line in lines) + b"not json s1\n"
+    from services.cost_ledger import CostLedger
+
+    harness = make_harness(project, session_id=session_id, name=WorkerName.COST_LEDGER)
+    ledger = CostLedger(harness.ctx)  # genai-prices' offline table prices these models
+    ledger.start()
+    for request_id, model, tokens in calls:
+        args = {"operation": "scene_generation", "model": model, "input_tokens": tokens}
+        harness.call(ledger, Op.COST_LOG, {**args, "output_tokens": 100}, id=request_id)
+    ledger.stop()
+    return harness.published("cost.logged")
+
+
+def test_ledger_operations_never_delivered_are_counted_once(tmp_path: Path) -> None:
+    """At start, the live session's operations found only in the real ledger are added, once."""
+    _ledger_writes(tmp_path, "s0", [("r9", "claude-sonnet-3.5", 1000)])  # another session's
+    worker, _ = archiver(tmp_path, "s1")
+    logged = _ledger_writes(
+        tmp_path,
+        "s1",
+        [("r1", "claude-sonnet-3.5", 1000), ("r2", "gpt-4", 2000), ("r3", "gpt-9", 10)],
     )
+    delivered = Event(
+        topic="cost.logged", source="cost_ledger", seq=0, ts=datetime.now(UTC), data=logged[0]
+    )
+    worker.on_event(delivered)  # only r1 arrived as an event
+    expected = sum((data["cost"] for data in logged if data["cost"] is not None), Decimal(0))
     assert worker.reconcile_with_ledger() == 2
     assert worker.reconcile_with_ledger() == 0
     again, _ = archiver(tmp_path, "s1")
     assert again.reconcile_with_ledger() == 0
     entry = again.live.to_entry()
-    assert entry.total_cost == Decimal("0.20")
-    assert entry.operations_count == {"scene_generation": 1, "voice_test": 2}
+    assert entry.total_cost == expected and expected > 0
+    assert entry.operations_count == {"scene_generation": 3}
     assert entry.unpriced_operations == 1
 
 

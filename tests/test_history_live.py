@@ -4,25 +4,25 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.history import HistoryEntry
+from protocol.history_journal import HistoryEvent
 from services.history.live import LiveSession, cost_key, duration_minutes, finalized
 
 START = datetime(2026, 11, 23, 14, 30, 22, tzinfo=UTC)
 
 
-def file_event(topic: str, path: str, dest: str | None = None, key: str = "") -> dict[str, Any]:
+def file_event(topic: str, path: str, dest: str | None = None, key: str = "") -> HistoryEvent:
     data = {"path": path} if dest is None else {"path": path, "dest_path": dest}
-    return {"k": "event", "key": key or f"{topic}:{path}", "topic": topic, "data": data}
+    return HistoryEvent(key=key or f"{topic}:{path}", topic=topic, data=data, ts=START)
 
 
 def cost_event(
     request_id: str | None, cost: Decimal | None, name: str = "scene_generation"
-) -> dict[str, Any]:
+) -> HistoryEvent:
     operation = {
         "timestamp": "2026-11-23T15:30:00Z",
         "operation": name,
@@ -32,12 +32,9 @@ def cost_event(
         "cost": cost,
         "request_id": request_id,
     }
-    return {
-        "k": "event",
-        "key": f"c:{request_id}",
-        "topic": "cost.logged",
-        "data": {"operation": operation},
-    }
+    return HistoryEvent(
+        key=f"c:{request_id}", topic="cost.logged", data={"operation": operation}, ts=START
+    )
 
 
 def test_files_created_modified_deleted_per_session() -> None:
@@ -122,7 +119,7 @@ def test_a_redelivered_operation_counts_once() -> None:
 
 def test_operation_without_request_id_is_identified_by_its_content() -> None:
     """Without a request id, an operation's full description is its identity."""
-    first = cost_event(None, Decimal("1"))["data"]["operation"]
+    first = cost_event(None, Decimal("1")).data["operation"]
     assert cost_key(first) == cost_key(dict(first))
     assert cost_key(first) != cost_key({**first, "output_tokens": 1})
 
@@ -132,7 +129,7 @@ def test_checkpoint_round_trip_keeps_everything() -> None:
     live = LiveSession.new("s1", START)
     live.apply(file_event("file.modified", "manuscript/ch5.md", key="k1"))
     live.apply(cost_event("r1", Decimal("0.15")))
-    copy = LiveSession.from_checkpoint(live.checkpoint())
+    copy = LiveSession.from_checkpoint(live.checkpoint(START))
     assert copy.to_entry() == live.to_entry()
     assert copy.has_seen("k1")
     assert copy.knows_cost({"request_id": "r1"})
@@ -175,22 +172,22 @@ EVENTS = st.lists(
 @settings(max_examples=200, deadline=None)
 @given(events=EVENTS, data=st.data())
 def test_redelivery_never_changes_the_entry(
-    events: list[dict[str, Any]], data: st.DataObject
+    events: list[HistoryEvent], data: st.DataObject
 ) -> None:
     """Delivering any events again (at least once) gives the same entry as once."""
     once = LiveSession.new("s1", START)
     seen: set[str] = set()
     for record in events:
-        if record["key"] not in seen:
-            seen.add(record["key"])
+        if record.key not in seen:
+            seen.add(record.key)
             once.apply(record)
     again = LiveSession.new("s1", START)
-    delivered: list[dict[str, Any]] = []
+    delivered: list[HistoryEvent] = []
     for record in events:
         delivered.append(record)
         if data.draw(st.booleans()):
             delivered.append(record)
     for record in delivered:
-        if not again.has_seen(record["key"]):
+        if not again.has_seen(record.key):
             again.apply(record)
     assert again.to_entry() == once.to_entry()

@@ -11,8 +11,8 @@ from pathlib import Path
 from protocol.codec import dumps_pretty
 from protocol.history import HistoryDocument, HistoryEntry
 from services.history.archive import append_entries
-from services.history.read import list_sessions, read_history, read_history_file
 from services.history.render import format_cost, format_duration, render_history
+from services.readonly.history import list_sessions, read_history, read_history_file
 from services.runtime.paths import ProjectPaths
 
 START = datetime(2026, 11, 13, 14, 30, 22, tzinfo=UTC)

@@ -13,6 +13,7 @@ import pytest
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.names import Op
 from protocol.session import PREFERENCE_RANGES, Preferences
+from protocol.session_journal import decode_journal_line
 from services.session.replay import replay
 from services.store import AtomicJsonFile
 from tests.fake_context import ok, quiesce, start_session_writer
@@ -101,7 +102,8 @@ def test_a_journaled_out_of_range_preference_is_clamped_on_replay() -> None:
             "args": {"values": {"autosave_interval_s": 1e-300}},
         },
     ]
-    replayed = replay(None, Preferences(), records, project_name="novel")
+    lines = [decode_journal_line(json.dumps(record).encode()) for record in records]
+    replayed = replay(None, Preferences(), lines, project_name="novel")
     assert replayed.problems == []
     assert replayed.preferences.autosave_interval_s == 1.0
 

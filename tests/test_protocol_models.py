@@ -24,10 +24,14 @@ from protocol import (
     ProtocolError,
     SessionDocument,
     dumps,
+    dumps_line,
     dumps_pretty,
     loads_exact,
     parse_args,
 )
+from protocol.history_journal import decode_history_journal_line
+from protocol.ledger import decode_ledger_line
+from protocol.session_journal import decode_journal_line
 
 DOCUMENT_STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "SessionDocument": s.session_documents(),
@@ -45,8 +49,11 @@ DOCUMENT_STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "CostLogResult": s.cost_log_results(),
     "CostEstimateResult": s.cost_estimate_results(),
     "CostWarningResult": s.cost_warning_results(),
+    "CostSeries": s.cost_series(),
     "SupervisorStatus": s.supervisor_statuses(),
+    "SupervisorRestartResult": s.supervisor_restart_results(),
     "EndpointsFile": s.endpoints_files(),
+    "LedgerCheckpoint": s.ledger_checkpoints(),
 }
 
 any_stored_model = st.one_of(*DOCUMENT_STRATEGIES.values(), *s.EVENT_DATA_STRATEGIES.values())
@@ -91,6 +98,22 @@ def test_history_document_round_trips(document: HistoryDocument) -> None:
 def test_preferences_round_trip(prefs: Preferences) -> None:
     """preferences.json saved and loaded holds the same choices."""
     _assert_round_trip(prefs)
+
+
+@given(
+    st.one_of(
+        s.ledger_lines().map(lambda m: (decode_ledger_line, m)),
+        s.journal_lines().map(lambda m: (decode_journal_line, m)),
+        s.history_journal_lines().map(lambda m: (decode_history_journal_line, m)),
+    )
+)
+def test_every_stored_line_decodes_to_what_was_encoded(pair: tuple[Any, BaseModel]) -> None:
+    """A ledger or journal line written by its model reads back as the same model, byte-stable."""
+    decode, model = pair
+    line = dumps_line(model)
+    again = decode(line)
+    assert again == model
+    assert dumps_line(again) == line
 
 
 def test_every_model_in_the_protocol_has_a_strategy() -> None:
@@ -247,3 +270,26 @@ def test_not_a_number_is_refused_as_money() -> None:
     for value in (Decimal("NaN"), Decimal("Infinity")):
         with pytest.raises(ValidationError, match="session_total"):
             CostsDocument.model_validate({"session_total": value})
+
+
+@given(s.timestamps())
+def test_the_one_timestamp_text_reads_back_as_the_same_instant(moment: datetime) -> None:
+    """`utc_text` writes UTC with `Z` and microseconds; `parse_ts` reads it back exactly."""
+    from protocol.base import parse_ts, utc_text
+
+    text = utc_text(moment)
+    assert text.endswith("Z") and len(text) == len("2026-11-30T18:07:54.124688Z")
+    expected = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    assert parse_ts(text) == expected and parse_ts(text).tzinfo is UTC
+
+
+def test_parse_ts_takes_any_offset_and_refuses_what_is_no_timestamp() -> None:
+    """Offsets are converted to UTC, a naive time is UTC, and a non-timestamp is an error."""
+    from protocol.base import parse_ts
+
+    assert parse_ts("2026-11-30T20:00:00+02:00") == datetime(2026, 11, 30, 18, tzinfo=UTC)
+    assert parse_ts("2026-11-30T18:00:00") == datetime(2026, 11, 30, 18, tzinfo=UTC)
+    with pytest.raises(ValueError):
+        parse_ts("yesterday")
+    with pytest.raises(TypeError):
+        parse_ts(1_700_000_000)  # type: ignore[arg-type]

@@ -29,11 +29,14 @@ SCHEMAS = all_schemas()
 CHECKED = {
     "type",
     "anyOf",
+    "oneOf",
     "properties",
     "required",
     "additionalProperties",
     "items",
     "maxItems",
+    "minItems",
+    "prefixItems",
     "maxProperties",
     "maxLength",
     "minLength",
@@ -46,7 +49,7 @@ CHECKED = {
     "propertyNames",
     "format",
 }
-ANNOTATIONS = {"$defs", "$id", "title", "description", "default"}
+ANNOTATIONS = {"$defs", "$id", "title", "description", "default", "discriminator"}
 
 
 class SchemaViolationError(AssertionError):
@@ -80,6 +83,16 @@ def _validate(value: Any, schema: dict[str, Any], root: dict[str, Any], where: s
             break
         else:
             raise SchemaViolationError(f"{where}: {value!r} matches no anyOf option")
+    if "oneOf" in schema:
+        matching = 0
+        for option in schema["oneOf"]:
+            try:
+                _validate(value, option, root, where)
+            except SchemaViolationError:
+                continue
+            matching += 1
+        if matching != 1:
+            raise SchemaViolationError(f"{where}: {value!r} matches {matching} oneOf options")
     if "type" in schema and not _is_type(value, schema["type"]):
         raise SchemaViolationError(f"{where}: {value!r} is not of type {schema['type']}")
     if "const" in schema and value != schema["const"]:
@@ -103,8 +116,12 @@ def _validate(value: Any, schema: dict[str, Any], root: dict[str, Any], where: s
     if isinstance(value, list):
         if len(value) > schema.get("maxItems", len(value)):
             raise SchemaViolationError(f"{where}: more than maxItems")
+        if len(value) < schema.get("minItems", 0):
+            raise SchemaViolationError(f"{where}: fewer than minItems")
+        prefix = schema.get("prefixItems", [])
         for index, item in enumerate(value):
-            _validate(item, schema.get("items", {}), root, f"{where}[{index}]")
+            rule = prefix[index] if index < len(prefix) else schema.get("items", {})
+            _validate(item, rule, root, f"{where}[{index}]")
     if isinstance(value, dict):
         _validate_object(value, schema, root, where)
 
@@ -143,7 +160,7 @@ def _keywords(schema: Any) -> Iterator[str]:
             if key in {"properties", "$defs"}:
                 for sub in value.values():
                     yield from _keywords(sub)
-            elif key not in {"default", "enum", "const", "required"}:
+            elif key not in {"default", "enum", "const", "required", "discriminator"}:
                 yield from _keywords(value)
     elif isinstance(schema, list):
         for item in schema:
@@ -159,11 +176,13 @@ def test_committed_schemas_match_the_models() -> None:
 
 
 def test_every_op_topic_and_file_has_a_schema() -> None:
-    """Clients in other languages find a schema for every op's args, topic's data and file."""
+    """Clients in other languages find a schema for every op's args, topic's data, file and line."""
     expected = {f"args.{op.value}" for op in OP_ARGS} | {f"event.{t.value}" for t in TOPIC_DATA}
     expected |= {"file.current", "file.preferences", "file.costs", "file.history"}
     expected |= {"envelope.request", "envelope.ok_reply", "envelope.error_reply"}
     expected |= {"envelope.event", "record.cost_operation", "record.history_entry"}
+    expected |= {"line.ledger", "line.session_journal", "line.history_journal"}
+    expected |= {"file.ledger_checkpoint"}
     assert expected <= set(SCHEMAS)
     assert {path.name for path in SCHEMA_DIR.glob("*.schema.json")} == {
         f"{stem}.schema.json" for stem in SCHEMAS
@@ -256,9 +275,33 @@ def test_endpoints_file_conforms(model: BaseModel) -> None:
 
 
 @given(s.cost_operations())
-def test_ledger_record_conforms(model: BaseModel) -> None:
-    """Every ledger line satisfies record.cost_operation.schema.json."""
+def test_cost_operation_conforms(model: BaseModel) -> None:
+    """Every operation in costs.json, replies and events satisfies record.cost_operation."""
     _conforms(model, "record.cost_operation")
+
+
+@given(s.ledger_lines())
+def test_ledger_line_conforms(model: BaseModel) -> None:
+    """Every ledger line, of any kind, satisfies line.ledger.schema.json."""
+    _conforms(model, "line.ledger")
+
+
+@given(s.ledger_checkpoints())
+def test_ledger_checkpoint_conforms(model: BaseModel) -> None:
+    """Every ledger checkpoint satisfies file.ledger_checkpoint.schema.json."""
+    _conforms(model, "file.ledger_checkpoint")
+
+
+@given(s.journal_lines())
+def test_session_journal_line_conforms(model: BaseModel) -> None:
+    """Every session journal line, of any kind, satisfies line.session_journal.schema.json."""
+    _conforms(model, "line.session_journal")
+
+
+@given(s.history_journal_lines())
+def test_history_journal_line_conforms(model: BaseModel) -> None:
+    """Every archiver journal line, of any kind, satisfies line.history_journal.schema.json."""
+    _conforms(model, "line.history_journal")
 
 
 @given(s.history_entries())
@@ -278,6 +321,7 @@ _RESULTS: list[tuple[str, st.SearchStrategy[Any]]] = [
     ("result.save", s.save_results()),
     ("result.significant_action", s.significant_action_results()),
     ("result.supervisor_status", s.supervisor_statuses()),
+    ("result.supervisor_restart", s.supervisor_restart_results()),
 ]
 
 

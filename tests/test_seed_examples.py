@@ -107,6 +107,7 @@ def test_recovery_on_crash(project: Path) -> None:
         session = await Session.open(project)
         await session.set_stage("writing")
         await session.save()
+        session_id = session.session_id
         pid = _supervisor_pid(project)
         assert pid is not None
         os.kill(pid, signal.SIGKILL)  # the crash: no clean stop, no close()
@@ -119,6 +120,16 @@ def test_recovery_on_crash(project: Path) -> None:
         assert recovered.was_interrupted()
         assert recovered.current_stage == "writing"
         assert time.monotonic() - began < 15, "a dead socket was tried before restarting"
+
+        # A UI that connects only now still reads the notice, until it acknowledges it.
+        late = await Session.open(project)
+        notice = late.recovery_notice
+        assert notice is not None and notice.interrupted_session_id == session_id
+        assert (await late.status()).recovery == notice
+        await late.ack_recovery()
+        assert late.recovery_notice is None
+        assert (await recovered.load()).recovery is None
+        await late.close()
         await recovered.close()
 
     run(body())

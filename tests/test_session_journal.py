@@ -12,8 +12,18 @@ from fake_context import quiesce, start_session_writer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from protocol.codec import dumps_line
 from protocol.names import Op, Stage
 from protocol.session import Preferences
+from protocol.session_journal import (
+    CarriedReply,
+    JournalActivity,
+    JournalBegin,
+    JournalEnd,
+    JournalOp,
+    JournalOwner,
+    JournalSegment,
+)
 from services.session.journal import (
     SessionJournal,
     drop_segments,
@@ -29,38 +39,35 @@ T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 SID = "2026-03-01-090000"
 
 
-def ts(minutes: int) -> str:
+def ts(minutes: int) -> datetime:
     """A recorded timestamp `minutes` after T0."""
-    return (T0 + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
+    return T0 + timedelta(minutes=minutes)
 
 
-def begin(rev: int, session_id: str = SID) -> dict[str, Any]:
+def begin(rev: int, session_id: str = SID) -> JournalBegin:
     """A journal record that starts a session."""
-    return {
-        "kind": "begin",
-        "rev": rev,
-        "session_id": session_id,
-        "ts": ts(0),
-        "project_name": "Book",
-        "owner_pid": 1,
-        "host": "h",
-        "model_preferences": {},
-    }
+    return JournalBegin(
+        rev=rev,
+        session_id=session_id,
+        ts=ts(0),
+        project_name="Book",
+        owner_pid=1,
+        host="h",
+        model_preferences={},
+    )
 
 
 def op(
     rev: int, name: str, args: dict[str, Any], request_id: str | None = None, session_id: str = SID
-) -> dict[str, Any]:
+) -> JournalOp:
     """A journal record of one client mutation."""
-    return {
-        "kind": "op",
-        "rev": rev,
-        "session_id": session_id,
-        "id": request_id or f"r{rev}",
-        "op": name,
-        "args": args,
-        "ts": ts(rev),
-    }
+    return JournalOp(
+        rev=rev, session_id=session_id, id=request_id or f"r{rev}", op=name, args=args, ts=ts(rev)
+    )
+
+
+HEADER = dumps_line(JournalSegment(segment=1, base_rev=0, ts=T0))
+"""A segment header line as the writer writes it."""
 
 
 def test_segments_are_numbered_and_start_with_a_header(tmp_path: Path) -> None:
@@ -71,13 +78,13 @@ def test_segments_are_numbered_and_start_with_a_header(tmp_path: Path) -> None:
     assert journal.rotate(base_rev=0, carried=[], created_at=T0) == []
     journal.append_many([begin(1)])
     obsolete = journal.rotate(
-        base_rev=1, carried=[{"id": "r1", "op": "x", "rev": 1}], created_at=T0
+        base_rev=1, carried=[CarriedReply(id="r1", op="x", rev=1)], created_at=T0
     )
     assert [p.name for p in obsolete] == [segment_name(1)]
     assert [p.name for p in list_segments(tmp_path / "journal")] == ["000001.jsonl", "000002.jsonl"]
     header = read_segment(tmp_path / "journal" / "000002.jsonl").records[0]
-    assert header["kind"] == "segment" and header["base_rev"] == 1
-    assert header["carried"] == [{"id": "r1", "op": "x", "rev": 1}]
+    assert isinstance(header, JournalSegment) and header.base_rev == 1 and header.ts == T0
+    assert header.carried == [CarriedReply(id="r1", op="x", rev=1)]
     journal.close()
 
 
@@ -92,7 +99,7 @@ def test_reopening_reads_every_record_in_order(tmp_path: Path) -> None:
     journal.close()
     again = SessionJournal(tmp_path)
     contents = again.open()
-    kinds = [(r["kind"], r.get("rev")) for r in contents.records]
+    kinds = [(r.kind, getattr(r, "rev", None)) for r in contents.records]
     assert kinds == [("segment", None), ("begin", 1), ("op", 2), ("segment", None), ("op", 3)]
     again.append_many([op(4, "session.set_screen", {"screen": "c"})])
     assert again.segment == tmp_path / "000002.jsonl"
@@ -111,17 +118,17 @@ def test_a_torn_last_line_is_cut_and_never_replayed(tmp_path: Path) -> None:
         handle.write(b'{"kind": "op", "rev": 2, "session_id": "x", "op": "sess')
     contents = SessionJournal(tmp_path).open()
     assert contents.repair is not None and contents.repair.removed_bytes > 0
-    assert [r["kind"] for r in contents.records] == ["segment", "begin"]
+    assert [r.kind for r in contents.records] == ["segment", "begin"]
     assert newest.read_bytes().endswith(b"\n")
 
 
 def test_reading_is_read_only_even_with_a_torn_tail(tmp_path: Path) -> None:
     """Inspecting the journal never changes a byte, torn tail included."""
     path = tmp_path / segment_name(1)
-    path.write_bytes(b'{"kind": "segment", "base_rev": 0}\n{"kind": "be')
+    path.write_bytes(HEADER + b'{"kind": "be')
     before = path.read_bytes()
     read = read_segment(path)
-    assert read.records == [{"kind": "segment", "base_rev": 0}]
+    assert read.records == [JournalSegment(segment=1, base_rev=0, ts=T0)]
     assert read.torn_bytes == len(b'{"kind": "be')
     assert read_journal(tmp_path) == read.records
     assert path.read_bytes() == before
@@ -130,10 +137,16 @@ def test_reading_is_read_only_even_with_a_torn_tail(tmp_path: Path) -> None:
 def test_a_bad_line_in_the_middle_is_skipped_and_kept(tmp_path: Path) -> None:
     """A damaged complete line is reported and skipped; the lines after it still count."""
     path = tmp_path / segment_name(1)
-    path.write_bytes(b'{"kind": "segment", "base_rev": 0}\nnot json\n[1]\n{"kind": "x"}\n')
+    end = dumps_line(JournalEnd(rev=1, session_id=SID, ts=T0))
+    path.write_bytes(HEADER + b'not json\n[1]\n{"kind": "x"}\n{"kind": "op", "rev": 2}\n' + end)
     read = read_segment(path)
-    assert [r["kind"] for r in read.records] == ["segment", "x"]
-    assert len(read.bad_lines) == 2
+    assert [r.kind for r in read.records] == ["segment", "end"]
+    assert [bad.offset for bad in read.bad_lines] == [
+        len(HEADER),
+        len(HEADER) + 9,
+        len(HEADER) + 13,
+        len(HEADER) + 27,
+    ]
     assert b"not json" in path.read_bytes()
 
 
@@ -154,15 +167,9 @@ def test_replay_rebuilds_a_session_from_its_start_record() -> None:
         begin(1),
         op(2, "session.set_stage", {"stage": "writing"}),
         op(3, "session.open_file", {"path": "manuscript/a.md", "cursor_line": 4}),
-        {
-            "kind": "activity",
-            "rev": 4,
-            "session_id": SID,
-            "key": "k",
-            "topic": "file.modified",
-            "path": "manuscript/a.md",
-            "ts": ts(30),
-        },
+        JournalActivity(
+            rev=4, session_id=SID, key="k", topic="file.modified", path="manuscript/a.md", ts=ts(30)
+        ),
     ]
     out = replay(None, Preferences(), records)
     assert out.document is not None and out.rebuilt and not out.problems
@@ -200,15 +207,15 @@ def test_replay_skips_what_the_snapshot_holds_but_remembers_ids() -> None:
 
 def test_replay_carries_ids_from_segment_headers() -> None:
     """Ids carried through compaction are remembered, with a result when one was kept."""
-    header = {
-        "kind": "segment",
-        "segment": 7,
-        "base_rev": 40,
-        "carried": [
-            {"id": "a", "op": "session.set_stage", "rev": 39},
-            {"id": "b", "op": "preferences.set", "rev": 40, "result": {"theme": "x"}},
+    header = JournalSegment(
+        segment=7,
+        base_rev=40,
+        ts=T0,
+        carried=[
+            CarriedReply(id="a", op="session.set_stage", rev=39),
+            CarriedReply(id="b", op="preferences.set", rev=40, result={"theme": "x"}),
         ],
-    }
+    )
     out = replay(None, Preferences(), [header])
     assert out.revision == 40
     assert [(r.id, r.result) for r in out.replies] == [("a", None), ("b", {"theme": "x"})]
@@ -244,41 +251,32 @@ def test_replay_applies_preferences_across_sessions() -> None:
 
 
 def test_replay_skips_bad_records_and_applies_the_rest() -> None:
-    """One malformed or invalid record does not stop the replay of the others."""
+    """A record refused by validation or out of order does not stop the replay of the others."""
     records = [
         begin(1),
-        {"kind": "op", "rev": 2},
+        op(2, "session.set_stage", {"stage": "no-such-stage"}),
         op(3, "session.set_stage", {"stage": "drafting"}),
         op(4, "session.set_stage", {"stage": "enhancing"}),
         op(4, "session.set_screen", {"screen": "duplicate"}),
-        {"kind": "mystery", "rev": 5, "session_id": SID, "ts": ts(5)},
+        op(5, "session.no_such_op", {}),
     ]
     out = replay(None, Preferences(), records)
     assert out.document is not None
     assert out.document.current_state.stage is Stage.ENHANCING
     assert out.document.current_state.screen == "home"
-    assert len(out.problems) == 4
+    assert len(out.problems) == 4  # two refused stages, the duplicate rev, the unknown op
 
 
 def test_end_and_owner_records_mark_the_clean_end_and_the_new_owner() -> None:
     """An end record sets the clean-end marker; an owner record reopens the session."""
     ended = replay(
-        None, Preferences(), [begin(1), {"kind": "end", "rev": 2, "session_id": SID, "ts": ts(9)}]
+        None, Preferences(), [begin(1), JournalEnd(rev=2, session_id=SID, ts=ts(9))]
     ).document
     assert ended is not None and ended.ended_at == T0 + timedelta(minutes=9)
     reopened = replay(
         ended,
         Preferences(),
-        [
-            {
-                "kind": "owner",
-                "rev": 3,
-                "session_id": SID,
-                "owner_pid": 77,
-                "host": "h",
-                "ts": ts(10),
-            }
-        ],
+        [JournalOwner(rev=3, session_id=SID, owner_pid=77, host="h", ts=ts(10))],
     ).document
     assert reopened is not None and reopened.ended_at is None and reopened.owner_pid == 77
 

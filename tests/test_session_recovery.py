@@ -17,13 +17,13 @@ from fake_context import FailingDisk, FakeHarness, ok, on_disk, quiesce, start_s
 
 from protocol.codec import dumps
 from protocol.names import Op, Stage
+from services.readonly.liveness import pid_alive
 from services.runtime.paths import ProjectPaths
 from services.session.journal import list_segments, read_segment
 from services.session.recovery import (
     files_changed_since,
     inspect_previous,
     new_session_id,
-    pid_alive,
 )
 from services.session_writer import SessionWriter
 
@@ -370,7 +370,7 @@ def test_a_clean_stop_marks_the_end_and_compacts(project: Path) -> None:
     assert document["ended_at"] is not None and document["current_state"]["screen"] == "x"
     segments = list_segments(project / ".session" / "journal")
     assert len(segments) == 1
-    assert [r["kind"] for r in read_segment(segments[0]).records] == ["segment"]
+    assert [r.kind for r in read_segment(segments[0]).records] == ["segment"]
 
 
 def test_a_worker_restart_continues_silently(project: Path) -> None:

@@ -113,3 +113,14 @@ def test_acknowledging_without_a_notice_changes_nothing_a_ui_sees(project: Path)
     }
     quiesce(harness, writer)
     assert "recovery_acknowledged" not in [e["reason"] for e in harness.published("session.saved")]
+
+
+def test_an_unacknowledged_notice_carries_over_into_the_next_session(project: Path) -> None:
+    """A clean stop and a new session do not drop a notice the UI never acknowledged."""
+    _crashed_session(project)
+    writer, _ = _start(project, os.getpid())
+    writer.stop()  # clean: the supervisor (this process) lives
+    fresh, harness = _start(project, os.getpid(), session_id="2026-03-02-100000")
+    assert not harness.published("session.recovered"), "no new interruption"
+    notice = ok(harness.call(fresh, Op.SESSION_STATUS))["recovery"]
+    assert notice["interrupted_session_id"] == SID

@@ -177,7 +177,7 @@ def test_a_resent_id_is_applied_once_after_compaction_and_restart(project: Path)
     ok(harness.call(writer, Op.SESSION_SET_SCREEN, {"screen": "x"}))
     assert ok(harness.call(writer, Op.SESSION_SAVE))["saved"] is True
     segments = list_segments(project / ".session" / "journal")
-    assert len(segments) == 1 and read_segment(segments[0]).records[0]["kind"] == "segment"
+    assert len(segments) == 1 and read_segment(segments[0]).records[0].kind == "segment"
     again, harness2 = start(project)
     revision = again.revision
     answer = ok(

@@ -367,7 +367,7 @@ def test_reported_changes_lead_to_the_true_end_state(
     initial: set[str], ops: list[tuple[str, ...]]
 ) -> None:
     """Whatever the sequence, applying the reported changes gives the files that exist."""
-    from services.watch.filters import is_ignored
+    from services.readonly.filters import is_ignored
 
     visible = {name for name in initial if not is_ignored(name)}
     disk, raws = _simulate(initial, ops)

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from services.readonly.filters import is_ignored, is_ignored_name, top_folder
+from services.readonly.tree import FileStat, Tree, scan_project, stat_file
 from services.watch.coalesce import FileChange
-from services.watch.filters import is_ignored, is_ignored_name, top_folder
-from services.watch.scan import GONE, FileStat, Tree, diff_trees, scan_project, stat_file
+from services.watch.scan import GONE, diff_trees
 
 
 @pytest.mark.parametrize(

@@ -5,12 +5,13 @@ starting `supervisor start --detach` if asked; `interrupted_snapshot` reads
 `.session/current.json` for the evidence of a session that did not stop cleanly.
 Everything here is blocking file and process work, never a socket.
 
-Whether a supervisor lives is decided as the supervisor itself decides it: by
-the project's lock, `.session/run/supervisor.lock`, an flock that the kernel
-releases the moment its holder dies (even by `kill -9`), whether or not the
-dead process has been reaped yet. A pid alone is not enough: a supervisor
-killed while its parent does not reap it (a container whose pid 1 never
-does) stays a zombie, and `kill(pid, 0)` still succeeds on a zombie.
+Whether a supervisor lives is decided as the supervisor itself decides it: its
+pid must be alive and not a zombie, and it must hold the project's lock,
+`.session/run/supervisor.lock`, an flock that the kernel releases the moment
+its holder dies (even by `kill -9`), whether or not the dead process has been
+reaped yet. `kill(pid, 0)` alone is not enough: a supervisor killed while its
+parent does not reap it (a container whose pid 1 never does) stays a zombie,
+and `kill(pid, 0)` still succeeds on a zombie.
 """
 
 from __future__ import annotations
@@ -93,10 +94,21 @@ def supervisor_alive(project: Path, pid: int) -> bool:
         return False
     except PermissionError:
         pass  # it exists and belongs to someone else; the lock decides
+    if _is_zombie(pid):
+        return False  # also covers a successor that holds the lock but has not written its pid
     try:
         return _lock_holder(project) == pid
-    except PermissionError:
-        return True  # another user's lock we may not open: trust the pid
+    except OSError:
+        return True  # a lock we may not open (another user's): trust the pid
+
+
+def _is_zombie(pid: int) -> bool:
+    """Linux: dead but not reaped. Elsewhere (no /proc) the lock alone decides."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :][:1] == "Z"
 
 
 def find_endpoints(project: Path | str) -> EndpointsFile | None:

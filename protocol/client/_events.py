@@ -38,8 +38,12 @@ class EventStream(AsyncIterator[Event]):
         endpoint: str,
         prefixes: tuple[str, ...],
         on_gap: Callable[[int], None],
+        *,
+        curve: dict[int, bytes] | None = None,
     ) -> None:
         self._socket = context.socket(zmq.SUB)
+        for option, value in (curve or {}).items():  # the service's keys over tcp
+            self._socket.setsockopt(option, value)
         self._socket.setsockopt(zmq.LINGER, 0)
         # Unbounded: the default 1000 drops ~20% of a burst, silently (FIELD-NOTES).
         self._socket.setsockopt(zmq.RCVHWM, 0)

@@ -15,7 +15,7 @@ from protocol.client._transport import ServiceClient
 from protocol.events import SessionRecoveredData, SessionSavedData, SessionSaveFailedData
 from protocol.names import Op, Stage, Topic
 from protocol.ops import SaveResult, SessionStatusResult, SignificantActionResult
-from protocol.session import SessionDocument
+from protocol.session import RecoveryNotice, SessionDocument
 
 __all__ = ["SaveCallback", "SaveFailedCallback", "Session"]
 
@@ -143,6 +143,16 @@ class Session(SeedAPI):
         return self._recovery
 
     @property
+    def recovery_notice(self) -> RecoveryNotice | None:
+        """The interruption the service keeps as state until `ack_recovery` (from `data`).
+
+        Unlike the `session.recovered` event, it cannot be missed: a client that
+        connected after the service started still reads it here. Show it (last
+        save, duration, files changed since), then call `ack_recovery`.
+        """
+        return self._data.recovery
+
+    @property
     def interrupted_session(self) -> SessionDocument | None:
         """The interrupted session's last snapshot, if `open` found one before starting."""
         return self._interrupted
@@ -153,12 +163,16 @@ class Session(SeedAPI):
         A crash, `kill -9` or power cut leaves current.json without `ended_at`
         and with an `owner_pid` that is gone; `open` checks exactly that before
         it starts the service (`interrupted_session` holds that snapshot).
-        When the service was already running, the evidence is its
-        `session.recovered` event (`recovery`), which only a client connected
-        at the time sees; `supervisor start` reports it to the person anyway.
-        The state itself is never lost: the resumed service serves it as `data`.
+        When the service was already running, the evidence is the notice the
+        service keeps until it is acknowledged (`recovery_notice`), or its
+        `session.recovered` event (`recovery`). The state itself is never
+        lost: the resumed service serves it as `data`.
         """
-        return self._interrupted is not None or self._recovery is not None
+        return (
+            self._interrupted is not None
+            or self._recovery is not None
+            or self._data.recovery is not None
+        )
 
     def _adopt(self, document: SessionDocument) -> SessionDocument:
         newer = (
@@ -237,6 +251,13 @@ class Session(SeedAPI):
         saved = await self._ask(SaveResult, Op.SESSION_SAVE)
         self._note_save(saved.saved_at)
         return saved.saved
+
+    async def ack_recovery(self) -> SessionDocument:
+        """Tell the service the person has seen the recovery notice; it is then cleared.
+
+        Durable before it returns, and harmless when there is no notice.
+        """
+        return await self._document(Op.SESSION_ACK_RECOVERY)
 
     async def status(self) -> SessionStatusResult:
         """The service's view of saving, including the status-bar `indicator` text."""

@@ -14,6 +14,7 @@ import zmq
 import zmq.asyncio
 
 from protocol.client._closing import AsyncClosing
+from protocol.client._curve import apply_curve, curve_options
 from protocol.client._defaults import (
     DEFAULT_REQUEST_TIMEOUT_S,
     DEFAULT_RETRIES,
@@ -67,6 +68,7 @@ class ServiceClient(AsyncClosing):
         self.prefix = prefix or secrets.token_hex(8)
         """The random first part of every id this client makes."""
         self._context = context or zmq.asyncio.Context.instance()
+        self._curve = curve_options(endpoints)
         self._socket = self._command_socket(endpoints.command)
         self._counter = 0
         self._pending: dict[str, asyncio.Future[Reply]] = {}
@@ -94,6 +96,7 @@ class ServiceClient(AsyncClosing):
     def _command_socket(self, endpoint: str) -> zmq.asyncio.Socket:
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)  # closing never waits for an absent service
+        apply_curve(sock, self._curve)
         sock.connect(endpoint)
         return sock
 
@@ -137,8 +140,8 @@ class ServiceClient(AsyncClosing):
         rid = request_id or self.new_request_id()
         frame = encode_request(rid, str(op), args)
         if len(frame) > DEFAULT_MAX_FRAME_BYTES:
-            # The service would refuse it with an error it cannot address to
-            # us (it does not read the id of an oversized frame): say it here.
+            # The service would refuse it anyway (bad_request up to 16 MiB, a
+            # dropped connection beyond): save the round trip and say it here.
             raise ServiceError(
                 ErrorCode.BAD_REQUEST,
                 f"request is {len(frame)} bytes; the limit is {DEFAULT_MAX_FRAME_BYTES} bytes",
@@ -198,9 +201,15 @@ class ServiceClient(AsyncClosing):
         if current is None or current.command == self.endpoints.command:
             return
         logger.info("service moved to %s; reconnecting", current.command)
+        try:
+            self._curve = curve_options(current)  # new keys at every start
+        except ServiceUnavailable as exc:
+            logger.info("cannot follow the service yet: %s", exc)
+            return
         # ENOENT when the old endpoint was never reached; nothing to undo then.
         with contextlib.suppress(zmq.ZMQError):
             self._socket.disconnect(self.endpoints.command)
+        apply_curve(self._socket, self._curve)
         self._socket.connect(current.command)
         self.endpoints = current
 
@@ -248,7 +257,9 @@ class ServiceClient(AsyncClosing):
         """
         self._check_open()
         wanted = (prefixes,) if isinstance(prefixes, str) else tuple(str(p) for p in prefixes)
-        stream = EventStream(self._context, self.endpoints.events, wanted, self._count_gap)
+        stream = EventStream(
+            self._context, self.endpoints.events, wanted, self._count_gap, curve=self._curve
+        )
         self._streams = [*(kept for kept in self._streams if not kept.closed), stream]
         return stream
 

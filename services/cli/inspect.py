@@ -6,19 +6,45 @@ beside a running service (which owns the files) and on a broken project.
 
 from __future__ import annotations
 
+import argparse
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from services.cli.exits import EXIT_FAILURE, EXIT_OK
+from services.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
-__all__ = ["inspect", "render_preferences", "render_session"]
+if TYPE_CHECKING:
+    from services.runtime.paths import ProjectPaths
+
+__all__ = ["inspect", "inspect_command", "render_preferences", "render_session"]
 
 
 def _local(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def _costs_csv(paths: ProjectPaths, what: str, *, as_csv: bool, since: str | None) -> int:
+    """`inspect costs --csv [--since DATE]`: the ledger's operations as CSV on stdout."""
+    from config import load_settings
+    from services.cost.export import export_operations
+    from services.cost.ledger_files import LedgerFiles
+    from services.cost.preferences import PreferenceWatch
+
+    if what != "costs" or not as_csv:
+        print("supervisor: --csv and --since go with `inspect costs --csv`", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        first = date.fromisoformat(since) if since is not None else None
+    except ValueError:
+        print(f"supervisor: --since {since!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+        return EXIT_USAGE
+    zone = PreferenceWatch(paths.preferences, load_settings()).current.zone
+    export_operations(LedgerFiles(paths.ledger_dir), sys.stdout, since=first, zone=zone)
+    return EXIT_OK
 
 
 def render_session(document: BaseModel) -> str:
@@ -57,7 +83,39 @@ def render_preferences(document: BaseModel) -> str:
     return "\n".join(f"{key}: {value}" for key, value in data.items())
 
 
-def inspect(project: Path, what: str, *, as_json: bool) -> int:
+def _last_days(paths: Any, now: datetime) -> list[Any]:
+    """The last 14 local days' exact spend, read from the ledger."""
+    from datetime import timedelta
+
+    from config import load_settings
+    from services.cli.sparkline import SPARK_DAYS
+    from services.cost.preferences import PreferenceWatch
+    from services.report.figures import daily_totals, ledger_operations
+
+    zone = PreferenceWatch(paths.preferences, load_settings()).current.zone
+    today = now.astimezone(zone).date()
+    first = today - timedelta(days=SPARK_DAYS - 1)
+    since = datetime(first.year, first.month, first.day, tzinfo=zone)
+    operations = ledger_operations(paths, since)
+    return daily_totals(operations, first_day=first, last_day=today, zone=zone)
+
+
+def _spark_line(days: list[Any]) -> str:
+    """`  14 days    ▁▂·▅█▃…  $12.34 (max $5.00 on Nov 28)`."""
+    from services.cli.sparkline import sparkline
+    from services.report.svg import exact_usd
+
+    total = sum((d.total for d in days), Decimal(0))
+    busiest = max(days, key=lambda d: d.total)
+    tail = f"max {exact_usd(busiest.total)} on {busiest.day:%b %d}" if busiest.total else "idle"
+    return (
+        f"  {len(days)} days    {sparkline([d.total for d in days])}  {exact_usd(total)} ({tail})"
+    )
+
+
+def inspect(
+    project: Path, what: str, *, as_json: bool, as_csv: bool = False, since: str | None = None
+) -> int:
     """Print one of the four data files; exit 1 when it is missing or unreadable."""
     from protocol.codec import dumps_pretty
     from protocol.session import Preferences, SessionDocument
@@ -65,6 +123,8 @@ def inspect(project: Path, what: str, *, as_json: bool) -> int:
     from services.store import read_document
 
     paths = ProjectPaths.of(project)
+    if as_csv or since is not None:
+        return _costs_csv(paths, what, as_csv=as_csv, since=since)
     if what == "history":
         from services.history.read import read_history
 
@@ -80,10 +140,15 @@ def inspect(project: Path, what: str, *, as_json: bool) -> int:
         # Rendered from the ledger itself: works before costs.json first exists.
         from services.cost.render import costs_summary, render_costs
 
+        now = datetime.now(UTC)
+        days = _last_days(paths, now)
         if as_json:
-            sys.stdout.write(dumps_pretty(costs_summary(paths)).decode())
+            summary = costs_summary(paths, now=now)
+            summary["last_14_days"] = [{"day": d.day.isoformat(), "total": d.total} for d in days]
+            sys.stdout.write(dumps_pretty(summary).decode())
         else:
-            print(render_costs(paths, now=datetime.now(UTC)))
+            print(render_costs(paths, now=now))
+            print(_spark_line(days))
         return EXIT_OK
     files: dict[str, tuple[Path, type[BaseModel]]] = {
         "session": (paths.current, SessionDocument),
@@ -94,6 +159,12 @@ def inspect(project: Path, what: str, *, as_json: bool) -> int:
     if outcome.status == "missing" and what == "preferences":
         outcome = type(outcome)(status="ok", value=Preferences())  # defaults apply
     if outcome.value is None:
+        if path.is_dir():
+            from services.cli.failures import explain_os_error
+
+            folder = IsADirectoryError(21, "Is a directory", str(path))
+            print(f"supervisor: {explain_os_error(folder)}", file=sys.stderr)
+            return EXIT_FAILURE
         reason = (
             "does not exist yet"
             if outcome.status == "missing"
@@ -108,3 +179,14 @@ def inspect(project: Path, what: str, *, as_json: bool) -> int:
     else:
         print(render_preferences(outcome.value))
     return EXIT_OK
+
+
+def inspect_command(options: argparse.Namespace) -> int:
+    """`supervisor inspect`."""
+    return inspect(
+        options.project,
+        options.what,
+        as_json=options.json,
+        as_csv=options.csv,
+        since=options.since,
+    )

@@ -8,8 +8,6 @@ and returns once `endpoints.json` says the service is ready.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib.util
 import os
 import subprocess
 import sys
@@ -19,15 +17,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from services.cli.exits import EXIT_FAILURE, EXIT_OK
+from services.cli.exits import ExitCode
+from services.cli.output import WaitNotice, print_json
 
 __all__ = ["start"]
 
-_DETACH_READY_TIMEOUT_S = 30.0
+EXIT_OK, EXIT_FAILURE = ExitCode.OK, ExitCode.FAILURE
+_to_stderr = False
+"""With `--json`, stdout holds only the JSON document: sentences go to stderr."""
 
 
 def _say(text: str) -> None:
-    print(text, flush=True)
+    print(text, flush=True, file=sys.stderr if _to_stderr else sys.stdout)
 
 
 def _load_overrides(path: Path | None) -> dict[str, Any]:
@@ -37,47 +38,21 @@ def _load_overrides(path: Path | None) -> dict[str, Any]:
         return tomllib.load(handle)
 
 
-def _check_overrides(overrides: dict[str, Any]) -> str | None:
-    """What is wrong with a --config file, in words, or None."""
+def _check_overrides(overrides: dict[str, Any]) -> tuple[str | None, Any]:
+    """The settings (defaults.toml through `config`, then --config), or what is wrong."""
     from pydantic import ValidationError
 
     from config import load_settings
     from protocol.envelopes import describe_validation_error
 
     try:
-        load_settings(overrides)
+        return None, load_settings(overrides)
     except ValidationError as exc:
-        return describe_validation_error(exc)
-    return None
+        return describe_validation_error(exc), None
 
 
-def _fork_server_enabled(overrides: dict[str, Any]) -> bool:
-    """The `fork_server` setting, read without importing the settings models.
-
-    This runs before the heavy imports on purpose: the fork server then warms
-    up while this process imports the supervisor.
-    """
-    spec = importlib.util.find_spec("config")
-    default = True
-    if spec is not None and spec.submodule_search_locations:
-        defaults = Path(next(iter(spec.submodule_search_locations))) / "defaults.toml"
-        with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
-            default = (
-                tomllib.loads(defaults.read_text(encoding="utf-8"))
-                .get("supervisor", {})
-                .get("fork_server", True)
-            )
-    return bool(overrides.get("supervisor", {}).get("fork_server", default))
-
-
-def _decide_session(paths: Any, options: argparse.Namespace) -> tuple[str, dict[str, Any]]:
-    """Pick the session id: resume an interrupted one, or start a new one."""
-    from services.session.recovery import inspect_previous, new_session_id
-
-    previous = inspect_previous(paths)
-    flags: dict[str, Any] = {"fresh": bool(options.fresh), "recovered": False}
-    if previous is None or not previous.interrupted:
-        return new_session_id(paths), flags
+def _announce(previous: Any) -> None:
+    """Tell the writer the previous session was interrupted, and what changed since."""
     saved = (
         previous.last_save_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
         if previous.last_save_at
@@ -96,11 +71,33 @@ def _decide_session(paths: Any, options: argparse.Namespace) -> tuple[str, dict[
         )
     else:
         _say("   No files in manuscript/, reference/, planning/ or output/ changed since then")
-    resume = not options.fresh
-    if not options.fresh and not options.resume and sys.stdin.isatty():
-        answer = input("Continue from last session? [Y/n] ").strip().lower()
-        resume = answer not in {"n", "no"}
-    if resume:
+
+
+def _wants_resume(options: argparse.Namespace) -> bool:
+    """`--resume`/`--fresh` decide; otherwise ask on a terminal, and resume elsewhere."""
+    if options.fresh:
+        return False
+    if not options.resume and sys.stdin.isatty():
+        prompt = "Continue from last session? [Y/n] "
+        if _to_stderr:  # keep stdout for the JSON document
+            sys.stderr.write(prompt)
+            sys.stderr.flush()
+            prompt = ""
+        answer = input(prompt).strip().lower()
+        return answer not in {"n", "no"}
+    return True
+
+
+def _decide_session(paths: Any, options: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """Pick the session id: resume an interrupted one, or start a new one."""
+    from services.session.recovery import inspect_previous, new_session_id
+
+    previous = inspect_previous(paths)
+    flags: dict[str, Any] = {"fresh": bool(options.fresh), "recovered": False}
+    if previous is None or not previous.interrupted:
+        return new_session_id(paths), flags
+    _announce(previous)
+    if _wants_resume(options):
         _say(f"   Resuming session {previous.session_id}")
         flags["recovered"] = True
         return previous.session_id, flags
@@ -136,7 +133,10 @@ def _prepare(options: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 def start(options: argparse.Namespace) -> int:
     """Run `supervisor start`; returns the exit code."""
+    global _to_stderr  # noqa: PLW0603 - one command per process: set once, before any output
     from services.runtime.lock import AlreadyRunning, SupervisorLock, read_lock_pid
+
+    _to_stderr = bool(options.json)
 
     try:
         paths, overrides = _prepare(options)
@@ -156,19 +156,17 @@ def start(options: argparse.Namespace) -> int:
         return EXIT_FAILURE
     try:
         paths.endpoints.unlink(missing_ok=True)  # left by a supervisor that crashed
-        fork_server = None
-        if _fork_server_enabled(overrides):
-            from services.runtime.forkserver import ForkServer
+        from services.runtime.forkserver import ForkServer
 
-            # It imports for ~0.3 s: start it now, so it warms up while this
-            # process imports the supervisor and checks for an interrupted session.
-            fork_server = ForkServer.start(cwd=paths.project)
-        # Checked after the fork server started: the check imports the
-        # settings models, which is exactly what the fork server should overlap.
-        problem = _check_overrides(overrides) if overrides else None
+        # It imports for ~0.3 s: start it first, so it warms up while this
+        # process reads the settings, imports the supervisor and checks for an
+        # interrupted session. When the settings turn it off, it is closed.
+        fork_server: Any = ForkServer.start(cwd=paths.project)
+        problem, settings = _check_overrides(overrides)
+        if problem or settings is None or not settings.supervisor.fork_server:
+            fork_server.close()
+            fork_server = None
         if problem:
-            if fork_server is not None:
-                fork_server.close()
             print(f"supervisor: --config {options.config}: {problem}", file=sys.stderr)
             return EXIT_FAILURE
         return _run(paths, options, overrides, fork_server)
@@ -182,7 +180,7 @@ def _run(
     from config import load_settings
     from services.runtime.arbiter import Supervisor
     from services.runtime.logs import RotatingLineFile, configure_supervisor_logging
-    from services.runtime.transport import choose_transport, plan_endpoints
+    from services.runtime.transport import TransportUnavailable, service_endpoints
 
     settings = load_settings(overrides)
     log_file = RotatingLineFile(
@@ -192,56 +190,100 @@ def _run(
     )
     configure_supervisor_logging(log_file, sys.stderr, verbose=options.verbose)
     session_id, flags = _decide_session(paths, options)
-    transport = choose_transport(paths.run_dir, options.transport)
-    if transport == "tcp" and options.transport != "tcp":
-        _say("The project path is too long for ipc sockets; using tcp on 127.0.0.1")
     worker_options = {
         "supervisor_pid": os.getpid(),
         "interval_s": options.interval,
         **flags,
     }
-    supervisor = Supervisor(
-        paths,
-        settings,
-        plan_endpoints(paths.run_dir, transport),
-        session_id=session_id,
-        worker_settings=overrides,
-        worker_options=worker_options,
-        fork_server=fork_server,
-    )
-    supervisor.install_signal_handlers()
     began = datetime.now(UTC)
 
     def on_ready() -> None:
         from services.store.aside import recovery_notes
 
-        _say(
-            f"Writers Factory session service ready for {paths.project} "
-            f"(session {session_id}, pid {os.getpid()}). Ctrl-C or `supervisor stop` stops it."
-        )
-        for note in recovery_notes(paths.session_dir, began):
-            _say(note)
+        if options.json:
+            print_json(_ready_document(paths, os.getpid(), resumed=bool(flags["recovered"])))
+        else:
+            _say(
+                f"Writers Factory session service ready for {paths.project} "
+                f"(session {session_id}, pid {os.getpid()}). Ctrl-C or `supervisor stop` stops it."
+            )
+            for note in recovery_notes(paths.session_dir, began):
+                _say(note)
 
-    supervisor.on_ready = on_ready
-    code = supervisor.run()
+    try:
+        # The sockets' private folder and, over tcp, the CURVE keys: both
+        # removed when the service stops (docs/protocol.md section 2.1).
+        with service_endpoints(paths, options.transport) as endpoints:
+            supervisor = Supervisor(
+                paths,
+                settings,
+                endpoints,
+                session_id=session_id,
+                worker_settings=overrides,
+                worker_options=worker_options,
+                fork_server=fork_server,
+            )
+            supervisor.install_signal_handlers()
+            supervisor.on_ready = on_ready
+            code = supervisor.run()
+    except TransportUnavailable as exc:
+        if fork_server is not None:
+            fork_server.close()
+        print(f"supervisor: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     _say("Stopped cleanly.")
     return code
+
+
+def _ready_document(paths: Any, pid: int, *, resumed: bool) -> dict[str, Any]:
+    """What `start --json` prints once ready: pid, endpoints, session, resumed or fresh."""
+    from protocol.codec import loads_exact
+
+    endpoints: dict[str, Any] = loads_exact(paths.endpoints.read_bytes())
+    return {
+        "running": True,
+        "supervisor_pid": pid,
+        "project": str(paths.project.resolve()),
+        "session_id": endpoints.get("session_id"),
+        "resumed": resumed,
+        "fresh": not resumed,
+        "endpoints": {"command": endpoints.get("command"), "events": endpoints.get("events")},
+        "endpoints_file": str(paths.endpoints),
+        "console_log": str(paths.logs_dir / "console.log"),
+    }
+
+
+def _open_console_log(path: Path) -> tuple[int, int]:
+    """`logs/console.log` opened for appending, 0600 even if an older one was 0644;
+    the descriptor and the offset where this start's lines begin."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd, os.fstat(fd).st_size
+
+
+def _lines_since(path: Path, offset: int, *, limit: int = 8) -> list[str]:
+    """This start's lines of console.log, never an earlier run's."""
+    with path.open("rb") as reader:
+        reader.seek(offset)
+        text = reader.read().decode("utf-8", errors="replace")
+    return text.splitlines()[-limit:]
 
 
 def _detach(paths: Any, options: argparse.Namespace) -> int:
     """Start a background supervisor and wait until it is ready."""
     from services.runtime.lock import read_lock_pid
 
+    began = datetime.now(UTC)
+    from services.session.recovery import inspect_previous
+
     # The prompt (if any) happens here, in the foreground, before detaching.
     argv = [sys.executable, "-m", "supervisor", "start", "--project", str(paths.project)]
+    previous = inspect_previous(paths)
+    interrupted = previous is not None and previous.interrupted
     decision = "--fresh" if options.fresh else "--resume" if options.resume else None
-    if decision is None and sys.stdin.isatty():
-        from services.session.recovery import inspect_previous
-
-        previous = inspect_previous(paths)
-        if previous is not None and previous.interrupted:
-            _decide_session(paths, options)  # prints the notice and asks
-            decision = "--fresh" if options.fresh else "--resume"
+    if decision is None and interrupted and sys.stdin.isatty():
+        _announce(previous)
+        decision = "--resume" if _wants_resume(options) else "--fresh"
     if decision:
         argv.append(decision)
     if options.interval is not None:
@@ -251,38 +293,89 @@ def _detach(paths: Any, options: argparse.Namespace) -> int:
     if options.config:
         argv += ["--config", str(options.config.resolve())]
     paths.endpoints.unlink(missing_ok=True)  # the lock is free: any endpoints.json is stale
-    began = datetime.now(UTC)
-    console = (paths.logs_dir / "console.log").open("ab")
+    console_path = paths.logs_dir / "console.log"
+    console, offset = _open_console_log(console_path)
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    child = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=console,
-        stderr=console,
-        start_new_session=True,
-        cwd=paths.project,
-        env=env,
-    )
-    console.close()
-    deadline = time.monotonic() + _DETACH_READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if paths.endpoints.exists() and read_lock_pid(paths.lock) == child.pid:
-            _say(f"Writers Factory session service running for {paths.project} (pid {child.pid})")
-            from services.store.aside import recovery_notes
+    try:
+        child = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=console,
+            start_new_session=True,
+            cwd=paths.project,
+            env=env,
+        )
+    finally:
+        os.close(console)
+    from config import default_value
 
-            for note in recovery_notes(paths.session_dir, began):
-                _say(note)
-            return EXIT_OK
-        if child.poll() is not None:
-            tail = (paths.logs_dir / "console.log").read_text(errors="replace").splitlines()[-5:]
-            print("supervisor: the service did not start:\n  " + "\n  ".join(tail), file=sys.stderr)
+    ready_timeout_s = float(default_value("cli", "detach_ready_timeout_s"))
+    deadline = time.monotonic() + ready_timeout_s
+    waiting = f"Waiting for the workers of pid {child.pid} to be ready (endpoints.json)"
+    with WaitNotice(waiting) as notice:
+        while time.monotonic() < deadline:
+            if paths.endpoints.exists() and read_lock_pid(paths.lock) == child.pid:
+                break
+            if child.poll() is not None:
+                return _explain_exit(paths, child.pid, console_path, offset)
+            notice.tick()
+            time.sleep(0.02)
+        else:
+            print(
+                "supervisor: the service did not become ready within "
+                f"{ready_timeout_s:g} s; see `supervisor logs` and {console_path}",
+                file=sys.stderr,
+            )
             return EXIT_FAILURE
-        time.sleep(0.02)
-    print(
-        "supervisor: the service did not become ready within "
-        f"{_DETACH_READY_TIMEOUT_S:g} s; see .session/logs/",
-        file=sys.stderr,
-    )
+    resumed = decision == "--resume" or (decision is None and interrupted)
+    resumed_id = previous.session_id if resumed and previous else None
+    _announce_detached(paths, options, child.pid, resumed_id=resumed_id, began=began)
+    return EXIT_OK
+
+
+def _announce_detached(
+    paths: Any, options: argparse.Namespace, pid: int, *, resumed_id: str | None, began: datetime
+) -> None:
+    """Say that the background service is ready, and what start-up moved aside or rebuilt."""
+    from services.store.aside import recovery_notes
+
+    if options.json:
+        print_json(_ready_document(paths, pid, resumed=resumed_id is not None))
+        return
+    how = f"resumed session {resumed_id}" if resumed_id else "new session"
+    _say(f"Writers Factory session service running for {paths.project} (pid {pid}, {how})")
+    for note in recovery_notes(paths.session_dir, began):
+        _say(note)
+
+
+def _explain_exit(paths: Any, child_pid: int, console_path: Path, offset: int) -> int:
+    """The background supervisor exited before it was ready: say why, in its own words.
+
+    The loser of a start race says who won, not what console.log held before.
+    """
+    from services.runtime.lock import SupervisorLock, read_lock_pid
+
+    winner = read_lock_pid(paths.lock)
+    if (
+        winner is not None
+        and winner != child_pid
+        and SupervisorLock(paths.lock).is_held_elsewhere()
+    ):
+        print(f"supervisor: already running (pid {winner})", file=sys.stderr)
+        return EXIT_FAILURE
+    from services.cli.failures import disk_is_full
+
+    own = [line for line in _lines_since(console_path, offset) if line.strip()]
+    if not own and disk_is_full(paths.session_dir):
+        print(
+            f"supervisor: the disk holding {paths.project} is full: the service could not "
+            "write its files; free some space and start again (nothing acknowledged is lost)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    detail = "\n  ".join(own) if own else "(it printed nothing)"
+    print(f"supervisor: the service did not start:\n  {detail}", file=sys.stderr)
     return EXIT_FAILURE

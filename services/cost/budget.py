@@ -30,6 +30,7 @@ __all__ = [
     "limit_text",
     "most_severe",
     "most_severe_due",
+    "refusal",
 ]
 
 Level = Literal["warning", "exceeded"]
@@ -51,10 +52,18 @@ class BudgetLimits:
     weekly_limit: Decimal | None
     monthly_limit: Decimal | None
     warnings_enabled: bool = True
+    daily_hard_limit: Decimal | None = None
+    weekly_hard_limit: Decimal | None = None
+    monthly_hard_limit: Decimal | None = None
 
     def limit(self, period: Period) -> Decimal | None:
-        """The limit of `period`."""
+        """The (warning) limit of `period`."""
         value: Decimal | None = getattr(self, f"{period}_limit")
+        return value
+
+    def hard_limit(self, period: Period) -> Decimal | None:
+        """The hard limit of `period`: `cost.estimate` refuses a call that would pass it."""
+        value: Decimal | None = getattr(self, f"{period}_hard_limit")
         return value
 
     def updated(self, changes: dict[str, Any]) -> BudgetLimits:
@@ -68,6 +77,9 @@ class BudgetLimits:
             "weekly_limit": self.weekly_limit,
             "monthly_limit": self.monthly_limit,
             "warnings_enabled": self.warnings_enabled,
+            "daily_hard_limit": self.daily_hard_limit,
+            "weekly_hard_limit": self.weekly_hard_limit,
+            "monthly_hard_limit": self.monthly_hard_limit,
         }
 
     @classmethod
@@ -83,6 +95,9 @@ class BudgetLimits:
             limit("weekly_limit"),
             limit("monthly_limit"),
             bool(data.get("warnings_enabled", True)),
+            limit("daily_hard_limit"),
+            limit("weekly_hard_limit"),
+            limit("monthly_hard_limit"),
         )
 
 
@@ -180,6 +195,27 @@ def due_warnings(
             exceeded = spend.spent >= limit
             due.append(DueWarning(spend, limit, exceeded, _fraction(spend.spent, limit)))
     return due
+
+
+def refusal(limits: BudgetLimits, spends: list[PeriodSpend], cost: Decimal) -> str | None:
+    """Why a call costing `cost` may not run (a hard limit it would pass), or None.
+
+    `spends` are the windows' spending before the call. Reaching a hard limit
+    exactly is allowed; passing it is not. Unpriced calls are not counted (their
+    cost is unknown), as everywhere else.
+    """
+    for spend in spends:
+        hard = limits.hard_limit(spend.period)
+        if hard is None:
+            continue
+        after = MONEY.add(spend.spent, cost)
+        if after > hard:
+            title = PERIOD_TITLES[spend.period].replace("budget", "hard limit")
+            return (
+                f"{title} {usd(hard)} would be passed: {usd(spend.spent)} spent + "
+                f"{usd(cost)} for this call = {usd(after)}."
+            )
+    return None
 
 
 def budget_warnings(

@@ -20,14 +20,20 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import orjson
+from pydantic import ValidationError
 
-from protocol.codec import dumps, loads_exact
-from services.cost.records import reply_of
+from protocol.codec import dumps, loads
+from protocol.ledger import (
+    CHECKPOINT_FORMAT,
+    CheckpointPosition,
+    LedgerCheckpoint,
+    LedgerLine,
+    decode_ledger_line,
+)
+from services.cost.records import reply_of, request_id_of
 from services.store import AtomicJsonFile, RetryPolicy, SaveOutcome
 
 __all__ = [
@@ -41,26 +47,8 @@ __all__ = [
 ]
 
 CHECKPOINT_NAME = "checkpoint.json"
-CHECKPOINT_FORMAT = 1
 _MONTH_FILE = re.compile(r"^\d{4}-\d{2}\.jsonl$")
 _BACKSCAN = 64 * 1024
-
-
-_OP_COST = re.compile(rb'"cost":(-?[0-9][0-9.eE+-]*)')
-
-
-def _parse_for_replay(line: bytes) -> Any:
-    record = orjson.loads(line)
-    if not isinstance(record, dict) or record.get("kind") != "op":
-        return loads_exact(line)
-    if record.get("cost") is not None:
-        # The first "cost": key of an op line is the top-level one (a string value
-        # cannot hold an unescaped quote; by_model comes later in the line).
-        found = _OP_COST.search(line)
-        if found is None:
-            return loads_exact(line)
-        record["cost"] = Decimal(found.group(1).decode())
-    return record
 
 
 @dataclass(frozen=True)
@@ -71,7 +59,7 @@ class RecordedReply:
 
     def resolve(self) -> Any:
         """The reply, exactly as first sent."""
-        return reply_of(loads_exact(self.line))
+        return reply_of(decode_ledger_line(self.line))
 
 
 def month_file_name(moment: datetime) -> str:
@@ -117,14 +105,13 @@ class LedgerFiles:
             return []
         return sorted(p for p in self.folder.iterdir() if _MONTH_FILE.match(p.name))
 
-    def records(self, path: Path, start: int = 0) -> Iterator[tuple[int, dict[str, Any], bytes]]:
+    def records(self, path: Path, start: int = 0) -> Iterator[tuple[int, LedgerLine, bytes]]:
         """Yield `(end offset, record, line)` for each complete line from `start`.
 
-        Replay speed matters (it is on the restart path), so `op` lines are
-        parsed with orjson and only their `cost` is re-read exactly from the
-        line's own digits; their `totals` are floats and must not be used as
-        money (a first reply is rebuilt from `line` with `reply_from_line`).
-        Every other kind is parsed exactly.
+        Each line is decoded with its model, money exact (about 50 µs a line;
+        a checkpoint keeps the tail a start replays to a few thousand lines).
+        A complete line that is not a ledger record is kept on disk, skipped
+        and listed in `bad_records`.
         """
         with path.open("rb") as reader:
             reader.seek(start)
@@ -136,12 +123,12 @@ class LedgerFiles:
                 if not line.strip():
                     continue
                 try:
-                    record = _parse_for_replay(line)
+                    record = decode_ledger_line(line)
                 except (ValueError, ArithmeticError) as exc:
-                    self.bad_records.append(BadRecord(path.name, offset - len(line), str(exc)))
+                    error = str(exc).splitlines()[0] if str(exc) else repr(exc)
+                    self.bad_records.append(BadRecord(path.name, offset - len(line), error))
                     continue
-                if isinstance(record, dict):
-                    yield offset, record, line
+                yield offset, record, line
 
     def position_at(self, path: Path, offset: int) -> Position:
         """The position just after the line that ends at `offset` in `path`."""
@@ -182,7 +169,7 @@ class LedgerFiles:
 
     # -- checkpoint -----------------------------------------------------------------
 
-    def read_checkpoint(self) -> tuple[dict[str, Any] | None, str | None]:
+    def read_checkpoint(self) -> tuple[LedgerCheckpoint | None, str | None]:
         """(checkpoint, None), (None, None) when there is none, or (None, why not)."""
         try:
             data = self.checkpoint_path.read_bytes()
@@ -191,43 +178,45 @@ class LedgerFiles:
         except OSError as exc:
             return None, f"unreadable: {exc}"
         try:
-            value = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
+            value = loads(data)
+        except ValueError as exc:
             return None, f"does not parse: {exc}"
-        if not isinstance(value, dict) or value.get("format") != CHECKPOINT_FORMAT:
-            return None, "unknown format"
-        return value, None
+        try:
+            return LedgerCheckpoint.model_validate(value), None
+        except ValidationError as exc:
+            # A checkpoint of another `format` lands here too: it is rebuilt, not read.
+            return None, f"not a checkpoint of format {CHECKPOINT_FORMAT}: {exc}"
 
     def write_checkpoint(
         self, position: Position, state: dict[str, Any], *, retry: RetryPolicy | None = None
     ) -> SaveOutcome:
-        """Replace the checkpoint atomically (a cache: a failure only costs replay time)."""
-        document = {
-            "format": CHECKPOINT_FORMAT,
-            "position": {
-                "file": position.file,
-                "offset": position.offset,
-                "digest": position.digest,
-            },
-            **state,
-        }
+        """Replace the checkpoint atomically (a cache: a failure only costs replay time).
+
+        `state` is `LedgerState.to_checkpoint()`; the model checks it before it is
+        written, and a state it refuses is a failed save (reported by the caller),
+        never a crash: without a checkpoint a start only replays more.
+        """
+        try:
+            document = LedgerCheckpoint(
+                position=CheckpointPosition(
+                    file=position.file, offset=position.offset, digest=position.digest
+                ),
+                **state,
+            )
+        except ValidationError as exc:
+            return SaveOutcome(ok=False, attempts=0, error=f"not a checkpoint: {exc}")
         target = AtomicJsonFile(self.checkpoint_path, retry=retry, writer=True)
-        return target.save_bytes(orjson.dumps(document))
+        return target.save_bytes(dumps(document))
 
     @staticmethod
-    def checkpoint_position(checkpoint: dict[str, Any]) -> Position | None:
-        """The position a checkpoint was taken at, if it says so properly."""
-        raw = checkpoint.get("position")
-        if not isinstance(raw, dict):
-            return None
-        try:
-            return Position(str(raw["file"]), int(raw["offset"]), str(raw["digest"]))
-        except (KeyError, TypeError, ValueError):
-            return None
+    def checkpoint_position(checkpoint: LedgerCheckpoint) -> Position:
+        """The position a checkpoint was taken at."""
+        where = checkpoint.position
+        return Position(where.file, where.offset, where.digest)
 
     # -- finding a first reply --------------------------------------------------------
 
-    def find_request(self, request_id: str) -> dict[str, Any] | None:
+    def find_request(self, request_id: str) -> LedgerLine | None:
         """The record of `request_id`, newest file first (a rare path: re-sends
         that outlived the reply cache)."""
         needle = b'"id":' + dumps(request_id) + b","
@@ -238,7 +227,7 @@ class LedgerFiles:
         return None
 
     @staticmethod
-    def _search(path: Path, needle: bytes, request_id: str) -> dict[str, Any] | None:
+    def _search(path: Path, needle: bytes, request_id: str) -> LedgerLine | None:
         try:
             with path.open("rb") as handle:
                 if handle.seek(0, 2) == 0:
@@ -253,10 +242,10 @@ class LedgerFiles:
                         stop = view.find(b"\n", hit)
                         if stop != -1:
                             try:
-                                record = loads_exact(view[start:stop])
+                                record: LedgerLine | None = decode_ledger_line(view[start:stop])
                             except ValueError:
                                 record = None
-                            if isinstance(record, dict) and record.get("id") == request_id:
+                            if record is not None and request_id_of(record) == request_id:
                                 return record
                         end = hit
         except OSError:

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from services.cost.budget import BudgetLimits
 from services.cost.ledger_files import BadRecord, LedgerFiles, Position, month_file_name
+from services.cost.records import request_id_of
 from services.cost.state import LedgerState
 from services.cost.windows import LOOKBACK_DAYS
 
@@ -77,12 +78,12 @@ def load_state(
     start: Position | None = None
     if checkpoint is not None:
         start = files.checkpoint_position(checkpoint)
-        if start is None or not files.holds(start):
+        if not files.holds(start):
             problem, start = "its position is no longer in the ledger", None
         else:
             try:
                 state = LedgerState.from_checkpoint(
-                    checkpoint, session_id=session_id, zone=zone, now=now
+                    checkpoint.state(), session_id=session_id, zone=zone, now=now
                 )
             except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
                 problem, start = f"unreadable state: {exc!r}", None
@@ -104,7 +105,7 @@ def load_state(
                 files.bad_records.append(BadRecord(path.name, line_end - len(line), repr(exc)))
                 continue
             loaded.replayed += 1
-            request_id = record.get("id")
+            request_id = request_id_of(record)
             if on_reply is not None and isinstance(request_id, str):
                 on_reply(request_id, line)
             end = line_end

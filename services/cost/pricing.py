@@ -8,35 +8,39 @@ A model name is resolved in this order, first match wins:
        [models."my-finetune"]
        input = 0.002
        output = 0.008
+       cache_read = 0.0002      # optional; cached tokens cost `input` without it
 
        [aliases]
        "house-model" = "my-finetune"
 
    `[meta]` may be left out. The file is read when the ledger starts; a file
    that does not parse is reported and ignored (the other sources still apply).
-2. **`config/pricing.toml`**: the seed's dated table and its short names
-   (`claude-sonnet-3.5`, `claude-opus-3`, `gemini-flash`, `gemini-pro`,
-   `gpt-4`, `gpt-4-turbo`). It is consulted before genai-prices on purpose:
-   genai-prices maps `gemini-pro` to Gemini 1.0 Pro, our alias does not.
-3. **genai-prices**: every current model id, from the data bundled with the
-   package, priced at the call's own time (tiered prices included). It is
-   imported only when the first two miss (the import costs ~0.2 s), and its
-   network updater is never started.
+2. **genai-prices**, for every model it knows: current prices from the data
+   bundled with the package, at the call's own time, with its tiers (e.g.
+   claude-sonnet-4-5 above 200 k input tokens, gemini-1.5-pro above 128 k) and
+   its cache-read, cache-write and reasoning prices. Its network updater is
+   never started, so prices change only with the pinned package.
+3. **`config/pricing.toml`**, the shipped table: the seed's short names
+   (`claude-sonnet-3.5`, `claude-opus-3`, `gemini-flash`, `gemini-pro`) as
+   aliases to the providers' current ids - genai-prices alone would take
+   `gemini-pro` for Gemini 1.0 Pro - and prices only for models genai-prices
+   lacks.
 
-An alias may point from one source to another (an override alias to a seed id,
-a seed alias to an id only genai-prices knows). Names are matched exactly,
-then case-insensitively. No match is `None`: the caller records the call as
+An alias (the user's first, then the shipped table's) is followed before a
+name is looked up, so `gemini-pro` is priced as `gemini-1.5-pro` by
+genai-prices, tiers included. Names are matched exactly, then
+case-insensitively. No match is `None`: the caller records the call as
 unpriced - never as $0.
 
 Every price says where it came from (`price_source`): `override`,
-`pricing.toml@<as_of>` or `genai-prices@<version>`.
+`genai-prices@<version>` or `pricing.toml@<as_of>`.
 """
 
 from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from importlib import metadata
 from pathlib import Path
@@ -46,8 +50,9 @@ from pydantic import ValidationError
 
 from config import ModelPrice, PricingTable, load_pricing
 from services.cost.money import MONEY, tidy
+from services.cost.usage import TokenUsage, genai_usage
 
-__all__ = ["OVERRIDES_NAME", "Price", "PriceBook", "genai_prices_version"]
+__all__ = ["OVERRIDES_NAME", "Price", "PriceBook", "genai_prices_version", "load_genai_prices"]
 
 OVERRIDES_NAME = "pricing.toml"
 """The user's price overrides, in `.session/`."""
@@ -95,6 +100,21 @@ class _Table:
         return None
 
 
+def load_genai_prices() -> Any:
+    """Import genai-prices and its bundled data (~0.7 s, more on a busy machine).
+
+    The cost ledger does this when its module is imported - in the fork server,
+    once, before any worker is forked - so no request ever waits for it (a
+    1-second pause would cost the ledger its heartbeats). Nothing here starts
+    genai-prices' network updater.
+    """
+    import genai_prices
+    from genai_prices import data_snapshot
+
+    data_snapshot.get_snapshot()
+    return genai_prices
+
+
 def genai_prices_version() -> str | None:
     """The installed genai-prices version, read without importing it."""
     try:
@@ -104,7 +124,7 @@ def genai_prices_version() -> str | None:
 
 
 class PriceBook:
-    """Resolves model names to exact prices: overrides, pricing.toml, genai-prices."""
+    """Resolves model names to exact prices: overrides, genai-prices, the shipped table."""
 
     def __init__(
         self,
@@ -119,16 +139,18 @@ class PriceBook:
         self.overrides_problem = overrides_problem
         """Why an overrides file was ignored, for the log; None when fine or absent."""
         self.use_genai_prices = use_genai_prices
-        self._tables: list[_Table] = []
-        if overrides is not None:
-            self._tables.append(_Table("override", dict(overrides.models), dict(overrides.aliases)))
-        self._tables.append(
-            _Table(f"pricing.toml@{seed.meta.as_of}", dict(seed.models), dict(seed.aliases))
+        self._overrides = (
+            _Table("override", dict(overrides.models), dict(overrides.aliases))
+            if overrides is not None
+            else None
+        )
+        self._shipped = _Table(
+            f"pricing.toml@{seed.meta.as_of}", dict(seed.models), dict(seed.aliases)
         )
         self._genai_missing: set[str] = set()
         self._genai: Any = None
-        self._resolved: dict[str, tuple[str, ModelPrice, str] | None] = {}
-        """Table lookups by model name (names come from clients: bounded)."""
+        self._plain: dict[tuple[str, str | None, date], tuple[str, _PlainRates] | None] = {}
+        """genai-prices' plain rates by (name, provider, day): pricing a call in µs."""
 
     @classmethod
     def load(cls, overrides_path: Path | None, *, use_genai_prices: bool = True) -> PriceBook:
@@ -147,96 +169,216 @@ class PriceBook:
         return self.seed.meta.as_of
 
     def describe(self) -> str:
-        """One line on where prices come from, for people."""
-        parts = [f"pricing.toml as of {self.as_of}"]
+        """One line on where prices come from, in the order they are consulted."""
+        parts = []
         if self.overrides is not None:
-            parts.insert(0, f"{len(self.overrides.models)} override(s)")
+            parts.append(f"{len(self.overrides.models)} override(s)")
         version = genai_prices_version()
         if self.use_genai_prices and version:
-            parts.append(f"genai-prices {version} for other models")
+            parts.append(f"genai-prices {version}")
+        parts.append(f"pricing.toml as of {self.as_of}")
         return "; ".join(parts)
 
     def price(
-        self, model: str, input_tokens: int, output_tokens: int, *, at: datetime | None = None
+        self,
+        model: str,
+        input_tokens: int | TokenUsage,
+        output_tokens: int = 0,
+        *,
+        at: datetime | None = None,
+        provider: str | None = None,
     ) -> Price | None:
-        """The exact cost of a call, or None when no source knows `model`."""
-        found = self._from_tables(model)
-        if found is not None:
-            model_id, rate, source = found
-            cost = MONEY.add(
-                MONEY.multiply(Decimal(input_tokens), rate.input),
-                MONEY.multiply(Decimal(output_tokens), rate.output),
-            )
-            return Price(tidy(MONEY.divide(cost, _THOUSAND)), source, model_id)
-        for candidate in dict.fromkeys([self._alias_target(model) or model, model]):
-            priced = self._from_genai_prices(candidate, input_tokens, output_tokens, at)
+        """The exact cost of a call, or None when no source knows `model`.
+
+        `input_tokens` may be a whole `TokenUsage` (cached and reasoning tokens);
+        `provider` (genai-prices' id) narrows genai-prices' search when given.
+        """
+        usage = (
+            input_tokens
+            if isinstance(input_tokens, TokenUsage)
+            else TokenUsage(input_tokens, output_tokens)
+        )
+        user_alias = self._overrides.alias(model) if self._overrides is not None else None
+        target = self._shipped.alias(user_alias or model) or user_alias
+        if self._overrides is not None:
+            for name in dict.fromkeys(n for n in (user_alias, model, target) if n):
+                found = self._overrides.find(name)
+                if found is not None:
+                    return _table_price(found[0], found[1], "override", usage)
+        for candidate in dict.fromkeys([target or model, model]):
+            priced = self._from_genai_prices(candidate, usage, at, provider)
             if priced is not None:
                 return priced
+            found = self._shipped.find(candidate)
+            if found is not None:
+                return _table_price(found[0], found[1], self._shipped.source, usage)
         return None
 
     def knows(self, model: str) -> bool:
         """Whether a call on `model` would be priced."""
         return self.price(model, 0, 0) is not None
 
-    def _alias_target(self, model: str) -> str | None:
-        for table in self._tables:
-            target = table.alias(model)
-            if target is not None:
-                return target
-        return None
+    def _plain_rates(
+        self, model: str, provider: str | None, at: datetime | None
+    ) -> tuple[str, _PlainRates] | None:
+        """genai-prices' model id and plain rates for `model` at `at`, cached per day."""
+        moment = at or datetime.now(UTC)
+        key = (model.lower(), provider, moment.astimezone(UTC).date())
+        if key in self._plain:
+            return self._plain[key]
+        if len(self._plain) >= _CACHED_NAMES:
+            self._plain.clear()
+        found: tuple[str, _PlainRates] | None = None
+        try:
+            from genai_prices import data_snapshot
+            from genai_prices.units import _get_registry
 
-    def _from_tables(self, model: str) -> tuple[str, ModelPrice, str] | None:
-        if model in self._resolved:
-            return self._resolved[model]
-        if len(self._resolved) >= _CACHED_NAMES:
-            self._resolved.clear()
-        found = self._resolved[model] = self._lookup_tables(model)
+            snapshot = data_snapshot.get_snapshot()
+            for provider_id in dict.fromkeys([provider, None]):
+                try:
+                    _found_provider, info = snapshot.find_provider_model(
+                        model, None, provider_id, None
+                    )
+                    break
+                except LookupError:
+                    continue
+            else:
+                self._plain[key] = None
+                return None
+            if not _conditions_change_within_day(info):
+                rates = _plain_rates_of(info.get_prices(moment), _get_registry())
+                found = None if rates is None else (str(info.id), rates)
+        except Exception:  # a fast path: anything odd takes the generic way
+            found = None
+        self._plain[key] = found
         return found
 
-    def _lookup_tables(self, model: str) -> tuple[str, ModelPrice, str] | None:
-        names = [model]
-        target = self._alias_target(model)
-        if target is not None:
-            names.insert(0, target)
-        for name in names:
-            for table in self._tables:
-                found = table.find(name)
-                if found is not None:
-                    return found[0], found[1], table.source
-        return None
-
     def _from_genai_prices(
-        self, model: str, input_tokens: int, output_tokens: int, at: datetime | None
+        self, model: str, usage: TokenUsage, at: datetime | None, provider: str | None
     ) -> Price | None:
-        if not self.use_genai_prices or model in self._genai_missing:
+        if not self.use_genai_prices or model.lower() in self._genai_missing:
             return None
         if len(self._genai_missing) >= _CACHED_NAMES:
             self._genai_missing.clear()
         if self._genai is None:
-            import genai_prices  # late: 0.2 s, and only when our tables miss
-
-            self._genai = genai_prices
+            self._genai = load_genai_prices()  # already loaded in the ledger process
         genai = self._genai
-        try:
-            calculation = genai.calc_price(
-                genai.Usage(input_tokens=input_tokens, output_tokens=output_tokens),
-                model,
-                genai_request_timestamp=at,
-            )
-        except LookupError:
-            self._genai_missing.add(model)
+        if usage.details is None:
+            fast = self._plain_rates(model, provider, at)
+            if fast is not None:
+                model_id, rates = fast
+                return Price(tidy(rates.cost(usage)), f"genai-prices@{genai.__version__}", model_id)
+        calculation = None
+        for provider_id in dict.fromkeys([provider, None]):
+            try:
+                calculation = genai.calc_price(
+                    genai_usage(usage), model, provider_id=provider_id, genai_request_timestamp=at
+                )
+                break
+            except LookupError:
+                continue
+            except Exception:
+                # Third-party data and code: whatever goes wrong there means "no
+                # price" (the call is recorded unpriced), never a call lost to an error.
+                break
+        if calculation is None:
+            self._genai_missing.add(model.lower())
             return None
-        except Exception:
-            # Third-party data and code: whatever goes wrong there means "no price"
-            # (the call is recorded unpriced), never a call lost to an error.
-            self._genai_missing.add(model)
-            return None
-        cost = Decimal(calculation.total_price)
         return Price(
-            tidy(cost),
+            tidy(Decimal(calculation.total_price)),
             f"genai-prices@{genai.__version__}",
             str(getattr(calculation.model, "id", model)),
         )
+
+
+_PLAIN_KEYS = {
+    "input_mtok": "input",
+    "output_mtok": "output",
+    "cache_read_mtok": "cache_read",
+    "cache_write_mtok": "cache_write",
+}
+"""genai-prices' price keys for the four counts a `TokenUsage` without details has."""
+
+_MTOK = Decimal(1_000_000)
+
+
+@dataclass(frozen=True)
+class _PlainRates:
+    """A genai-prices model price over plain token counts, applied without its
+    generic unit machinery (~1 ms a call): the same arithmetic, exactly - every
+    token pays the tier its call's total input tokens reach ("cliff" tiers),
+    cached tokens their own rate when there is one, else the input rate."""
+
+    input: Any
+    output: Any
+    cache_read: Any = None
+    cache_write: Any = None
+
+    def cost(self, usage: TokenUsage) -> Decimal:
+        """Exactly what genai-prices' `calc_price` gives for `usage`."""
+        total_input = usage.input_tokens
+
+        def rate(price: Any) -> Decimal:
+            tiers = getattr(price, "tiers", None)
+            if tiers is None:
+                return Decimal(price)
+            chosen = price.base
+            for tier in reversed(tiers):
+                if total_input > tier.start:
+                    chosen = tier.price
+                    break
+            return Decimal(chosen)
+
+        plain = usage.input_tokens
+        parts = [(usage.output_tokens, self.output)]
+        for tokens, price in (
+            (usage.cache_read_tokens, self.cache_read),
+            (usage.cache_write_tokens, self.cache_write),
+        ):
+            if price is not None:
+                plain -= tokens
+                parts.append((tokens, price))
+        parts.append((plain, self.input))
+        cost = Decimal(0)
+        for tokens, price in parts:
+            if tokens:
+                cost = MONEY.add(cost, MONEY.multiply(Decimal(tokens), rate(price)))
+        return MONEY.divide(cost, _MTOK)
+
+
+def _plain_rates_of(model_price: Any, registry: Any) -> _PlainRates | None:
+    """The four plain rates of a genai-prices `ModelPrice`, or None when it prices
+    anything a plain call could be charged for besides them (e.g. per request)."""
+    rates: dict[str, Any] = {}
+    for key, value in model_price.__dict__.items():
+        if key.startswith("_") or value is None:
+            continue
+        if key in _PLAIN_KEYS:
+            rates[_PLAIN_KEYS[key]] = value
+            continue
+        try:
+            usage_key = registry.unit_for_price_key(key).usage_key
+        except KeyError:
+            return None
+        if usage_key in {"requests", "input_tokens", "output_tokens", "output_reasoning_tokens"}:
+            return None  # charged per request, or a count a plain call has: the generic way
+    if "input" not in rates or "output" not in rates:
+        return None
+    return _PlainRates(**rates)
+
+
+def _table_price(model_id: str, rate: ModelPrice, source: str, usage: TokenUsage) -> Price:
+    """tokens x rate / 1000, each share of the input at its own rate, exactly."""
+    parts = [
+        (usage.uncached_input_tokens, rate.input),
+        (usage.cache_read_tokens, rate.input if rate.cache_read is None else rate.cache_read),
+        (usage.cache_write_tokens, rate.input if rate.cache_write is None else rate.cache_write),
+        (usage.output_tokens, rate.output),
+    ]
+    cost = Decimal(0)
+    for tokens, per_thousand in parts:
+        cost = MONEY.add(cost, MONEY.multiply(Decimal(tokens), per_thousand))
+    return Price(tidy(MONEY.divide(cost, _THOUSAND)), source, model_id)
 
 
 def read_overrides(path: Path) -> tuple[PricingTable | None, str | None]:
@@ -254,3 +396,21 @@ def read_overrides(path: Path) -> tuple[PricingTable | None, str | None]:
     except (tomllib.TOMLDecodeError, ValidationError, AttributeError) as exc:
         first = str(exc).strip().splitlines()
         return None, f"{path}: {first[0] if first else type(exc).__name__}"
+
+
+def _conditions_change_within_day(info: Any) -> bool:
+    """Whether a model's prices switch at a moment other than midnight UTC (then
+    the per-day cache could be wrong for part of a day: use the generic way)."""
+    prices = getattr(info, "prices", None)
+    if not isinstance(prices, list):
+        return False
+    for conditional in prices:
+        constraint = getattr(conditional, "constraint", None)
+        if constraint is None:
+            continue
+        start = getattr(constraint, "start_date", None)
+        if isinstance(start, datetime) and start.time() != datetime.min.time():
+            return True
+        if start is None and not hasattr(constraint, "start_date"):
+            return True  # a kind of condition we do not know (time of day...)
+    return False

@@ -1,159 +1,153 @@
-"""The ledger's lines: what each kind of record holds, and the reply it answers.
+"""The ledger's lines as the cost ledger builds them, and the reply each one answers.
 
-One JSON object a line, in monthly files `.session/ledger/YYYY-MM.jsonl` (the
-UTC month of the record's time). Kinds:
-
-- `op` - one LLM call: `id` (the request id), `ts`, `session_id`, `operation`,
-  `model`, `input_tokens`, `output_tokens`, `cost` (exact JSON number, or null
-  when unpriced), `priced`, `price_source`, and the reply it got: `totals`
-  (the `cost.totals` shape just after it) and `warning`.
-- `budget` - the budget in force from then on (`cost.set_budget`); also the
-  first line of every month file (`"carried": true`, no id) so each month file
-  is readable on its own.
-- `reset` - `cost.reset_session`: the session's totals start again after it;
-  `totals` is the reply it got.
-- `warned` - a `budget.warning` that fired: `period`, `window`, `level`,
-  `limit` (never fired twice for the same four).
-
-Because each request's reply is on its line, a re-sent id is answered with
-exactly its first result even after restarts, without being applied again.
+The shapes are `protocol.ledger`'s models (`LedgerLine`, keyed on `kind`):
+`op`, `budget`, `reset` and `warned`; `docs/storage.md` section 7.2 shows
+each. Here they are built from the ledger's own values: an `op` or `reset`
+line is built before its reply is known, applied to the state, then given
+its reply (`with_reply`), so the line that reaches the disk carries the
+reply it answered and a re-sent id is answered with exactly its first
+result, even after restarts, without being applied again.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
+from protocol.costs import Budget, CostTotals
+from protocol.ledger import LedgerBudget, LedgerLine, LedgerOperation, LedgerReset, LedgerWarned
 from services.cost.budget import BudgetLimits
 from services.cost.pricing import Price
 
 __all__ = [
-    "BUDGET",
-    "OP",
-    "RESET",
-    "WARNED",
     "budget_record",
-    "format_ts",
     "op_record",
     "operation_view",
-    "parse_ts",
     "reply_of",
+    "request_id_of",
     "reset_record",
     "warned_record",
+    "with_reply",
 ]
 
-OP, BUDGET, RESET, WARNED = "op", "budget", "reset", "warned"
-
-
-def format_ts(moment: datetime) -> str:
-    """ISO 8601 in UTC with microseconds and `Z` (CONTRACT section 2)."""
-    text = moment.astimezone(UTC).isoformat(timespec="microseconds")
-    return text.replace("+00:00", "Z")
-
-
-def parse_ts(text: str) -> datetime:
-    """A stored timestamp back as an aware datetime."""
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+Answered = TypeVar("Answered", LedgerOperation, LedgerReset)
 
 
 def op_record(
     *,
     request_id: str,
-    ts: str,
+    ts: datetime,
     session_id: str,
     operation: str,
     model: str,
     input_tokens: int,
     output_tokens: int,
     price: Price | None,
-) -> dict[str, Any]:
-    """An `op` line before its reply (`totals`, `warning`) is known."""
-    return {
-        "kind": OP,
-        "id": request_id,
-        "ts": ts,
-        "session_id": session_id,
-        "operation": operation,
-        "model": model,
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "cost": None if price is None else price.cost,
-        "priced": price is not None,
-        "price_source": None if price is None else price.source,
-    }
+    **tokens_and_provider: Any,
+) -> LedgerOperation:
+    """An `op` line before its reply (`totals`, `warning`) is known.
+
+    `tokens_and_provider` takes the optional fields of `LedgerOperation`
+    (`cache_read_tokens`, `cache_write_tokens`, `reasoning_tokens`, `provider`).
+    """
+    return LedgerOperation(
+        id=request_id,
+        ts=ts,
+        session_id=session_id,
+        operation=operation,
+        model=model,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cost=None if price is None else price.cost,
+        priced=price is not None,
+        price_source=None if price is None else price.source,
+        **tokens_and_provider,
+    )
 
 
 def budget_record(
-    limits: BudgetLimits, *, ts: str, request_id: str | None, session_id: str, carried: bool = False
-) -> dict[str, Any]:
+    limits: BudgetLimits,
+    *,
+    ts: datetime,
+    request_id: str | None,
+    session_id: str,
+    carried: bool = False,
+) -> LedgerBudget:
     """A `budget` line: the whole budget in force from `ts` on."""
-    record: dict[str, Any] = {
-        "kind": BUDGET,
-        "id": request_id,
-        "ts": ts,
-        "session_id": session_id,
-        "budget": limits.as_dict(),
-    }
-    if carried:
-        record["carried"] = True
-    return record
+    return LedgerBudget(
+        id=request_id,
+        ts=ts,
+        session_id=session_id,
+        budget=Budget(**limits.as_dict()),
+        carried=carried,
+    )
 
 
-def reset_record(*, request_id: str, ts: str, session_id: str) -> dict[str, Any]:
+def reset_record(*, request_id: str, ts: datetime, session_id: str) -> LedgerReset:
     """A `reset` line before its reply (`totals`) is known."""
-    return {"kind": RESET, "id": request_id, "ts": ts, "session_id": session_id}
+    return LedgerReset(id=request_id, ts=ts, session_id=session_id)
 
 
 def warned_record(
-    key: tuple[str, str, str, str], *, ts: str, spent: Decimal, message: str
-) -> dict[str, Any]:
+    key: tuple[str, str, str, str], *, ts: datetime, spent: Decimal, message: str
+) -> LedgerWarned:
     """A `warned` line: this warning fired and must not fire again."""
     period, window, level, limit = key
+    return LedgerWarned(
+        ts=ts,
+        period=period,  # validated by the model
+        window=window,
+        level=level,  # validated by the model
+        limit=Decimal(limit),
+        spent=spent,
+        message=message,
+    )
+
+
+def with_reply(record: Answered, *, totals: dict[str, Any], warning: str | None = None) -> Answered:
+    """`record` carrying the reply it got: the totals just after it (and an op's warning)."""
+    answer = CostTotals(**totals)
+    if isinstance(record, LedgerOperation):
+        return record.model_copy(update={"totals": answer, "warning": warning})
+    return record.model_copy(update={"totals": answer})
+
+
+def operation_view(record: LedgerOperation) -> dict[str, Any]:
+    """An `op` line as a `CostOperation`-shaped dict (replies, events, costs.json)."""
     return {
-        "kind": WARNED,
-        "ts": ts,
-        "period": period,
-        "window": window,
-        "level": level,
-        "limit": Decimal(limit),
-        "spent": spent,
-        "message": message,
+        "timestamp": record.ts,
+        "operation": record.operation,
+        "model": record.model,
+        "input_tokens": record.input_tokens,
+        "output_tokens": record.output_tokens,
+        "cost": record.cost,
+        "priced": record.priced,
+        "session_id": record.session_id,
+        "request_id": record.id,
+        "price_source": record.price_source,
+        "cache_read_tokens": record.cache_read_tokens,
+        "cache_write_tokens": record.cache_write_tokens,
+        "reasoning_tokens": record.reasoning_tokens,
+        "provider": record.provider,
     }
 
 
-def _money(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(value)
-
-
-def operation_view(record: dict[str, Any]) -> dict[str, Any]:
-    """An `op` line as a `CostOperation` (replies, events, costs.json)."""
-    return {
-        "timestamp": record["ts"],
-        "operation": record["operation"],
-        "model": record["model"],
-        "input_tokens": record["input_tokens"],
-        "output_tokens": record["output_tokens"],
-        "cost": _money(record.get("cost")),
-        "priced": bool(record.get("priced", record.get("cost") is not None)),
-        "session_id": record.get("session_id"),
-        "request_id": record.get("id"),
-        "price_source": record.get("price_source"),
-    }
-
-
-def reply_of(record: dict[str, Any]) -> Any:
+def reply_of(record: LedgerLine) -> Any:
     """The first reply to the request a line records (None for lines without one)."""
-    kind = record.get("kind")
-    if kind == OP:
+    if isinstance(record, LedgerOperation):
         return {
             "operation": operation_view(record),
-            "totals": record.get("totals"),
-            "warning": record.get("warning"),
+            "totals": record.totals,
+            "warning": record.warning,
         }
-    if kind == BUDGET:
-        return record.get("budget")
-    if kind == RESET:
-        return record.get("totals")
+    if isinstance(record, LedgerBudget):
+        return record.budget
+    if isinstance(record, LedgerReset):
+        return record.totals
     return None
+
+
+def request_id_of(record: LedgerLine) -> str | None:
+    """The id of the request a line records (None for `warned` and carried budgets)."""
+    return None if isinstance(record, LedgerWarned) else record.id

@@ -32,7 +32,14 @@ from services.cost.windows import Period
 from services.runtime.paths import ProjectPaths
 from services.store import read_document
 
-__all__ = ["BAR_WIDTH", "CostsView", "costs_summary", "load_costs_view", "render_costs"]
+__all__ = [
+    "BAR_WIDTH",
+    "CostsView",
+    "costs_summary",
+    "load_costs_view",
+    "price_sources",
+    "render_costs",
+]
 
 BAR_WIDTH = 20
 
@@ -113,6 +120,15 @@ def render_costs(paths: ProjectPaths, *, now: datetime | None = None) -> str:
     lines = [f"Costs as of {local:%Y-%m-%d %H:%M} ({prefs.zone_label})"]
     for spend in state.spends():
         lines.append(_period_line(spend, state.budget.limit(spend.period)))
+    totals = state.totals()
+    lines.append(f"  {'projected':<11}{usd(totals['monthly_projection']):>12}   by the month's end")
+    hard = [
+        f"{_LABELS[p]} {usd(limit)}"
+        for p in ("daily", "weekly", "monthly")
+        if (limit := state.budget.hard_limit(p)) is not None
+    ]
+    if hard:
+        lines.append(f"  hard limit {', '.join(hard)} (estimates past them are refused)")
     session = state.session
     calls = "operation" if session.count == 1 else "operations"
     lines.append(
@@ -137,6 +153,10 @@ def render_costs(paths: ProjectPaths, *, now: datetime | None = None) -> str:
         if warning is not None:
             lines.append(f"  warning    {warning.message}")
     lines.append(f"  prices     {view.prices}")
+    sources = price_sources(state)
+    if sources:
+        used = ", ".join(f"{source} x{count}" for source, count in sources.items())
+        lines.append(f"  priced by  {used} (this session's last operations)")
     if view.ledger_files == 0:
         lines.append("  ledger     empty (no operation logged yet)")
     return "\n".join(lines)
@@ -161,4 +181,15 @@ def costs_summary(paths: ProjectPaths, *, now: datetime | None = None) -> dict[s
         "month": state.windows["monthly"].window.key,
         "warning": warning.message if warning else None,
         "prices": view.prices,
+        "price_sources": price_sources(state),
     }
+
+
+def price_sources(state: LedgerState) -> dict[str, int]:
+    """How many of the session's kept operations each price source priced, most first."""
+    counts: dict[str, int] = {}
+    for view in state.session.operations:
+        source = view.get("price_source")
+        if source:
+            counts[source] = counts.get(source, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -11,25 +11,34 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from protocol.base import Message
 from protocol.errors import ErrorCode, ProtocolError
+from protocol.ledger import LedgerLine
 from protocol.names import MUTATING_OPS, Op, Topic
-from protocol.ops import CostEstimateArgs, CostLogArgs, SetBudgetArgs
-from services.cost.budget import BudgetLimits, due_warnings, most_severe_due
+from protocol.ops import CostEstimateArgs, CostLogArgs, CostSeriesArgs, SetBudgetArgs
+from services.cost.budget import BudgetLimits, due_warnings, most_severe_due, refusal
 from services.cost.preferences import CostPreferences
 from services.cost.pricing import OVERRIDES_NAME, PriceBook
 from services.cost.records import (
     budget_record,
-    format_ts,
     op_record,
     reply_of,
     reset_record,
     warned_record,
+    with_reply,
+)
+from services.cost.series import (
+    DEFAULT_DAYS,
+    MAX_BUCKETS,
+    MAX_HOURS,
+    bucket_count,
+    spend_series,
 )
 from services.cost.state import LedgerState
+from services.cost.usage import call_usage
 from services.runtime.worker import Call
 
 __all__ = ["MUTATING", "Batch", "CostDesk"]
@@ -47,14 +56,14 @@ class Batch:
     now: datetime
     budget_before: BudgetLimits
     """The budget in force before the batch (a new month file starts with it)."""
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[LedgerLine] = field(default_factory=list)
     replies: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, Any]] = field(default_factory=list)
 
     @property
-    def ts(self) -> str:
-        """The batch's time as records store it."""
-        return format_ts(self.now)
+    def ts(self) -> datetime:
+        """The batch's time: every record of the batch carries it."""
+        return self.now
 
 
 def _args_of(call: Call, model: type[A]) -> A:
@@ -88,33 +97,41 @@ class CostDesk:
             Op.COST_ESTIMATE: self.estimate,
             Op.COST_TOTALS: lambda _call, _batch: self._state().totals(),
             Op.COST_WARNING: lambda _call, _batch: {"warning": self.current_warning()},
+            Op.COST_SERIES: self.series,
         }
 
     def log_operation(self, call: Call, batch: Batch) -> Any:
         """`cost.log`: price, record, total, warn; unknown models recorded unpriced."""
         args, state = _args_of(call, CostLogArgs), self._state()
-        price = self.prices.price(args.model, args.input_tokens, args.output_tokens, at=batch.now)
+        used = call_usage(args, call.id)
+        price = self.prices.price(used.model, used.usage, at=batch.now, provider=used.provider)
         record = op_record(
             request_id=call.id,
             ts=batch.ts,
             session_id=self.session_id,
             operation=args.operation,
-            model=args.model,
-            input_tokens=args.input_tokens,
-            output_tokens=args.output_tokens,
+            model=used.model,
+            input_tokens=used.usage.input_tokens,
+            output_tokens=used.usage.output_tokens,
             price=price,
+            cache_read_tokens=used.usage.cache_read_tokens,
+            cache_write_tokens=used.usage.cache_write_tokens,
+            reasoning_tokens=used.usage.reasoning_tokens,
+            provider=used.provider,
         )
         view = state.apply(record)
-        record["totals"] = totals = state.totals()
-        batch.records.append(record)
-        record["warning"] = self._fire_due_warnings(batch)
+        totals = state.totals()
+        at = len(batch.records)
+        batch.records.append(record)  # before the warnings it fires, as on disk
+        warning = self._fire_due_warnings(batch)
+        record = batch.records[at] = with_reply(record, totals=totals, warning=warning)
         reply = batch.replies[call.id] = reply_of(record)
         batch.events.append(
-            (Topic.COST_LOGGED.value, {"operation": view, "totals": totals, "cost": record["cost"]})
+            (Topic.COST_LOGGED.value, {"operation": view, "totals": totals, "cost": record.cost})
         )
         if price is None:
             message = (
-                f"no price for model {args.model!r}: the call was recorded unpriced "
+                f"no price for model {used.model!r}: the call was recorded unpriced "
                 f"(add it to .session/{OVERRIDES_NAME})"
             )
             unpriced = {"operation": view, "message": message}
@@ -146,7 +163,7 @@ class CostDesk:
         state = self._state()
         record = reset_record(request_id=call.id, ts=batch.ts, session_id=self.session_id)
         state.apply(record)
-        record["totals"] = state.totals()
+        record = with_reply(record, totals=state.totals())
         batch.records.append(record)
         reply = batch.replies[call.id] = reply_of(record)
         return reply
@@ -154,12 +171,13 @@ class CostDesk:
     def estimate(self, call: Call, batch: Batch) -> Any:
         """`cost.estimate`: the cost, the warning it would trigger, whether to ask first."""
         args, state = _args_of(call, CostEstimateArgs), self._state()
-        price = self.prices.price(args.model, args.input_tokens, args.output_tokens, at=batch.now)
+        used = call_usage(args, call.id)
+        price = self.prices.price(used.model, used.usage, at=batch.now, provider=used.provider)
         if price is None:
             example = next(iter(self.prices.seed.aliases), "gpt-4")
             raise ProtocolError(
                 ErrorCode.UNKNOWN_MODEL,
-                f"no price for model {args.model!r}; add it to .session/{OVERRIDES_NAME} "
+                f"no price for model {used.model!r}; add it to .session/{OVERRIDES_NAME} "
                 f"or use a known id such as {example!r}",
                 request_id=call.id,
             )
@@ -168,12 +186,44 @@ class CostDesk:
             state.budget, state.spends(extra=price.cost), prefs.warning_fraction
         )
         worst = most_severe_due(projected)
+        reason = refusal(state.budget, state.spends(), price.cost)
         return {
             "cost": price.cost,
             "warning": worst.message() if worst else None,
             "confirm": price.cost > prefs.confirm_above,
             "price_source": price.source,
+            "allowed": reason is None,
+            "reason": reason,
         }
+
+    def series(self, call: Call, batch: Batch) -> Any:
+        """`cost.series`: exact spend per hour/day/week/month over local dates, by model and op."""
+        args, state = _args_of(call, CostSeriesArgs), self._state()
+        today = batch.now.astimezone(state.zone).date()
+        until = args.until or today + timedelta(days=1)
+        since = args.since or today - timedelta(days=DEFAULT_DAYS)
+        if since >= until:
+            raise ProtocolError(
+                ErrorCode.INVALID_ARGS,
+                f"since ({since}) must be before until ({until})",
+                request_id=call.id,
+            )
+        most = MAX_HOURS if args.bucket == "hour" else MAX_BUCKETS
+        if bucket_count(since, until, args.bucket) > most:
+            raise ProtocolError(
+                ErrorCode.INVALID_ARGS,
+                f"{since} to {until} by {args.bucket} is more than {most} buckets; "
+                "use a shorter range or a wider bucket",
+                request_id=call.id,
+            )
+        return spend_series(
+            state.series,
+            since=since,
+            until=until,
+            kind=args.bucket,
+            zone=state.zone,
+            budget=state.budget,
+        )
 
     def current_warning(self) -> str | None:
         """The most severe warning of now, in words, or None."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from protocol.base import utc_text
 from services.cost.preferences import CostPreferences
-from services.cost.records import format_ts
 from services.cost.state import LedgerState
 
 __all__ = ["costs_document"]
@@ -51,7 +51,7 @@ def costs_document(
         "day": state.windows["daily"].window.key,
         "week": state.windows["weekly"].window.key,
         "month": state.windows["monthly"].window.key,
-        "updated_at": format_ts(now),
+        "updated_at": utc_text(now),
         "daily_unpriced": totals["daily_unpriced"],
         "weekly_unpriced": totals["weekly_unpriced"],
         "monthly_unpriced": totals["monthly_unpriced"],

@@ -15,13 +15,15 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from protocol.ledger import LedgerBudget, LedgerLine, LedgerOperation, LedgerReset, LedgerWarned
 from services.cost.budget import BudgetLimits, PeriodSpend, limit_text
-from services.cost.money import MONEY, ZERO, parse_money
-from services.cost.records import BUDGET, OP, RESET, WARNED, operation_view, parse_ts
+from services.cost.money import CENT, MONEY, ZERO, parse_money, tidy
+from services.cost.records import operation_view, request_id_of
+from services.cost.series import SeriesIndex
 from services.cost.windows import (
     LOOKBACK_DAYS,
     PERIODS,
@@ -170,39 +172,33 @@ class LedgerState:
         self.budget = budget
         self.fired: set[FiredKey] = set()
         self.applied = AppliedIds()
+        self.series = SeriesIndex()
+        """Every operation by 15-minute bucket, model and operation, never pruned."""
         self.windows: dict[Period, WindowSum] = {}
         self.refresh(now)
 
     # -- folding records ------------------------------------------------------------
 
-    def apply(self, record: dict[str, Any]) -> dict[str, Any] | None:
+    def apply(self, record: LedgerLine) -> dict[str, Any] | None:
         """Fold one record in; for an `op`, return its `CostOperation` view."""
-        kind = record.get("kind")
         view = None
-        if kind == OP:
+        if isinstance(record, LedgerOperation):
             view = self._apply_op(record)  # reads every field before it changes anything
-        elif kind == BUDGET and isinstance(record.get("budget"), dict):
-            self.budget = BudgetLimits.from_dict(record["budget"])
-        elif kind == RESET and record.get("session_id") == self.session.session_id:
+        elif isinstance(record, LedgerBudget):
+            self.budget = BudgetLimits.from_dict(record.budget.model_dump())
+        elif isinstance(record, LedgerReset) and record.session_id == self.session.session_id:
             self.session = SessionAccount(self.session.session_id)
-        elif kind == WARNED:
-            self.fired.add(
-                (
-                    str(record["period"]),
-                    str(record["window"]),
-                    str(record["level"]),
-                    limit_text(Decimal(record["limit"])),
-                )
-            )
-        request_id = record.get("id")
-        if isinstance(request_id, str):
+        elif isinstance(record, LedgerWarned):
+            self.fired.add((record.period, record.window, record.level, limit_text(record.limit)))
+        request_id = request_id_of(record)
+        if request_id is not None:
             self.applied.add(request_id)
         return view
 
-    def _apply_op(self, record: dict[str, Any]) -> dict[str, Any]:
+    def _apply_op(self, record: LedgerOperation) -> dict[str, Any]:
         view = operation_view(record)
         cost: Decimal | None = view["cost"]
-        bucket = bucket_of(parse_ts(record["ts"]))
+        bucket = bucket_of(record.ts)
         if cost is not None and not cost.is_finite():
             raise ValueError(f"cost {cost} is not an amount")
         cell = self.buckets.get(bucket)
@@ -218,7 +214,8 @@ class LedgerState:
                     current.unpriced += 1
                 else:
                     current.total = MONEY.add(current.total, cost)
-        if record.get("session_id") == self.session.session_id:
+        self.series.add(bucket, view["model"], view["operation"], cost)
+        if record.session_id == self.session.session_id:
             self.session.add(view)
         return view
 
@@ -226,6 +223,7 @@ class LedgerState:
 
     def refresh(self, now: datetime) -> bool:
         """Make the windows those of `now`; True when any of them changed."""
+        self.now = now
         if self.windows and self._current_from <= now < self._current_until:
             return False  # the common case, checked per batch: no calendar arithmetic
         wanted = windows_at(now, self.zone)
@@ -283,7 +281,17 @@ class LedgerState:
             "daily_unpriced": w["daily"].unpriced,
             "weekly_unpriced": w["weekly"].unpriced,
             "monthly_unpriced": w["monthly"].unpriced,
+            "monthly_projection": self.month_end_projection(),
         }
+
+    def month_end_projection(self) -> Decimal:
+        """This month's spend at its pace so far: total x days in month / days elapsed."""
+        month = self.windows["monthly"].window
+        first = month.start.astimezone(self.zone).date()
+        days = (month.end.astimezone(self.zone).date() - first).days
+        elapsed = (self.now.astimezone(self.zone).date() - first).days + 1
+        projected = self.windows["monthly"].total * days / max(1, min(elapsed, days))
+        return tidy(projected.quantize(CENT, rounding=ROUND_HALF_EVEN))
 
     def spends(self, extra: Decimal | None = None) -> list[PeriodSpend]:
         """Each current window's spending, plus `extra` (a projected call)."""
@@ -328,6 +336,9 @@ class LedgerState:
         if not isinstance(ids, list):
             raise TypeError("applied_ids must be a list")
         state.applied = AppliedIds(ids=ids)  # orjson gave str; anything else never matches
+        # The series index is not in the checkpoint (it grows with the ledger's age and
+        # would slow every start): the ledger loads it in the background (series.py).
+        state.series = SeriesIndex(complete=False)
         state.windows = {}
         state.refresh(now)
         return state

@@ -9,50 +9,28 @@ per `session_id` (history.json's first, then the latest archived copy), so a
 session is never lost and never shown twice.
 
 A member torn by a crash mid-append is cut off before the next append (it was
-never acknowledged: history.json still held those sessions).
+never acknowledged: history.json still held those sessions). Reading is
+`services.readonly.history.read_archive` (re-exported here).
 """
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import os
-import zlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Final
 
-from pydantic import ValidationError
-
-from protocol.codec import dumps_line, loads_exact
+from protocol.codec import dumps_line
 from protocol.history import HistoryEntry
+from services.readonly.history import ARCHIVE_GLOB, ArchiveRead, read_archive, whole_members
 from services.store import FileOps, ensure_private_dir
 
 __all__ = ["ARCHIVE_GLOB", "ArchiveRead", "append_entries", "archive_file", "read_archive"]
-
-ARCHIVE_GLOB: Final = "sessions-*.jsonl.gz"
 
 
 def archive_file(archive_dir: Path, entry: HistoryEntry) -> Path:
     """The yearly file `entry` belongs in."""
     return archive_dir / f"sessions-{entry.start_time.year:04d}.jsonl.gz"
-
-
-def _complete_members(data: bytes) -> tuple[bytes, int]:
-    """The decompressed content of every complete member, and where they end."""
-    out: list[bytes] = []
-    offset = 0
-    while offset < len(data):
-        decoder = zlib.decompressobj(wbits=31)
-        try:
-            chunk = decoder.decompress(data[offset:])
-        except zlib.error:
-            break
-        if not decoder.eof:
-            break  # torn: the member never ended
-        out.append(chunk)
-        offset = len(data) - len(decoder.unused_data)
-    return b"".join(out), offset
 
 
 def append_entries(
@@ -72,7 +50,7 @@ def append_entries(
         try:
             size = os.fstat(fd).st_size
             if size:
-                _content, good_end = _complete_members(path.read_bytes())
+                _content, good_end = whole_members(path.read_bytes())
                 if good_end < size:
                     ops.truncate(fd, good_end)
             ops.write_all(fd, member)
@@ -83,40 +61,3 @@ def append_entries(
             ops.fsync_dir(archive_dir)
         written += len(group)
     return written
-
-
-class ArchiveRead:
-    """Archived sessions, one per id, newest first, and lines that did not parse."""
-
-    def __init__(self, entries: list[HistoryEntry], bad_lines: int, torn_files: list[Path]) -> None:
-        self.entries = entries
-        self.bad_lines = bad_lines
-        self.torn_files = torn_files
-
-
-def read_archive(archive_dir: Path) -> ArchiveRead:
-    """Every archived session (read-only; a torn tail is skipped, not repaired)."""
-    latest: dict[str, HistoryEntry] = {}
-    bad = 0
-    torn: list[Path] = []
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        files = sorted(archive_dir.glob(ARCHIVE_GLOB))
-        for path in files:
-            try:
-                data = path.read_bytes()
-            except OSError:
-                continue
-            content, good_end = _complete_members(data)
-            if good_end < len(data):
-                torn.append(path)
-            for line in content.splitlines():
-                if not line.strip():
-                    continue
-                try:
-                    entry = HistoryEntry.model_validate(loads_exact(line))
-                except (ValueError, ValidationError):
-                    bad += 1
-                    continue
-                latest[entry.session_id] = entry  # a later copy wins
-    entries = sorted(latest.values(), key=lambda e: (e.start_time, e.session_id), reverse=True)
-    return ArchiveRead(entries, bad, torn)

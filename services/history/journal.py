@@ -7,20 +7,28 @@ journal. history.json is a snapshot written soon after, for people and
 readers.
 
 The journal holds one session. It begins with a `checkpoint` (the whole entry
-and its de-duplication state), then `event`, `end` and `resume` records. When
-a new session starts, or the journal grows past `COMPACT_ABOVE_BYTES`, it is
-replaced atomically by a single checkpoint of the current state.
+and its de-duplication state), then `event`, `end` and `resume` records: the
+models of `protocol.history_journal`, which also read the lines 0.1.0 wrote
+(`k`/`at`). When a new session starts, or the journal grows past
+`COMPACT_ABOVE_BYTES`, it is replaced atomically by a single checkpoint of
+the current state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-from protocol.base import utc_text
 from protocol.codec import dumps_line
+from protocol.history_journal import (
+    HistoryCheckpoint,
+    HistoryEnd,
+    HistoryEvent,
+    HistoryResume,
+    decode_history_journal_line,
+)
 from services.history.live import LiveSession
 from services.store import AtomicJsonFile, JsonLinesLog, RetryPolicy
 
@@ -36,6 +44,7 @@ class Replay:
     """What a journal held: the session it rebuilds, if any, and what was odd."""
 
     def __init__(self, live: LiveSession | None, records: int, skipped: int) -> None:
+        """`records` read, `skipped` of them (or of the lines) not usable."""
         self.live = live
         self.records = records
         self.skipped = skipped
@@ -62,11 +71,15 @@ class LiveJournal:
         """Bytes of a torn last record cut off at open (never acknowledged)."""
         return self._log.repair.removed_bytes if self._log.repair else 0
 
-    def records(self) -> Iterator[dict[str, Any]]:
-        """Every complete record, money exact."""
-        for _offset, record in self._log.records(exact=True):
-            if isinstance(record, dict):
-                yield record
+    def records(
+        self,
+    ) -> Iterator[HistoryCheckpoint | HistoryEvent | HistoryResume | HistoryEnd | None]:
+        """Every complete line as its model, money exact (None for a line that is not one)."""
+        for _offset, value in self._log.records(exact=True):
+            try:
+                yield decode_history_journal_line(value)
+            except ValueError:
+                yield None  # a record we cannot read is reported, never fatal
 
     def replay(self) -> Replay:
         """Rebuild the session this journal describes."""
@@ -74,31 +87,27 @@ class LiveJournal:
         count = skipped = 0
         for record in self.records():
             count += 1
-            kind = record.get("k")
-            try:
-                if kind == "checkpoint":
-                    live = LiveSession.from_checkpoint(record)
-                elif live is not None:
-                    live.apply(record)
-                else:
-                    skipped += 1
-            except (KeyError, TypeError, ValueError):
-                skipped += 1  # a record we cannot read is reported, never fatal
+            if isinstance(record, HistoryCheckpoint):
+                live = LiveSession.from_checkpoint(record)
+            elif record is not None and live is not None:
+                live.apply(record)
+            else:
+                skipped += 1
         return Replay(live, count, skipped + len(self._log.bad_lines))
 
-    def append(self, record: dict[str, Any]) -> None:
+    def append(self, record: HistoryEvent | HistoryResume | HistoryEnd) -> None:
         """Append one record durably (raises OSError if the disk refuses)."""
         self._log.append(record)
 
-    def append_many(self, records: list[dict[str, Any]], *, fsync: bool = True) -> None:
+    def append_many(
+        self, records: Sequence[HistoryEvent | HistoryResume | HistoryEnd], *, fsync: bool = True
+    ) -> None:
         """Append records with one write (all or none on OSError); see `JsonLinesLog`."""
         self._log.append_many(records, fsync=fsync)
 
     def rewrite(self, live: LiveSession, at: datetime) -> None:
         """Replace the journal with one checkpoint of `live`, atomically."""
-        record = live.checkpoint()
-        record["at"] = utc_text(at)
-        outcome = self._replacer.save_bytes(dumps_line(record))
+        outcome = self._replacer.save_bytes(dumps_line(live.checkpoint(at)))
         if not outcome.ok:
             raise OSError(f"could not rewrite {self.path}: {outcome.error}")
         self._log.close()

@@ -2,9 +2,8 @@
 
 Pure and deterministic: the same records applied in the same order give the
 same entry, which is what lets the archiver rebuild the entry after `kill -9`
-by replaying its journal. Records are plain dicts (as read back from JSON
-Lines), validated once when the event arrived, so a replay of thousands of
-records costs no model validation.
+by replaying its journal. Records are `protocol.history_journal`'s models;
+an event's `data` is the JSON the archiver validated when the event arrived.
 
 Events arrive at least once; each is applied once. Duplicates are recognised
 by the envelope (`source`, `seq`, `ts`: a re-delivery is the same envelope)
@@ -21,15 +20,14 @@ from decimal import Decimal
 from typing import Any, Final
 
 from protocol.base import utc_now
-from protocol.envelopes import Event
 from protocol.history import HistoryEntry, SessionStatusName
+from protocol.history_journal import HistoryCheckpoint, HistoryEnd, HistoryEvent, HistoryResume
 
 __all__ = [
     "SEEN_EVENTS_KEPT",
     "LiveSession",
     "cost_key",
     "duration_minutes",
-    "event_key",
     "finalized",
 ]
 
@@ -37,11 +35,6 @@ SEEN_EVENTS_KEPT: Final = 4096
 """Envelope keys remembered for de-duplication (re-deliveries come within seconds)."""
 
 _HISTORY_FIELDS: Final = frozenset(HistoryEntry.model_fields)
-
-
-def event_key(event: Event) -> str:
-    """What makes one published event unique: a re-delivery repeats all three."""
-    return f"{event.source}:{event.seq}:{event.ts.isoformat()}"
 
 
 def cost_key(operation: dict[str, Any]) -> str:
@@ -125,24 +118,23 @@ class LiveSession:
             extra=dict(entry.model_extra or {}),
         )
 
-    def checkpoint(self) -> dict[str, Any]:
-        """Everything needed to continue, as one journal record."""
-        return {
-            "k": "checkpoint",
-            "entry": self.to_entry().model_dump(mode="python"),
-            "cost_ids": sorted(self.cost_ids),
-            "cost_ids_complete": self.cost_ids_complete,
-            "seen": list(self.seen),
-        }
+    def checkpoint(self, at: datetime) -> HistoryCheckpoint:
+        """Everything needed to continue, as one journal record taken at `at`."""
+        return HistoryCheckpoint(
+            entry=self.to_entry(),
+            cost_ids=sorted(self.cost_ids),
+            cost_ids_complete=self.cost_ids_complete,
+            seen=list(self.seen),
+            ts=at,
+        )
 
     @classmethod
-    def from_checkpoint(cls, record: dict[str, Any]) -> LiveSession:
+    def from_checkpoint(cls, record: HistoryCheckpoint) -> LiveSession:
         """Rebuild from a `checkpoint` record."""
-        entry = HistoryEntry.model_validate(record["entry"])
-        live = cls.from_entry(entry, cost_ids_complete=bool(record.get("cost_ids_complete", True)))
-        live.cost_ids = {str(key) for key in record.get("cost_ids", [])}
-        for key in record.get("seen", []):
-            live.remember(str(key))
+        live = cls.from_entry(record.entry, cost_ids_complete=record.cost_ids_complete)
+        live.cost_ids = set(record.cost_ids)
+        for key in record.seen:
+            live.remember(key)
         return live
 
     # -- de-duplication --------------------------------------------------------------
@@ -162,24 +154,18 @@ class LiveSession:
 
     # -- folding ---------------------------------------------------------------------
 
-    def apply(self, record: dict[str, Any]) -> bool:
-        """Apply one journal record; True if the entry changed."""
-        kind = record.get("k")
-        at = record.get("at")
-        moment = datetime.fromisoformat(at) if isinstance(at, str) else None
-        if kind == "event":
-            self.remember(str(record.get("key", "")))
-            changed = self._apply_event(str(record.get("topic")), record.get("data") or {})
-        elif kind == "end":
+    def apply(self, record: HistoryEvent | HistoryResume | HistoryEnd) -> bool:
+        """Apply one journal record after the checkpoint; True if the entry changed."""
+        if isinstance(record, HistoryEvent):
+            self.remember(record.key)
+            changed = self._apply_event(record.topic, record.data)
+        elif isinstance(record, HistoryEnd):
             self.status = "ended"
             changed = True
-        elif kind == "resume":
+        else:
             self.status = "active"
             changed = True
-        else:
-            return False
-        if moment is not None and (self.end_time is None or moment > self.end_time):
-            self.end_time = moment
+        self.touch(record.ts)
         return changed
 
     def _apply_event(self, topic: str, data: dict[str, Any]) -> bool:

@@ -13,7 +13,7 @@ from decimal import Decimal
 from protocol.codec import decimal_text
 from protocol.history import HistoryEntry
 from services.history.archive import read_archive
-from services.history.read import merge_sessions, newest_first, read_history_file
+from services.readonly.history import merge_sessions, newest_first, read_history_file
 from services.runtime.paths import ProjectPaths
 
 __all__ = ["format_cost", "format_duration", "render_history", "render_table"]

@@ -6,7 +6,7 @@ first (fsynced), so a crash between the two leaves a session in both places,
 never in neither. When the indented document would pass
 `compress_above_bytes`, it is written as history.json.gz instead and the
 plain file removed (and back again when it shrinks); readers take whichever
-is newer (`services.history.read`).
+is newer (`services.readonly.history`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 from protocol.codec import dumps_pretty
 from protocol.history import HistoryDocument, HistoryEntry
 from services.history.archive import append_entries
-from services.history.read import newest_first, read_history_file
 from services.history.rebuild import rebuild_history
+from services.readonly.history import newest_first, read_history_file
 from services.runtime.paths import ProjectPaths
 from services.store import AtomicJsonFile, FileOps, RetryPolicy, SaveOutcome, corrupt_name
 

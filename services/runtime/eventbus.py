@@ -15,17 +15,32 @@ from collections.abc import Iterable
 from typing import Any
 
 import zmq
+from pydantic import BaseModel
 
 from protocol.base import utc_text
 from protocol.codec import dumps
+from protocol.internal import EventDelivery
 from protocol.names import SIGNIFICANT_ONLY, WORKER_SUBSCRIPTIONS, Topic, WorkerState
-from services.runtime import wire
 from services.runtime.frames import NOBLOCK, readable, send_frames
 from services.runtime.slots import WorkerSlot
 
-__all__ = ["SOURCE", "EventBus", "stamp_event"]
+__all__ = ["MAX_SUBSCRIPTION_BYTES", "MAX_TOPIC_PREFIX_BYTES", "SOURCE", "EventBus", "stamp_event"]
 
 SOURCE = "supervisor"
+
+MAX_TOPIC_PREFIX_BYTES = 1023
+"""Longest subscription prefix a client may send (every topic is under 32 bytes)."""
+
+MAX_SUBSCRIPTION_BYTES = 1 + MAX_TOPIC_PREFIX_BYTES
+"""MAXMSGSIZE of the event socket: one subscribe/unsubscribe byte plus the prefix.
+
+libzmq keeps each subscription in a trie at ~80 bytes of memory per byte
+(measured: +190-450 MiB for one 4 MiB subscription). With this bound a
+longer message is refused at its size header, before any allocation, and its
+sender is disconnected; the service goes on. The bound also applies to the
+ZMTP handshake, so it must leave room for a CURVE INITIATE command (~300
+bytes with a routing id): 256 bytes broke every CURVE subscriber.
+"""
 _MAX_DRAIN = 1024
 _MAX_BUFFERED_EVENTS = 100_000
 
@@ -74,8 +89,8 @@ class EventBus:
                 return
             self.events.recv(0)
 
-    def publish_own(self, topic: Topic, data: dict[str, Any]) -> None:
-        """An event of the supervisor itself (`worker.*`)."""
+    def publish_own(self, topic: Topic, data: BaseModel) -> None:
+        """An event of the supervisor itself (`worker.*`, data a `WorkerEventData`)."""
         self.fan_out(topic.value.encode(), SOURCE.encode(), utc_text().encode(), dumps(data))
 
     def fan_out(
@@ -112,11 +127,8 @@ class EventBus:
     def send(self, slot: WorkerSlot, number: int, topic: bytes, body: bytes) -> None:
         """One event to one worker; kept until acknowledged."""
         try:
-            send_frames(
-                self.backend,
-                [slot.identity, wire.EVT, number.to_bytes(8, "big"), topic, body],
-                NOBLOCK,
-            )
+            delivery = EventDelivery(number=number, topic=topic, event=body)
+            send_frames(self.backend, [slot.identity, *delivery.frames()], NOBLOCK)
         except zmq.ZMQError:
             slot.events.append((number, topic, body))
             return

@@ -20,7 +20,6 @@ socket). Client side: `ForkServer`, used by the supervisor.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -28,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+from protocol.internal import ForkReply, ForkRequest, MalformedFrame
 from services.runtime.children import ChildProcess, child_environment
 from services.runtime.wire import ENV_SUPERVISOR_PID
 
@@ -119,22 +119,22 @@ class ForkServer:
         self._token += 1
         try:
             self.control.settimeout(FORK_TIMEOUT_S if self.ready else STARTUP_TIMEOUT_S)
-            request = json.dumps({"token": self._token}).encode()
+            request = ForkRequest(token=self._token).datagram()
             socket.send_fds(self.control, [request], [stdin_r, stderr_w])
             while True:
                 data = self.control.recv(4096)
                 if not data:
                     raise ForkServerError("the fork server closed its socket")
-                reply = json.loads(data)
-                if reply.get("ready"):
+                reply = ForkReply.parse(data)
+                if reply.ready:
                     self.ready = True
-                elif reply.get("token") == self._token:
+                elif reply.token == self._token:
                     break
-        except (OSError, ValueError) as exc:
+        except (OSError, MalformedFrame) as exc:
             raise ForkServerError(f"fork server did not answer: {exc}") from None
-        if "pid" not in reply:
-            raise ForkServerError(f"fork failed: {reply.get('error', 'no answer')}")
-        return int(reply["pid"])
+        if reply.pid is None:
+            raise ForkServerError(f"fork failed: {reply.error or 'no answer'}")
+        return reply.pid
 
     def close(self, *, kill: bool = False) -> None:
         """Let the fork server go (closing its stdin makes it exit) and reap it.
@@ -197,7 +197,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     control = socket.socket(fileno=int(sys.argv[1]))  # pass_fds keeps the number
     _preload()
-    control.send(b'{"ready": true}')
+    control.send(ForkReply(ready=True).datagram())
     import select
 
     while True:
@@ -209,32 +209,38 @@ def main() -> int:
         message, fds, _flags, _address = socket.recv_fds(control, 4096, 2)
         if not message:
             return 0
-        token = json.loads(message).get("token")
+        try:
+            token = ForkRequest.model_validate_json(message).token
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            for fd in fds:
+                os.close(fd)
+            control.send(ForkReply(error=f"bad request: {exc}"[:1000]).datagram())
+            continue
         if len(fds) != 2:
             for fd in fds:
                 os.close(fd)
-            control.send(json.dumps({"token": token, "error": "expected 2 fds"}).encode())
+            control.send(ForkReply(token=token, error="expected 2 fds").datagram())
             continue
         _serve_one(control, token, fds[0], fds[1])
 
 
-def _serve_one(control: socket.socket, token: object, stdin_fd: int, stderr_fd: int) -> None:
+def _serve_one(control: socket.socket, token: int, stdin_fd: int, stderr_fd: int) -> None:
     try:
         middle = os.fork()
     except OSError as exc:  # EAGAIN (pids limit), ENOMEM: say so, keep serving
         os.close(stdin_fd)
         os.close(stderr_fd)
-        control.send(json.dumps({"token": token, "error": f"fork: {exc}"}).encode())
+        control.send(ForkReply(token=token, error=f"fork: {exc}").datagram())
         return
     if middle == 0:  # the middle process: fork the worker, report it, vanish
         try:
             worker = os.fork()
             if worker == 0:
                 _become_worker(stdin_fd, stderr_fd, control)
-            control.send(json.dumps({"token": token, "pid": worker}).encode())
+            control.send(ForkReply(token=token, pid=worker).datagram())
         except OSError as exc:
             with contextlib.suppress(OSError):
-                control.send(json.dumps({"token": token, "error": f"fork: {exc}"}).encode())
+                control.send(ForkReply(token=token, error=f"fork: {exc}").datagram())
         finally:
             os._exit(0)
     os.close(stdin_fd)

@@ -21,11 +21,9 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import zmq
 
 from config import Settings, load_settings
@@ -33,7 +31,20 @@ from protocol.base import utc_text
 from protocol.codec import dumps
 from protocol.envelopes import Event, decode_event, decode_request, encode_error, encode_ok
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.names import Op, WorkerName
+from protocol.internal import (
+    EventAck,
+    EventDelivery,
+    Heartbeat,
+    MalformedFrame,
+    StopRequest,
+    WorkerAssignment,
+    WorkerHello,
+    WorkerPublish,
+    WorkerReply,
+    WorkerRequest,
+    decode_to_worker,
+)
+from protocol.names import Op
 from protocol.ops import parse_args
 from services.runtime import wire
 from services.runtime.frames import readable, recv_frames, send_frames
@@ -42,35 +53,10 @@ from services.runtime.paths import ProjectPaths
 from services.runtime.registry import load_worker_class
 from services.runtime.worker import Call, Outcome, Worker, WorkerContext
 
-__all__ = ["Assignment", "WorkerHost", "main"]
+__all__ = ["WorkerHost", "main"]
 
 _PR_SET_PDEATHSIG = 1
 _MAX_DRAIN = 512
-
-
-@dataclass(frozen=True)
-class Assignment:
-    """The line the supervisor sends: which worker to be and where."""
-
-    name: WorkerName
-    project: Path
-    session_id: str
-    backend: str
-    settings: dict[str, Any]
-    options: dict[str, Any]
-
-    @classmethod
-    def parse(cls, line: bytes) -> Assignment:
-        """Decode the supervisor's JSON line."""
-        raw = orjson.loads(line)
-        return cls(
-            name=WorkerName(raw["name"]),
-            project=Path(raw["project"]),
-            session_id=str(raw["session_id"]),
-            backend=str(raw["backend"]),
-            settings=dict(raw.get("settings") or {}),
-            options=dict(raw.get("options") or {}),
-        )
 
 
 def _die_with_parent() -> None:
@@ -83,7 +69,7 @@ def _die_with_parent() -> None:
 class WorkerHost:
     """Runs one `Worker`: sockets, heartbeats, signals, batching, replies."""
 
-    def __init__(self, assignment: Assignment, lifeline_fd: int) -> None:
+    def __init__(self, assignment: WorkerAssignment, lifeline_fd: int) -> None:
         self.assignment = assignment
         self.settings: Settings = load_settings(assignment.settings)
         self.lifeline_fd = lifeline_fd
@@ -103,7 +89,7 @@ class WorkerHost:
         self._stop_reason = ""
         ctx = WorkerContext(
             name=assignment.name,
-            paths=ProjectPaths.of(assignment.project),
+            paths=ProjectPaths.of(Path(assignment.project)),
             settings=self.settings,
             session_id=assignment.session_id,
             options=assignment.options,
@@ -120,10 +106,8 @@ class WorkerHost:
         `minor=True`: workers that want only significant events of this topic
         (`protocol.names.SIGNIFICANT_ONLY`) do not get it; clients still do.
         """
-        frames = [wire.PUB, topic.encode(), utc_text().encode(), dumps(data)]
-        if minor:
-            frames.append(wire.MINOR)
-        send_frames(self._dealer, frames)
+        event = WorkerPublish(topic=topic, ts=utc_text(), data=dumps(data), minor=minor)
+        send_frames(self._dealer, event.frames())
 
     def call_soon_threadsafe(self, callback: Callable[[], None]) -> None:
         """Queue `callback` for the main thread and wake it."""
@@ -143,9 +127,9 @@ class WorkerHost:
         signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
         log = self.worker.log
         self.worker.start()
-        ready = {"pid": os.getpid(), "name": self.assignment.name.value, **self.worker.health()}
-        send_frames(self._dealer, [wire.READY, dumps(ready)])
-        log.info("worker.ready", **ready)
+        hello = WorkerHello(pid=os.getpid(), name=self.assignment.name, health=self.worker.health())
+        send_frames(self._dealer, hello.frames())
+        log.info("worker.ready", **{**hello.health, "pid": hello.pid})
         interval = self.settings.supervisor.heartbeat_interval_s
         next_beat = time.monotonic() + interval
         poller = zmq.Poller()
@@ -180,7 +164,7 @@ class WorkerHost:
             if now >= next_beat:
                 # The beat carries the worker's health (e.g. a watcher that fell
                 # back to polling), so `supervisor.status` shows it as it changes.
-                send_frames(self._dealer, [wire.HB, dumps(self.worker.health())])
+                send_frames(self._dealer, Heartbeat(health=self.worker.health()).frames())
                 next_beat = now + interval
         log.info("worker.stopping", reason=self._stop_reason)
         self._run_callbacks()
@@ -212,24 +196,27 @@ class WorkerHost:
         one kind is finished before anything of another kind is handled.
         """
         requests: list[tuple[bytes, Call]] = []
-        events: list[tuple[bytes, list[bytes]]] = []
+        events: list[EventDelivery] = []
         for _ in range(_MAX_DRAIN):
             if not readable(self._dealer):
                 break
-            frames = recv_frames(self._dealer)
-            kind = frames[0]
-            if kind == wire.REQ and len(frames) == 3:
+            try:
+                frame = decode_to_worker(recv_frames(self._dealer))
+            except MalformedFrame as exc:
+                self.worker.log.warning("worker.malformed_frame", error=str(exc))
+                continue
+            if isinstance(frame, WorkerRequest):
                 self._deliver_events(events)
-                call = self._decode(frames[1], frames[2])
+                call = self._decode(frame.token, frame.request)
                 if call is not None:
-                    requests.append((frames[1], call))
+                    requests.append((frame.token, call))
                 continue
             self._answer(requests)
-            if kind == wire.EVT and len(frames) == 4:
-                events.append((frames[1], frames[2:]))
+            if isinstance(frame, EventDelivery):
+                events.append(frame)
                 continue
             self._deliver_events(events)
-            if kind == wire.STOP:
+            if isinstance(frame, StopRequest):
                 self._stopping, self._stop_reason = True, "asked by supervisor"
                 break
         self._answer(requests)
@@ -265,23 +252,23 @@ class WorkerHost:
             self._reply(token, frame)
 
     def _reply(self, token: bytes, frame: bytes) -> None:
-        send_frames(self._dealer, [wire.REP, token, frame])
+        send_frames(self._dealer, WorkerReply.pack(token, frame))
 
-    def _deliver_events(self, pending: list[tuple[bytes, list[bytes]]]) -> None:
+    def _deliver_events(self, pending: list[EventDelivery]) -> None:
         """Hand events to the worker; ACK those it took (the rest are re-delivered
         to the next incarnation). Empties `pending`."""
         if not pending:
             return
-        numbers: list[bytes] = []
+        numbers: list[int] = []
         events: list[Event] = []
-        for number, frames in pending:
+        for delivery in pending:
             try:
-                events.append(decode_event(frames, exact=True))
-                numbers.append(number)
+                events.append(decode_event([delivery.topic, delivery.event], exact=True))
+                numbers.append(delivery.number)
             except ProtocolError:
                 self.worker.log.exception("worker.event_malformed")
                 # Re-delivering a malformed frame would only fail again.
-                send_frames(self._dealer, [wire.ACK, number])
+                send_frames(self._dealer, EventAck(numbers=(delivery.number,)).frames())
         pending.clear()
         if not events:
             return
@@ -290,9 +277,9 @@ class WorkerHost:
         except Exception:
             self.worker.log.exception("worker.events_failed", count=len(events))
             return
-        acked = [number for number, ok in zip(numbers, taken, strict=True) if ok]
+        acked = tuple(number for number, ok in zip(numbers, taken, strict=True) if ok)
         if acked:  # one ACK message for the whole batch
-            send_frames(self._dealer, [wire.ACK, *acked])
+            send_frames(self._dealer, EventAck(numbers=acked).frames())
 
 
 def main() -> int:
@@ -306,7 +293,7 @@ def main() -> int:
     line = _read_line(lifeline)
     if not line:
         return 0  # the supervisor went away before telling us what to be
-    assignment = Assignment.parse(line)
+    assignment = WorkerAssignment.parse(line)
     configure_worker_logging(assignment.name.value)
     host = WorkerHost(assignment, lifeline)
     try:

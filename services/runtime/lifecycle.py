@@ -19,11 +19,12 @@ class Trigger(StrEnum):
 
     SPAWN = "spawn"  # a process was started (spawned or forked) for it
     READY = "ready"  # it said READY
-    EXIT = "exit"  # its process ended (any cause) and a restart will follow
+    EXIT = "exit"  # its process ended (any cause): back-off if it was serving, stopped if stopping
     RESTART_DUE = "restart_due"  # back-off elapsed
     GIVE_UP = "give_up"  # restart intensity exceeded
     STOP = "stop"  # the supervisor is stopping it
     STOPPED = "stopped"  # its process ended while stopping
+    RESET = "reset"  # `supervisor.restart` of a failed worker: it may start again
 
 
 S = WorkerState
@@ -48,6 +49,7 @@ TRANSITIONS: dict[tuple[WorkerState, Trigger], WorkerState] = {
     (S.STOPPING, T.STOPPED): S.STOPPED,
     (S.STOPPING, T.EXIT): S.STOPPED,
     (S.STOPPING, T.READY): S.STOPPING,
+    (S.FAILED, T.RESET): S.STOPPED,
 }
 """(state, trigger) -> new state. Anything missing is illegal."""
 

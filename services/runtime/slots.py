@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Protocol
 
 from protocol.names import WorkerName, WorkerState
-from services.runtime.children import ChildProcess
 from services.runtime.lifecycle import Trigger, transition
 from services.runtime.restarts import RestartPolicy
 
-__all__ = ["PendingRequest", "WorkerSlot"]
+__all__ = ["PendingRequest", "WorkerProcess", "WorkerSlot", "all_settled", "restart_hint"]
+
+
+class WorkerProcess(Protocol):
+    """What the supervision rules need of a worker's process (a `ChildProcess`,
+    or a fake one in unit tests)."""
+
+    pid: int
+    started_mono: float
+    started_at: datetime
+
+    def signal(self, signum: int) -> None:
+        """Send a signal, ignoring a process that is already gone."""
 
 
 @dataclass(eq=False)
@@ -37,7 +50,7 @@ class WorkerSlot:
     name: WorkerName
     policy: RestartPolicy
     state: WorkerState = WorkerState.STOPPED
-    child: ChildProcess | None = None
+    child: WorkerProcess | None = None
     started_at: datetime | None = None
     last_seen: float = 0.0
     ready_deadline: float | None = None
@@ -52,8 +65,12 @@ class WorkerSlot:
     """Events sent but not yet acknowledged, re-delivered after a crash."""
     last_exit: str | None = None
     kill_reason: str | None = None
-    health: bytes = b"{}"
-    """The worker's latest health report (JSON), from READY and heartbeats."""
+    restart_requested: bool = False
+    """A `supervisor.restart` stops this worker: start it again once it exited."""
+    running_since: float | None = None
+    """Monotonic time of its READY (None unless running): the stable-run rule's clock."""
+    health: dict[str, Any] = field(default_factory=dict)
+    """The worker's latest health report, from READY and heartbeats."""
 
     @property
     def identity(self) -> bytes:
@@ -78,3 +95,20 @@ class WorkerSlot:
             topic, body = self.unacked[number]
             self.events.appendleft((number, topic, body))
         self.unacked.clear()
+
+
+def all_settled(slots: Iterable[WorkerSlot]) -> bool:
+    """Whether every worker is running or failed: the service is then ready.
+
+    A failed worker does not hold the others back (CONTRACT section 9): its
+    requests are answered `unavailable` at once.
+    """
+    return all(slot.state in {WorkerState.RUNNING, WorkerState.FAILED} for slot in slots)
+
+
+def restart_hint(name: WorkerName) -> str:
+    """The end of every message about a failed worker: where to look, what to run."""
+    return (
+        f"`supervisor logs {name.value}` shows why and "
+        f"`supervisor restart {name.value}` brings it back"
+    )

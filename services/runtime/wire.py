@@ -6,8 +6,10 @@ worker's events queue on it even before the connection completes (a PUB
 socket would drop them: the slow-joiner problem) and requests, replies,
 heartbeats and events keep their order.
 
-worker -> supervisor: READY info | HB | REP token reply | PUB topic ts data [MINOR] | ACK number...
+worker -> supervisor: READY hello | HB beat | REP token reply | PUB topic ts data [MINOR]
+                      | ACK number...
 supervisor -> worker: REQ token request | EVT number topic event | STOP
+(each kind is a frozen model in `protocol.internal`, with its JSON Schema)
 
 Events to workers are delivered at least once: the supervisor keeps each one
 until the worker ACKs its number (after `on_event` returned, i.e. after the
@@ -21,6 +23,7 @@ __all__ = [
     "ENV_SUPERVISOR_PID",
     "EVT",
     "HB",
+    "MAX_WORKER_FRAME_BYTES",
     "MINOR",
     "PUB",
     "READY",
@@ -32,13 +35,13 @@ __all__ = [
 ENV_SUPERVISOR_PID = "WF_SUPERVISOR_PID"
 """Tells a worker host which pid must be its parent (else it exits at once)."""
 
-READY = b"READY"
-HB = b"HB"
-REP = b"REP"
-PUB = b"PUB"
-REQ = b"REQ"
-EVT = b"EVT"
-STOP = b"STOP"
-ACK = b"ACK"
-MINOR = b"minor"
-"""Optional last frame of PUB: skip workers in `protocol.names.SIGNIFICANT_ONLY`."""
+# The frame kinds are defined with their models in `protocol.internal`.
+from protocol.internal import ACK, EVT, HB, MINOR, PUB, READY, REP, REQ, STOP  # noqa: E402
+
+MAX_WORKER_FRAME_BYTES = 64 * 1024 * 1024
+"""Largest frame the supervisor reads from a worker (a reply or an event body).
+
+Workers answer requests of at most 1 MiB, so a bigger frame is a bug; the
+bound keeps one from eating the supervisor's memory (libzmq drops the
+connection and the worker, missing heartbeats, is restarted).
+"""

@@ -22,6 +22,7 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
+from protocol.base import age_text
 from protocol.session import Preferences, SessionDocument
 from services.session.journal import drop_segments
 from services.store import AtomicJsonFile, FileOps
@@ -47,18 +48,6 @@ class SaveState(StrEnum):
     UNSAVED = "unsaved"
     RETRYING = "retrying"
     FAILED = "failed"
-
-
-def age_text(seconds: float) -> str:
-    """`12s`, `3 min`, `2 h`, `4 d`: short enough for a status bar."""
-    whole = max(0, int(seconds))
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60} min"
-    if whole < 86_400:
-        return f"{whole // 3600} h"
-    return f"{whole // 86_400} d"
 
 
 def indicator_text(

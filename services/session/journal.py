@@ -7,10 +7,12 @@ a snapshot the writer *rotates* to a new segment, so once the snapshot is on
 disk every older segment is wholly covered by it and is simply deleted
 (compaction). Nothing is ever rewritten in place.
 
-The first line of a segment is its header; the other kinds are replayed in
-order by `services.session.replay`::
+Every line is one of `protocol.session_journal`'s models (`JournalLine`,
+keyed on `kind`), encoded and decoded with them. The first line of a segment
+is its header; the other kinds are replayed in order by
+`services.session.replay`::
 
-    {"kind": "segment", "segment": 3, "base_rev": 41, "created_at": "...Z",
+    {"kind": "segment", "segment": 3, "base_rev": 41, "ts": "...Z",
      "carried": [{"id": "c1-17", "op": "session.set_stage", "rev": 40}, ...],
      "activity": ["file_watcher:17:2026-...Z", ...]}
     {"kind": "begin", "rev": 42, "session_id": "...", "ts": "...", "project_name": "...",
@@ -36,13 +38,19 @@ because acknowledgement follows the fsync of the whole line.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from protocol.codec import loads, loads_exact
+from protocol.session_journal import (
+    JOURNAL_LINE,
+    CarriedReply,
+    JournalLine,
+    JournalSegment,
+    decode_journal_line,
+)
 from services.store import BadLine, FileOps, JsonLinesLog, TailRepair, ensure_private_dir
 
 __all__ = [
@@ -84,20 +92,10 @@ def list_segments(folder: Path) -> list[Path]:
 class SegmentRead:
     """What a read-only pass over one segment found."""
 
-    records: list[dict[str, Any]]
+    records: list[JournalLine]
     torn_bytes: int = 0
     """Bytes after the last newline: a write cut by a crash, never acknowledged."""
     bad_lines: list[BadLine] = field(default_factory=list)
-
-
-_EXACT_MARK = b"preferences.set"
-"""Only preference changes carry money (`confirm_above`): parse those lines exactly."""
-
-
-def _parse(line: bytes) -> Any:
-    # orjson is several times faster than the exact parser, and replay speed
-    # is restart speed; money appears only in preference records.
-    return loads_exact(line) if _EXACT_MARK in line else loads(line)
 
 
 def read_segment(path: Path) -> SegmentRead:
@@ -106,28 +104,23 @@ def read_segment(path: Path) -> SegmentRead:
         data = path.read_bytes()
     except FileNotFoundError:
         return SegmentRead(records=[])
-    records: list[dict[str, Any]] = []
+    records: list[JournalLine] = []
     bad: list[BadLine] = []
     cut = data.rfind(b"\n") + 1
     offset = 0
     for line in data[:cut].splitlines(keepends=True):
         if line.strip():
             try:
-                value = _parse(line)
+                records.append(decode_journal_line(line))
             except (ValueError, UnicodeDecodeError) as exc:
-                bad.append(BadLine(offset=offset, error=str(exc)))
-            else:
-                if isinstance(value, dict):
-                    records.append(value)
-                else:
-                    bad.append(BadLine(offset=offset, error="not a JSON object"))
+                bad.append(BadLine(offset=offset, error=str(exc).splitlines()[0]))
         offset += len(line)
     return SegmentRead(records=records, torn_bytes=len(data) - cut, bad_lines=bad)
 
 
-def read_journal(folder: Path) -> list[dict[str, Any]]:
+def read_journal(folder: Path) -> list[JournalLine]:
     """Every record of every segment, oldest first, read-only."""
-    records: list[dict[str, Any]] = []
+    records: list[JournalLine] = []
     for path in list_segments(folder):
         records.extend(read_segment(path).records)
     return records
@@ -149,7 +142,7 @@ def drop_segments(paths: Iterable[Path], ops: FileOps | None = None) -> list[Pat
 class JournalContents:
     """What `SessionJournal.open` found on disk."""
 
-    records: list[dict[str, Any]]
+    records: list[JournalLine]
     segments: list[Path]
     repair: TailRepair | None = None
     bad_lines: list[tuple[Path, BadLine]] = field(default_factory=list)
@@ -178,7 +171,7 @@ class SessionJournal:
         """Open the newest segment (cutting a torn tail) and read every record."""
         ensure_private_dir(self.folder)
         segments = list_segments(self.folder)
-        records: list[dict[str, Any]] = []
+        records: list[JournalLine] = []
         bad: list[tuple[Path, BadLine]] = []
         torn: list[tuple[Path, int]] = []
         for path in segments[:-1]:
@@ -200,17 +193,27 @@ class SessionJournal:
             records=records, segments=segments, repair=repair, bad_lines=bad, torn=torn
         )
 
-    def append_many(self, records: Sequence[dict[str, Any]]) -> None:
-        """Append records with one write and one fsync: durable when this returns."""
+    def append_many(self, records: Sequence[JournalLine | Mapping[str, Any]]) -> None:
+        """Append records with one write and one fsync: durable when this returns.
+
+        A record given as a mapping (the form the writer's start-up and request
+        paths still build) is checked against its model first, so every line on
+        disk has the model's shape; a mapping that is not a record raises
+        ValueError before anything is written.
+        """
         if self._log is None:
             raise RuntimeError("the journal has no open segment; rotate first")
-        self._log.append_many(records)
+        lines = [
+            JOURNAL_LINE.validate_python(record) if isinstance(record, Mapping) else record
+            for record in records
+        ]
+        self._log.append_many(lines)
 
     def rotate(
         self,
         *,
         base_rev: int,
-        carried: list[dict[str, Any]],
+        carried: Sequence[CarriedReply | Mapping[str, Any]],
         created_at: datetime,
         activity: Sequence[str] = (),
     ) -> list[Path]:
@@ -226,14 +229,16 @@ class SessionJournal:
         path = self.folder / segment_name(number)
         log = JsonLinesLog(path, ops=self.ops)
         try:
-            header = {
-                "kind": "segment",
-                "segment": number,
-                "base_rev": base_rev,
-                "created_at": created_at,
-                "carried": carried,
-                "activity": list(activity),
-            }
+            header = JournalSegment(
+                segment=number,
+                base_rev=base_rev,
+                ts=created_at,
+                carried=[
+                    entry if isinstance(entry, CarriedReply) else CarriedReply(**entry)
+                    for entry in carried
+                ],
+                activity=list(activity),
+            )
             log.append(header)
         except BaseException:
             log.close()

@@ -17,16 +17,17 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from protocol.session import Preferences, SessionDocument
-from services.history.read import read_history
+from protocol.session_journal import JournalBegin
+from services.readonly.history import read_history
+from services.readonly.liveness import pid_alive
+from services.readonly.tree import scan_project
 from services.runtime.lock import SupervisorLock, read_lock_pid
 from services.runtime.paths import ProjectPaths
 from services.session.journal import read_journal
 from services.session.replay import replay
 from services.store import read_document
-from services.watch.scan import scan_project
 
 __all__ = [
     "PreviousSession",
@@ -55,23 +56,6 @@ class PreviousSession:
     created_at: datetime
     duration_minutes: float
     files_changed: list[str]
-
-
-def pid_alive(pid: int | None) -> bool:
-    """Whether a process with this pid exists and is not a zombie."""
-    if pid is None or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, owned by someone else
-    with contextlib.suppress(OSError):
-        # Linux: a zombie (dead, not yet reaped) still answers kill(0).
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-        return stat[stat.rfind(")") + 2 :][:1] != "Z"
-    return True
 
 
 def owner_is_live(paths: ProjectPaths, pid: int | None, host: str | None = None) -> bool:
@@ -127,7 +111,7 @@ def _unlisted(name: str) -> bool:
 def files_changed_since(paths: ProjectPaths, since: datetime) -> list[str]:
     """Project-relative paths of the writer's files in the watched folders modified after `since`.
 
-    The tree is walked as the file watcher walks it (`services.watch.scan`):
+    The tree is walked as the file watcher walks it (`services.readonly.tree`):
     symbolic links are never followed, so nothing outside the project is read.
     """
     cutoff_ns = round(since.timestamp() * 1_000_000) * 1000
@@ -167,9 +151,9 @@ def _taken_ids(paths: ProjectPaths) -> set[str]:
     if current.value is not None:
         taken.add(current.value.session_id)
     taken.update(
-        str(record["session_id"])
+        record.session_id
         for record in read_journal(paths.journal_dir)
-        if record.get("kind") == "begin" and "session_id" in record
+        if isinstance(record, JournalBegin)
     )
     with contextlib.suppress(OSError):
         taken.update(entry.name.split(".", 1)[0] for entry in os.scandir(paths.archive_dir))

@@ -11,26 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from protocol.errors import ProtocolError
 from protocol.names import Op, Stage
 from protocol.ops import PreferencesSetArgs, parse_args
 from protocol.session import Preferences, SessionDocument
+from protocol.session_journal import (
+    JournalActivity,
+    JournalBegin,
+    JournalEnd,
+    JournalLine,
+    JournalOp,
+    JournalOwner,
+    JournalSegment,
+)
 from services.session.state import apply_op, new_document, patch_preferences, record_activity
 
-__all__ = ["RememberedReply", "Replayed", "parse_ts", "replay"]
-
-
-def parse_ts(value: Any) -> datetime:
-    """A recorded ISO 8601 timestamp as an aware UTC datetime."""
-    if not isinstance(value, str):
-        raise TypeError(f"timestamp must be a string, got {type(value).__name__}")
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+__all__ = ["RememberedReply", "Replayed", "replay"]
 
 
 @dataclass(frozen=True)
@@ -74,35 +73,29 @@ class _Fold:
         self.last = base
         self.out = Replayed(document=document, preferences=preferences, revision=base)
 
-    def record(self, record: dict[str, Any]) -> None:
-        kind = record.get("kind")
+    def record(self, record: JournalLine) -> None:
         out = self.out
-        if kind == "segment":
-            out.revision = max(out.revision, int(record.get("base_rev", 0)))
-            for entry in record.get("carried", []):
-                out.replies.append(
-                    RememberedReply(
-                        id=str(entry["id"]),
-                        op=str(entry["op"]),
-                        rev=int(entry["rev"]),
-                        result=entry.get("result"),
-                    )
-                )
-            out.activity_keys.extend(str(key) for key in record.get("activity", []))
+        if isinstance(record, JournalSegment):
+            out.revision = max(out.revision, record.base_rev)
+            out.replies.extend(
+                RememberedReply(id=entry.id, op=entry.op, rev=entry.rev, result=entry.result)
+                for entry in record.carried
+            )
+            out.activity_keys.extend(record.activity)
             return
-        rev = int(record["rev"])
+        rev = record.rev
         out.revision = max(out.revision, rev)
         if rev <= self.base:
             # Already in the snapshot: remember ids, change nothing.
-            if kind == "op":
-                out.replies.append(RememberedReply(str(record["id"]), str(record["op"]), rev))
-            elif kind == "activity":
-                out.activity_keys.append(str(record["key"]))
+            if isinstance(record, JournalOp):
+                out.replies.append(RememberedReply(record.id, record.op, rev))
+            elif isinstance(record, JournalActivity):
+                out.activity_keys.append(record.key)
             return
         if rev <= self.last:
             out.problems.append(f"record rev {rev} out of order after rev {self.last}; skipped")
             return
-        self._apply(kind, rev, record)
+        self._apply(record)
         self.last = rev
         out.applied += 1
 
@@ -128,64 +121,55 @@ class _Fold:
             return None
         return out.document
 
-    def _apply(self, kind: Any, rev: int, record: dict[str, Any]) -> None:
+    def _apply(
+        self, record: JournalBegin | JournalOp | JournalActivity | JournalOwner | JournalEnd
+    ) -> None:
         out = self.out
-        ts = parse_ts(record["ts"])
-        session_id = str(record.get("session_id", ""))
-        if kind == "begin":
-            models = {
-                Stage(k): str(v) for k, v in dict(record.get("model_preferences", {})).items()
-            }
+        rev, ts = record.rev, record.ts
+        if isinstance(record, JournalBegin):
             out.document = new_document(
-                session_id=session_id,
-                project_name=str(record.get("project_name", "")),
+                session_id=record.session_id,
+                project_name=record.project_name,
                 created_at=ts,
                 revision=rev,
-                model_preferences=models,
-                owner_pid=record.get("owner_pid"),
-                host=record.get("host"),
+                model_preferences={Stage(k): v for k, v in record.model_preferences.items()},
+                owner_pid=record.owner_pid,
+                host=record.host,
             )
             out.rebuilt = True
             return
-        if kind == "op" and record.get("op") == Op.PREFERENCES_SET.value:
-            args = parse_args(Op.PREFERENCES_SET, record["args"])
+        if isinstance(record, JournalOp) and record.op == Op.PREFERENCES_SET.value:
+            args = parse_args(Op.PREFERENCES_SET, record.args)
             assert isinstance(args, PreferencesSetArgs)  # noqa: S101 - parse_args's table says so
             out.preferences = patch_preferences(out.preferences, args.values, stored=True)
-            out.replies.append(
-                RememberedReply(str(record["id"]), str(record["op"]), rev, out.preferences)
-            )
+            out.replies.append(RememberedReply(record.id, record.op, rev, out.preferences))
             if out.document is not None:
                 out.document = out.document.model_copy(update={"revision": rev})
             return
-        document = self._document_for(session_id, ts, rev)
+        document = self._document_for(record.session_id, ts, rev)
         if document is None:
             return
-        if kind == "op":
-            op = Op(record["op"])
-            args = parse_args(op, record["args"])
+        if isinstance(record, JournalOp):
+            op = Op(record.op)
+            args = parse_args(op, record.args)
             document = apply_op(document, out.preferences, op, args, ts, revision=rev).document
-        elif kind == "activity":
+        elif isinstance(record, JournalActivity):
             document = record_activity(document, ts).model_copy(update={"revision": rev})
-            out.activity_keys.append(str(record["key"]))
-        elif kind == "owner":
-            update = {"owner_pid": record.get("owner_pid"), "host": record.get("host")}
+            out.activity_keys.append(record.key)
+        elif isinstance(record, JournalOwner):
+            update = {"owner_pid": record.owner_pid, "host": record.host}
             document = document.model_copy(update={**update, "ended_at": None, "revision": rev})
-        elif kind == "end":
-            document = document.model_copy(update={"ended_at": ts, "revision": rev})
         else:
-            out.problems.append(f"record rev {rev} has unknown kind {kind!r}; skipped")
-            return
+            document = document.model_copy(update={"ended_at": ts, "revision": rev})
         out.document = document
-        if kind == "op":
-            out.replies.append(
-                RememberedReply(str(record["id"]), str(record["op"]), rev, out.document)
-            )
+        if isinstance(record, JournalOp):
+            out.replies.append(RememberedReply(record.id, record.op, rev, out.document))
 
 
 def replay(
     document: SessionDocument | None,
     preferences: Preferences,
-    records: Iterable[dict[str, Any]],
+    records: Iterable[JournalLine],
     *,
     project_name: str = "",
 ) -> Replayed:

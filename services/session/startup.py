@@ -12,6 +12,11 @@ Kept apart from the worker so the start-up rules read as one page:
 * anything else: a new session begins (a `begin` record). If the previous
   session was never cleanly ended, publish `session.recovered` with
   `resumed: false` and its id, for the history and the UI.
+
+Whenever an interruption is found, the document also gets a `recovery`
+notice (what the UI shows: last save, duration, files changed since), kept
+until a client sends `session.ack_recovery`; an unacknowledged notice carries
+over into the next session. The event only announces it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from config import Settings
+from protocol.base import STORED_CONTEXT
 from protocol.events import SessionRecoveredData
 from protocol.names import Topic
 from protocol.session import Preferences, RecoveryNotice, SessionDocument
@@ -30,7 +37,14 @@ from services.session.replay import RememberedReply, replay
 from services.session.state import new_document
 from services.store import AtomicJsonFile
 
-__all__ = ["LoadedState", "StartDecision", "StartFacts", "begin_or_continue", "load_state"]
+__all__ = [
+    "LoadedState",
+    "StartDecision",
+    "StartFacts",
+    "begin_or_continue",
+    "default_preferences",
+    "load_state",
+]
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,22 @@ class LoadedState:
     replies: list[RememberedReply] = field(default_factory=list)
     activity_keys: list[str] = field(default_factory=list)
     replayed: int = 0
+
+
+def default_preferences(settings: Settings) -> Preferences:
+    """The preferences of a project that has none yet, seeded from defaults.toml.
+
+    Clamped into the preferences' ranges: the operator's config may ask for
+    less (a 0.5 s test interval); a preference never leaves its range.
+    """
+    return Preferences.model_validate(
+        {
+            "autosave_interval_s": settings.autosave.interval_s,
+            "budget_warning_fraction": settings.budget.warning_fraction,
+            "confirm_above": settings.budget.confirm_above,
+        },
+        context=STORED_CONTEXT,
+    )
 
 
 def load_state(
@@ -206,7 +236,8 @@ def begin_or_continue(
         document = previous.model_copy(update=update)
         return StartDecision(record=record, document=document, events=events)
     events = []
-    interrupted: RecoveryNotice | None = None
+    # A notice nobody acknowledged yet carries over into the next session.
+    interrupted: RecoveryNotice | None = previous.recovery if previous is not None else None
     if previous is not None and previous.ended_at is None and previous.owner_pid != owner:
         interrupted, event = _recovered(facts, previous, session_id=facts.session_id, resumed=False)
         events.append(event)

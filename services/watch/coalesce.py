@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from config import default_value
-from services.watch.filters import is_ignored
+from services.readonly.filters import is_ignored
 
 __all__ = [
     "DEFAULT_MAX_HOLD_S",

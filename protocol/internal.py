@@ -1,0 +1,328 @@
+"""Frames between the supervisor and its workers: one frozen model per kind.
+
+Not the public protocol: both ends are the same version of this code. Still
+typed, so a frame built on one side and read on the other cannot drift apart
+unnoticed, and each kind has a JSON Schema (`internal.*`).
+
+Each worker holds one DEALER connected to the supervisor's backend ROUTER,
+with its worker name as routing id. A message is a list of frames whose first
+frame is the kind (the ROUTER adds the routing id in front on its side):
+
+    worker -> supervisor
+        READY  hello                          `WorkerHello` (JSON)
+        HB     beat                           `Heartbeat` (JSON)
+        REP    token reply                    `WorkerReply`
+        PUB    topic ts data [minor]          `WorkerPublish`
+        ACK    number...                      `EventAck`
+    supervisor -> worker
+        REQ    token request                  `WorkerRequest`
+        EVT    number topic event             `EventDelivery`
+        STOP                                  `StopRequest`
+
+Before any of that, the supervisor writes one JSON line on the worker's stdin:
+the `WorkerAssignment` (which worker to become, and where). A worker forked
+by the fork server was asked for with a `ForkRequest` on the fork server's
+control socket (with the child's stdin and stderr attached) and announced
+with a `ForkReply`.
+
+Bodies that are already JSON (a client's request, a reply, an event) travel
+as bytes and are never parsed here: validation of a request happens once, in
+the worker that answers it. Tokens and event numbers are 8-byte big-endian.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from protocol.codec import dumps
+from protocol.names import WorkerName
+
+__all__ = [
+    "ACK",
+    "EVT",
+    "HB",
+    "MINOR",
+    "PUB",
+    "READY",
+    "REP",
+    "REQ",
+    "STOP",
+    "EventAck",
+    "EventDelivery",
+    "ForkReply",
+    "ForkRequest",
+    "FromWorker",
+    "Heartbeat",
+    "InternalFrame",
+    "MalformedFrame",
+    "StopRequest",
+    "ToWorker",
+    "WorkerAssignment",
+    "WorkerHello",
+    "WorkerPublish",
+    "WorkerReply",
+    "WorkerRequest",
+    "decode_from_worker",
+    "decode_to_worker",
+]
+
+READY = b"READY"
+HB = b"HB"
+REP = b"REP"
+PUB = b"PUB"
+ACK = b"ACK"
+REQ = b"REQ"
+EVT = b"EVT"
+STOP = b"STOP"
+MINOR = b"minor"
+"""Optional last frame of PUB: skip workers in `protocol.names.SIGNIFICANT_ONLY`."""
+
+_NUMBER_BYTES = 8
+
+Number = Annotated[int, Field(ge=0, le=2**63 - 1)]
+Token = Annotated[bytes, Field(min_length=1, max_length=_NUMBER_BYTES)]
+Health = dict[str, Any]
+"""What a worker says about itself (free-form per worker, shown by `supervisor.status`)."""
+
+
+class MalformedFrame(ValueError):
+    """A frame that no kind matches: a bug on the other end, logged and dropped."""
+
+
+class InternalFrame(BaseModel):
+    """Base of every internal frame: frozen, strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: ClassVar[bytes] = b""
+
+    def frames(self) -> list[bytes]:
+        """The multipart message, kind first."""
+        raise NotImplementedError
+
+
+class WorkerAssignment(InternalFrame):
+    """The one JSON line on a worker host's stdin: which worker to be and where."""
+
+    name: WorkerName
+    project: str
+    session_id: str
+    backend: str
+    settings: dict[str, Any] = {}
+    """Overrides of `config/defaults.toml`, the same the supervisor runs with."""
+    options: dict[str, Any] = {}
+    """Start options, e.g. `resume`, `interval_s`, `supervisor_pid`."""
+
+    def line(self) -> bytes:
+        """The stdin line (JSON and a newline)."""
+        return dumps(self) + b"\n"
+
+    @classmethod
+    def parse(cls, line: bytes) -> WorkerAssignment:
+        """Decode the stdin line; `MalformedFrame` when it is not an assignment."""
+        try:
+            return cls.model_validate_json(line)
+        except ValidationError as exc:
+            raise MalformedFrame(f"bad assignment: {exc}") from None
+
+
+class WorkerHello(InternalFrame):
+    """READY: the worker loaded its state and serves from now on."""
+
+    kind: ClassVar[bytes] = READY
+    pid: int
+    name: WorkerName
+    health: Health = {}
+
+    def frames(self) -> list[bytes]:
+        """`READY hello`."""
+        return [READY, dumps(self)]
+
+
+class Heartbeat(InternalFrame):
+    """HB: the worker's loop turns; carries its latest health."""
+
+    kind: ClassVar[bytes] = HB
+    health: Health = {}
+
+    def frames(self) -> list[bytes]:
+        """`HB beat`."""
+        return [HB, dumps(self)]
+
+
+class WorkerReply(InternalFrame):
+    """REP: the encoded reply to the request handed over with `token`, passed through."""
+
+    kind: ClassVar[bytes] = REP
+    token: Token
+    reply: bytes
+
+    def frames(self) -> list[bytes]:
+        """`REP token reply`."""
+        return self.pack(self.token, self.reply)
+
+    @staticmethod
+    def pack(token: bytes, reply: bytes) -> list[bytes]:
+        """The frames of a reply without building the model (the per-request path)."""
+        return [REP, token, reply]
+
+
+class WorkerPublish(InternalFrame):
+    """PUB: an event the worker publishes; the supervisor stamps `seq` and fans it out."""
+
+    kind: ClassVar[bytes] = PUB
+    topic: Annotated[str, Field(min_length=1, max_length=128)]
+    ts: str
+    """The event's time, ISO 8601 UTC with `Z` (copied into the envelope as is)."""
+    data: bytes
+    """The event's `data`, a JSON object."""
+    minor: bool = False
+    """Skip workers that want only significant events of this topic."""
+
+    def frames(self) -> list[bytes]:
+        """`PUB topic ts data [minor]`."""
+        frames = [PUB, self.topic.encode(), self.ts.encode(), self.data]
+        if self.minor:
+            frames.append(MINOR)
+        return frames
+
+
+class EventAck(InternalFrame):
+    """ACK: the worker made these delivered events durable; no re-delivery."""
+
+    kind: ClassVar[bytes] = ACK
+    numbers: tuple[Number, ...]
+
+    def frames(self) -> list[bytes]:
+        """`ACK number...`."""
+        return [ACK, *(number.to_bytes(_NUMBER_BYTES, "big") for number in self.numbers)]
+
+
+class WorkerRequest(InternalFrame):
+    """REQ: a client's request frame, handed to the worker that owns its op."""
+
+    kind: ClassVar[bytes] = REQ
+    token: Token
+    request: bytes
+    """The client's frame as received (the worker decodes and validates it)."""
+
+    def frames(self) -> list[bytes]:
+        """`REQ token request`."""
+        return self.pack(self.token, self.request)
+
+    @staticmethod
+    def pack(token: bytes, request: bytes) -> list[bytes]:
+        """The frames of a request without building the model (the per-request path)."""
+        return [REQ, token, request]
+
+
+class EventDelivery(InternalFrame):
+    """EVT: one stamped event for a subscribed worker, kept until it is acknowledged."""
+
+    kind: ClassVar[bytes] = EVT
+    number: Number
+    topic: bytes
+    event: bytes
+    """The stamped envelope, exactly as clients get it."""
+
+    def frames(self) -> list[bytes]:
+        """`EVT number topic event`."""
+        return [EVT, self.number.to_bytes(_NUMBER_BYTES, "big"), self.topic, self.event]
+
+
+class StopRequest(InternalFrame):
+    """STOP: finish what was handed over, flush, exit."""
+
+    kind: ClassVar[bytes] = STOP
+
+    def frames(self) -> list[bytes]:
+        """`STOP`."""
+        return [STOP]
+
+
+class ForkRequest(InternalFrame):
+    """To the fork server: fork one worker host on the two descriptors sent along."""
+
+    token: Number
+
+    def datagram(self) -> bytes:
+        """The control socket's message."""
+        return dumps(self)
+
+
+class ForkReply(InternalFrame):
+    """From the fork server: ready (imports done), or a fork's pid, or why it failed."""
+
+    ready: bool = False
+    """Sent once, when the server has imported everything and serves."""
+    token: Number | None = None
+    """The `ForkRequest` this answers."""
+    pid: int | None = None
+    error: str | None = None
+
+    def datagram(self) -> bytes:
+        """The control socket's message."""
+        return dumps(self)
+
+    @classmethod
+    def parse(cls, data: bytes) -> ForkReply:
+        """Decode a control message; `MalformedFrame` when it is not a reply."""
+        try:
+            return cls.model_validate_json(data)
+        except ValidationError as exc:
+            raise MalformedFrame(f"bad fork server reply: {exc}") from None
+
+
+FromWorker = WorkerHello | Heartbeat | WorkerReply | WorkerPublish | EventAck
+ToWorker = WorkerRequest | EventDelivery | StopRequest
+
+
+def _number(frame: bytes) -> int:
+    if len(frame) != _NUMBER_BYTES:
+        raise MalformedFrame(f"a number is {_NUMBER_BYTES} bytes, got {len(frame)}")
+    return int.from_bytes(frame, "big")
+
+
+def decode_from_worker(frames: list[bytes]) -> FromWorker:
+    """The frame a worker sent (without the routing id), or `MalformedFrame`."""
+    if not frames:
+        raise MalformedFrame("empty message")
+    kind, count = frames[0], len(frames)
+    try:
+        # Replies and events are the hot path: a length check and the model.
+        if kind == REP and count == 3:
+            return WorkerReply(token=frames[1], reply=frames[2])
+        if kind == PUB and count in (4, 5):
+            if count == 5 and frames[4] != MINOR:
+                raise MalformedFrame("the optional last frame of PUB is 'minor'")
+            return WorkerPublish(
+                topic=frames[1].decode(), ts=frames[2].decode(), data=frames[3], minor=count == 5
+            )
+        if kind == ACK and count >= 2:
+            return EventAck(numbers=tuple(_number(frame) for frame in frames[1:]))
+        if kind == HB and count == 2:
+            return Heartbeat.model_validate_json(frames[1])
+        if kind == READY and count == 2:
+            return WorkerHello.model_validate_json(frames[1])
+    except (ValidationError, UnicodeDecodeError) as exc:
+        raise MalformedFrame(f"bad {kind[:16]!r} frame: {exc}") from None
+    raise MalformedFrame(f"unknown frame {kind[:16]!r} of {count} parts")
+
+
+def decode_to_worker(frames: list[bytes]) -> ToWorker:
+    """The frame the supervisor sent to a worker, or `MalformedFrame`."""
+    if not frames:
+        raise MalformedFrame("empty message")
+    kind, count = frames[0], len(frames)
+    try:
+        if kind == REQ and count == 3:
+            return WorkerRequest(token=frames[1], request=frames[2])
+        if kind == EVT and count == 4:
+            return EventDelivery(number=_number(frames[1]), topic=frames[2], event=frames[3])
+        if kind == STOP and count == 1:
+            return StopRequest()
+    except ValidationError as exc:
+        raise MalformedFrame(f"bad {kind[:16]!r} frame: {exc}") from None
+    raise MalformedFrame(f"unknown frame {kind[:16]!r} of {count} parts")
