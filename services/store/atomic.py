@@ -7,7 +7,7 @@ failure is returned as a `SaveOutcome`, never swallowed and never raised past
 the caller who must show it. A file that does not parse is moved aside to
 `NAME.corrupt-<UTC>` (never overwritten, never deleted) and reported.
 
-One file has one writing process (CONTRACT section 1): only that process
+One file has one writing process (docs/protocol.md): only that process
 constructs an `AtomicJsonFile` with `writer=True`, which also removes temp
 files left by a crashed predecessor.
 """
