@@ -99,9 +99,7 @@ def _scan_action(ledger_dir: Path, since: datetime, until: datetime) -> Any:
         index = SeriesIndex()
         for path in files.month_files():
             index.add_records(
-                record
-                for _end, record, _line in files.records(path)
-                if since <= record.ts < until
+                record for _end, record, _line in files.records(path) if since <= record.ts < until
             )
 
     return action
@@ -138,7 +136,9 @@ def series(ctx: BenchContext) -> list[Row]:
         _ask(ledger, _series_call(until - timedelta(days=80), until, "hour"))
 
     scan = _scan_action(
-        paths.ledger_dir, datetime.combine(since, datetime.min.time()), now + timedelta(days=1)
+        paths.ledger_dir,
+        datetime.combine(since, datetime.min.time(), tzinfo=UTC),
+        now + timedelta(days=1),
     )
     scan_rounds = 1 if ctx.quick else 2
     day_samples, scan_samples = ctx.interleave(by_day, scan, rounds=scan_rounds, warmup=0)

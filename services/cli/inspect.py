@@ -125,6 +125,23 @@ def _unreadable(path: Path, status: str, error: str | None) -> str:
     return f"{path} is unreadable ({error})"
 
 
+def _inspect_costs(paths: ProjectPaths, *, as_json: bool) -> int:
+    """`inspect costs`: rendered from the ledger itself (works before costs.json exists)."""
+    from protocol.codec import dumps_pretty
+    from services.cost.render import costs_summary, render_costs
+
+    now = datetime.now(UTC)
+    days = _last_days(paths, now)
+    if as_json:
+        summary = costs_summary(paths, now=now)
+        summary["last_14_days"] = [{"day": d.day.isoformat(), "total": d.total} for d in days]
+        sys.stdout.write(dumps_pretty(summary).decode())
+    else:
+        print(render_costs(paths, now=now))
+        print(_spark_line(days))
+    return EXIT_OK
+
+
 def inspect(
     project: Path, what: str, *, as_json: bool, as_csv: bool = False, since: str | None = None
 ) -> int:
@@ -149,19 +166,7 @@ def inspect(
             print(render_history(paths))
         return EXIT_OK
     if what == "costs":
-        # Rendered from the ledger itself: works before costs.json first exists.
-        from services.cost.render import costs_summary, render_costs
-
-        now = datetime.now(UTC)
-        days = _last_days(paths, now)
-        if as_json:
-            summary = costs_summary(paths, now=now)
-            summary["last_14_days"] = [{"day": d.day.isoformat(), "total": d.total} for d in days]
-            sys.stdout.write(dumps_pretty(summary).decode())
-        else:
-            print(render_costs(paths, now=now))
-            print(_spark_line(days))
-        return EXIT_OK
+        return _inspect_costs(paths, as_json=as_json)
     files: dict[str, tuple[Path, type[BaseModel]]] = {
         "session": (paths.current, SessionDocument),
         "preferences": (paths.preferences, Preferences),
