@@ -267,9 +267,9 @@ def read_index(
 ) -> SeriesIndex:
     """Every operation in the month files, each read up to its size (series.json first).
 
-    Run in a background thread: it pauses 1 ms every `_YIELD_EVERY` records so
-    the ledger's own thread (requests, heartbeats) is never kept waiting for the
-    interpreter lock, and raises `Stopped` soon after `stop` is set. With
+    Run in a background thread: it offers the interpreter lock to the ledger's
+    own thread (requests, heartbeats) every `_YIELD_EVERY` records, so that
+    thread never waits long for it, and raises `Stopped` soon after `stop` is set. With
     `zone`, the closed days of that zone are summed too, so the first
     `cost.series` by day, week or month after a start is as quick as the next.
     """
@@ -277,7 +277,7 @@ def read_index(
     def pause() -> None:
         if stop is not None and stop.is_set():
             raise Stopped
-        time.sleep(0.001)
+        time.sleep(0)  # hands the lock to the ledger's thread if it waits for it
 
     index, start = _saved_index(files, pause)
     for path, size in sizes:
