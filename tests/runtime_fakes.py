@@ -105,13 +105,7 @@ class Rig:
         self.slots = {
             name: WorkerSlot(
                 name=name,
-                policy=RestartPolicy(
-                    max_restarts=sup.max_restarts,
-                    window_s=sup.restart_window_s,
-                    backoff_initial_s=sup.backoff_initial_s,
-                    backoff_max_s=sup.backoff_max_s,
-                    stable_s=sup.stable_s,
-                ),
+                policy=RestartPolicy.from_settings(sup),
             )
             for name in workers
         }

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from protocol.names import RestartRule
+
+if TYPE_CHECKING:
+    from config import SupervisorSettings
 
 __all__ = ["RestartDecision", "RestartPolicy"]
 
@@ -49,6 +53,17 @@ class RestartPolicy:
         self._quick = 0
         """Crashes in a row, each after a run shorter than `stable_s` (the loop's length)."""
         self.total = 0
+
+    @classmethod
+    def from_settings(cls, supervisor: SupervisorSettings) -> RestartPolicy:
+        """The policy `defaults.toml` (and `--config`) set for every worker."""
+        return cls(
+            max_restarts=supervisor.max_restarts,
+            window_s=supervisor.restart_window_s,
+            backoff_initial_s=supervisor.backoff_initial_s,
+            backoff_max_s=supervisor.backoff_max_s,
+            stable_s=supervisor.stable_s,
+        )
 
     def on_exit(self, now: float, *, ran_s: float | None = None) -> RestartDecision:
         """Decide after a crash; `ran_s`: how long it had served (None: never ready)."""
