@@ -35,7 +35,6 @@ __all__ = [
     "encode_event",
     "encode_ok",
     "encode_request",
-    "event_key",
     "peek_id",
 ]
 
@@ -100,11 +99,6 @@ class Event(Message):
         event once, so its form never changes (`+00:00`, as 0.1.0 wrote it).
         """
         return f"{self.source}:{self.seq}:{self.ts.isoformat()}"
-
-
-def event_key(event: Event) -> str:
-    """`event.key`, for callers that take a function."""
-    return event.key
 
 
 class CurveKeyFiles(Document):

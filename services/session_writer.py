@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from protocol.base import utc_now
-from protocol.envelopes import Event, event_key
+from protocol.envelopes import Event
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.names import Op, WorkerName
 from protocol.ops import (
@@ -33,6 +33,7 @@ from protocol.ops import (
     SignificantActionResult,
 )
 from protocol.session import Preferences, SessionDocument
+from protocol.session_journal import JournalActivity, JournalEnd, JournalOp
 from services.runtime.worker import Call, Outcome, Worker, WorkerContext
 from services.session.confine import confine
 from services.session.journal import SessionJournal
@@ -57,7 +58,7 @@ class _Group:
 
     def __init__(self, writer: SessionWriter) -> None:
         self.checkpoint = (writer._doc, writer._prefs, writer._rev, writer._prefs_version)
-        self.records: list[dict[str, Any]] = []
+        self.records: list[JournalOp] = []
         self.applied: list[tuple[int, Call, RememberedReply]] = []
         self.reads: list[tuple[int, Call]] = []
         self.reasons: list[str] = []
@@ -154,7 +155,7 @@ class SessionWriter(Worker):
         self._startup_events.extend(decision.events)
         if decision.record is not None:
             self.journal.append_many([decision.record])
-            self._rev = int(decision.record["rev"])
+            self._rev = decision.record.rev
         self.autosave = AutoSave(
             self,
             current=current,
@@ -257,15 +258,14 @@ class SessionWriter(Worker):
         if change.preferences is not self._prefs:
             self._prefs, self._prefs_version = change.preferences, self._prefs_version + 1
         group.records.append(
-            {
-                "kind": "op",
-                "rev": self._rev,
-                "session_id": self._doc.session_id,
-                "id": call.id,
-                "op": call.op.value,
-                "args": args.model_dump(),
-                "ts": ts,
-            }
+            JournalOp(
+                rev=self._rev,
+                session_id=self._doc.session_id,
+                id=call.id,
+                op=call.op.value,
+                args=args.model_dump(),
+                ts=ts,
+            )
         )
         result = self._prefs if call.op is Op.PREFERENCES_SET else self._doc
         reply = RememberedReply(call.id, call.op.value, self._rev, result)
@@ -346,19 +346,18 @@ class SessionWriter(Worker):
         except ValueError as exc:
             self.log.warning("session.event_ignored", topic=event.topic, error=str(exc))
             return
-        key = event_key(event)
+        key = event.key
         if detail is None or self.memory.has_recorded(key):
             return  # not significant, or a re-delivery whose effect is already durable
         rev = self._rev + 1
-        record = {
-            "kind": "activity",
-            "rev": rev,
-            "session_id": self._doc.session_id,
-            "key": key,
-            "topic": event.topic,
+        record = JournalActivity(
+            rev=rev,
+            session_id=self._doc.session_id,
+            key=key,
+            topic=event.topic,
+            ts=event.ts,
             **detail,
-            "ts": event.ts,
-        }
+        )
         # Durable before the host acknowledges. An OSError propagates on purpose:
         # the host then leaves the event unacknowledged (and logs why), so it is
         # delivered again instead of being acknowledged but never recorded.
@@ -395,12 +394,7 @@ class SessionWriter(Worker):
         # When the supervisor died this is no clean end: the session stays interrupted.
         if supervisor is None or pid_alive(int(supervisor)):
             ts = self.clock()
-            record = {
-                "kind": "end",
-                "rev": self._rev + 1,
-                "session_id": self._doc.session_id,
-                "ts": ts,
-            }
+            record = JournalEnd(rev=self._rev + 1, session_id=self._doc.session_id, ts=ts)
             try:
                 self.journal.append_many([record])
             except OSError as exc:

@@ -38,14 +38,12 @@ because acknowledgement follows the fsync of the whole line.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from protocol.session_journal import (
-    JOURNAL_LINE,
     CarriedReply,
     JournalLine,
     JournalSegment,
@@ -193,27 +191,17 @@ class SessionJournal:
             records=records, segments=segments, repair=repair, bad_lines=bad, torn=torn
         )
 
-    def append_many(self, records: Sequence[JournalLine | Mapping[str, Any]]) -> None:
-        """Append records with one write and one fsync: durable when this returns.
-
-        A record given as a mapping (the form the writer's start-up and request
-        paths still build) is checked against its model first, so every line on
-        disk has the model's shape; a mapping that is not a record raises
-        ValueError before anything is written.
-        """
+    def append_many(self, records: Sequence[JournalLine]) -> None:
+        """Append records with one write and one fsync: durable when this returns."""
         if self._log is None:
             raise RuntimeError("the journal has no open segment; rotate first")
-        lines = [
-            JOURNAL_LINE.validate_python(record) if isinstance(record, Mapping) else record
-            for record in records
-        ]
-        self._log.append_many(lines)
+        self._log.append_many(records)
 
     def rotate(
         self,
         *,
         base_rev: int,
-        carried: Sequence[CarriedReply | Mapping[str, Any]],
+        carried: Sequence[CarriedReply],
         created_at: datetime,
         activity: Sequence[str] = (),
     ) -> list[Path]:
@@ -233,10 +221,7 @@ class SessionJournal:
                 segment=number,
                 base_rev=base_rev,
                 ts=created_at,
-                carried=[
-                    entry if isinstance(entry, CarriedReply) else CarriedReply(**entry)
-                    for entry in carried
-                ],
+                carried=list(carried),
                 activity=list(activity),
             )
             log.append(header)

@@ -11,9 +11,9 @@ event keys are also carried into each new journal segment
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
 
 from protocol.names import Op
+from protocol.session_journal import CarriedReply
 from services.runtime.worker import ReplyCache
 from services.session.replay import RememberedReply
 
@@ -65,14 +65,17 @@ class RequestMemory:
         while len(self._activity) > ACTIVITY_KEYS_KEPT:
             self._activity.popitem(last=False)
 
-    def carried_ids(self) -> list[dict[str, Any]]:
+    def carried_ids(self) -> list[CarriedReply]:
         """The recent request ids a new journal segment carries (see `CARRIED_IDS`)."""
         carried = []
         for reply in self._applied.values():
-            entry: dict[str, Any] = {"id": reply.id, "op": reply.op, "rev": reply.rev}
-            if reply.op == Op.PREFERENCES_SET.value and reply.result is not None:
-                entry["result"] = reply.result  # small, and exact beats "the state now"
-            carried.append(entry)
+            # A preferences.set result is small, and exact beats "the state now".
+            keep = reply.op == Op.PREFERENCES_SET.value and reply.result is not None
+            carried.append(
+                CarriedReply(
+                    id=reply.id, op=reply.op, rev=reply.rev, result=reply.result if keep else None
+                )
+            )
         return carried
 
     def carried_activity(self) -> list[str]:

@@ -30,6 +30,7 @@ from protocol.base import STORED_CONTEXT
 from protocol.events import SessionRecoveredData
 from protocol.names import Topic
 from protocol.session import Preferences, RecoveryNotice, SessionDocument
+from protocol.session_journal import JournalBegin, JournalOwner
 from services.runtime.paths import ProjectPaths
 from services.session.journal import SessionJournal
 from services.session.recovery import files_changed_since
@@ -146,7 +147,7 @@ def load_state(
 class StartDecision:
     """What start-up does: a record to journal (or none), the document, events to publish."""
 
-    record: dict[str, Any] | None
+    record: JournalBegin | JournalOwner | None
     document: SessionDocument
     events: list[tuple[str, Any]] = field(default_factory=list)
 
@@ -205,14 +206,9 @@ def begin_or_continue(
         if previous.ended_at is None and (previous.owner_pid, previous.host) == (owner, host):
             log.info("session.continued", session_id=previous.session_id)
             return StartDecision(record=None, document=previous)
-        record = {
-            "kind": "owner",
-            "rev": rev,
-            "session_id": previous.session_id,
-            "owner_pid": owner,
-            "host": host,
-            "ts": now,
-        }
+        owner_record = JournalOwner(
+            rev=rev, session_id=previous.session_id, owner_pid=owner, host=host, ts=now
+        )
         update: dict[str, Any] = {
             "owner_pid": owner,
             "host": host,
@@ -234,7 +230,7 @@ def begin_or_continue(
         else:
             log.info("session.reopened", session_id=previous.session_id)
         document = previous.model_copy(update=update)
-        return StartDecision(record=record, document=document, events=events)
+        return StartDecision(record=owner_record, document=document, events=events)
     events = []
     # A notice nobody acknowledged yet carries over into the next session.
     interrupted: RecoveryNotice | None = previous.recovery if previous is not None else None
@@ -247,16 +243,15 @@ def begin_or_continue(
             session_id=facts.session_id,
         )
     models = dict(facts.model_preferences)
-    record = {
-        "kind": "begin",
-        "rev": rev,
-        "session_id": facts.session_id,
-        "ts": now,
-        "project_name": project_name,
-        "owner_pid": owner,
-        "host": host,
-        "model_preferences": models,
-    }
+    record = JournalBegin(
+        rev=rev,
+        session_id=facts.session_id,
+        ts=now,
+        project_name=project_name,
+        owner_pid=owner,
+        host=host,
+        model_preferences=models,
+    )
     document = new_document(
         session_id=facts.session_id,
         project_name=project_name,
