@@ -155,7 +155,7 @@ def _cost_throughput(
         )
 
     def open_sqlite() -> tuple[Op, Callable[[], None]]:
-        # The careful peer (FIELD-NOTES): autocommit mode so that we issue
+        # The careful peer (measured: docs/benchmarks.md): autocommit mode so that we issue
         # BEGIN IMMEDIATE ourselves. A deferred transaction takes the write lock
         # only at the INSERT, and 8 writers then collide on the lock upgrade and
         # sleep in the busy handler (~640/s instead of ~2,000/s). INSERT OR

@@ -2,7 +2,7 @@
 
 * Write-to-event latency, in process: the time from the start of a save to
   the file watcher's `publish` of its one `file.modified` (the ZeroMQ hop to
-  a subscriber adds ~0.2 ms, FIELD-NOTES). The baseline is raw watchdog in
+  a subscriber adds ~0.2 ms, measured). The baseline is raw watchdog in
   the same run, watching the same folder: the time to its *first* event for
   the same save, before any coalescing (and before it would have sent the
   duplicates we suppress). Our figure includes the 20 ms settle window on

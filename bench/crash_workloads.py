@@ -1,6 +1,6 @@
 """Workloads for the crash-state explorer, and the checks run on every crash state.
 
-Each workload drives one worker in process (`services.watch.inprocess`) on a
+Each workload drives one worker in process (`services.inprocess`) on a
 fresh project while `bench.crashfs.CrashRecorder` records every durable step,
 and counts an operation acknowledged at the moment its reply would leave.
 Each check restarts that worker's logic on one materialised crash state and

@@ -359,7 +359,7 @@ sock.send(b"\\x01" + b"x" * size)
 refused = monitor.poll(5000)
 sys.stdout.write("refused" if refused else "kept")
 sys.stdout.flush()
-os._exit(0)  # libzmq may crash at teardown after a multi-MiB message (FIELD-NOTES)
+os._exit(0)  # libzmq may crash at teardown after a multi-MiB message (measured: docs/benchmarks.md)
 """
 
 

@@ -1,6 +1,6 @@
 """The benchmark harness: a registry, interleaved sampling, and one table.
 
-Figures on a shared machine are noisy (FIELD-NOTES), so every figure is shown
+Figures on a shared machine are noisy (measured: docs/benchmarks.md), so every figure is shown
 beside a baseline measured in the same run, with the two *interleaved*: one
 candidate operation, one baseline operation, and so on (the order flips each
 round), so a burst of noise lands on both and their ratio stays honest.

@@ -183,7 +183,7 @@ ProjectPath = Annotated[str, Field(max_length=4096), AfterValidator(_check_proje
 
 def _check_client_path(value: str) -> str:
     # An absolute path is accepted here and judged by the service, which knows
-    # the project root (CONTRACT section 4: only paths *outside* it are refused).
+    # the project root (docs/protocol.md: only paths *outside* it are refused).
     if value.startswith("/") and "\\" not in value and "\x00" not in value:
         if any(part == ".." for part in value.split("/")):
             raise ValueError("path must not leave the project root ('..')")

@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_FRAME_BYTES = 1_048_576
-"""Frames over 1 MiB are refused with `bad_request` (CONTRACT section 8)."""
+"""Frames over 1 MiB are refused with `bad_request` (docs/protocol.md)."""
 
 RequestId = Annotated[str, Field(min_length=1, max_length=256)]
 

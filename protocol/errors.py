@@ -13,7 +13,7 @@ __all__ = ["ErrorCode", "ProtocolError"]
 
 
 class ErrorCode(StrEnum):
-    """The contract's error codes (CONTRACT section 4)."""
+    """The contract's error codes (docs/protocol.md)."""
 
     BAD_REQUEST = "bad_request"
     """Not JSON, not an object, missing `v`/`id`/`op`, or a frame over the size limit."""

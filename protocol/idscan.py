@@ -2,7 +2,7 @@
 
 A request nested 1,000 levels deep, or with a value no parser accepts after a
 perfectly readable id, must still get an error reply the client can match
-(CONTRACT section 4: every malformed request gets an error reply). This scan
+(docs/protocol.md: every malformed request gets an error reply). This scan
 walks only the top-level object: it skips nested values by counting brackets
 (strings and their escapes included) and never recurses, so depth costs
 nothing. Pure: bytes in, a string or None out.

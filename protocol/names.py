@@ -80,7 +80,7 @@ RESTART_ALL: Final = "all"
 
 
 class Op(StrEnum):
-    """Every op of the command channel (CONTRACT section 4)."""
+    """Every op of the command channel (docs/protocol.md)."""
 
     SESSION_GET = "session.get"
     SESSION_STATUS = "session.status"
@@ -109,7 +109,7 @@ class Op(StrEnum):
 
 
 class Topic(StrEnum):
-    """Every topic of the event channel (CONTRACT section 5)."""
+    """Every topic of the event channel (docs/protocol.md)."""
 
     SESSION_SAVED = "session.saved"
     SESSION_SAVE_FAILED = "session.save_failed"
@@ -162,7 +162,7 @@ WORKER_SUBSCRIPTIONS: dict[WorkerName, tuple[str, ...]] = {
     WorkerName.FILE_WATCHER: (),
     WorkerName.HISTORY_ARCHIVER: ("session.", "file.", "cost.logged"),
 }
-"""Topic prefixes each worker receives (CONTRACT section 1)."""
+"""Topic prefixes each worker receives (docs/protocol.md)."""
 
 
 SIGNIFICANT_ONLY: dict[WorkerName, frozenset[str]] = {

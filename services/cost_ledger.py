@@ -1,6 +1,6 @@
 """The cost ledger worker: every LLM call priced exactly, durably, once.
 
-It owns `.session/costs.json` and `.session/ledger/` (CONTRACT sections 1, 2,
+It owns `.session/costs.json` and `.session/ledger/` (docs/protocol.md,
 4, 6). A batch of requests is applied in memory, appended to the month's JSON
 Lines file with one write and one fsync (a group commit), and only then
 answered; events follow the fsync. A request id seen before is answered with

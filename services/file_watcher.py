@@ -1,7 +1,7 @@
 """The file watcher worker: what the writer did to their files, as events.
 
 It owns no file and only publishes `file.created`, `file.modified`,
-`file.deleted` and `file.moved` (CONTRACT sections 1, 2, 5) for the four
+`file.deleted` and `file.moved` (docs/protocol.md) for the four
 watched folders, with paths relative to the project root.
 
 The pipeline, each stage in its own module:

@@ -1,7 +1,7 @@
 """The history archiver worker: a history that never drops a session.
 
 It owns `.session/history.json` (or `history.json.gz`) and `.session/archive/`
-(CONTRACT sections 1, 2) and answers `history.list`.
+(docs/protocol.md) and answers `history.list`.
 
 * The live session's entry is built from the events it receives (`file.*`,
   `cost.logged`, `session.*`). Each accepted event is appended to the journal

@@ -1,7 +1,7 @@
 """The session writer: nothing acknowledged is ever lost, and the indicator tells the truth.
 
 It owns `.session/current.json`, `.session/preferences.json` and
-`.session/journal/` (CONTRACT sections 1, 2, 4, 7). Every mutation is a
+`.session/journal/` (docs/protocol.md). Every mutation is a
 journal line, fsynced before its `ok` (one fsync per batch: a group commit),
 preferences included: preferences.json is rewritten by the saver right after,
 never before the journal has the change. current.json is a human-readable

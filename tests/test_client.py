@@ -1,7 +1,7 @@
 """The reference client against a fake service that speaks the contract.
 
 The fake is a ROUTER (commands) and an XPUB (events) in the test's own event
-loop, announced by an endpoints.json like CONTRACT section 3, so these tests
+loop, announced by an endpoints.json like docs/protocol.md shows, so these tests
 need neither the supervisor nor any worker. It keeps one reply per request id
 (the idempotency the contract promises) and can lose or hold replies on
 purpose, which is how re-sends and stale replies are provoked without sleeps.
@@ -89,7 +89,7 @@ def saved_data(revision: int) -> dict[str, Any]:
 
 
 def endpoints_document(command: str, events: str, pid: int) -> dict[str, Any]:
-    """An endpoints.json exactly as CONTRACT section 3 shows it."""
+    """An endpoints.json exactly as docs/protocol.md shows it."""
     return {
         "protocol": 1,
         "command": command,

@@ -16,7 +16,7 @@ from services.cost.pricing import PriceBook, genai_prices_version, read_override
 from services.cost.usage import TokenUsage
 
 SEED_ALIASES = {
-    # The providers' list prices today, dollars per million tokens (FIELD-NOTES).
+    # The providers' list prices today, dollars per million tokens (measured: docs/benchmarks.md).
     "claude-sonnet-3.5": ("3", "15"),
     "claude-opus-3": ("15", "75"),
     "gemini-flash": ("0.075", "0.30"),

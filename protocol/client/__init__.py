@@ -1,6 +1,6 @@
 """The reference Python client: the one part of `protocol/` that does I/O.
 
-It speaks the public contract (CONTRACT sections 3-5) and nothing more, so a
+It speaks the public contract (docs/protocol.md) and nothing more, so a
 client in another language can be written from the same page and behave alike:
 
 * `find_endpoints` / `ensure_service` (`_discovery`) - discovery through

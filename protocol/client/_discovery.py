@@ -1,6 +1,6 @@
 """What a project's `.session/` folder says: is a service running, where, and did the last one end?
 
-Discovery goes through `.session/run/endpoints.json` (CONTRACT section 3),
+Discovery goes through `.session/run/endpoints.json` (docs/protocol.md),
 starting `supervisor start --detach` if asked; `interrupted_snapshot` reads
 `.session/current.json` for the evidence of a session that did not stop cleanly.
 Everything here is blocking file and process work, never a socket.
@@ -54,7 +54,7 @@ _LOCK_FILE = PurePath(".session", "run", "supervisor.lock")
 
 
 def endpoints_path(project: Path | str) -> Path:
-    """Where the supervisor announces readiness for `project` (CONTRACT section 3)."""
+    """Where the supervisor announces readiness for `project` (docs/protocol.md)."""
     return Path(project) / _RUN_DIR / "endpoints.json"
 
 

@@ -45,7 +45,7 @@ class EventStream(AsyncIterator[Event]):
         for option, value in (curve or {}).items():  # the service's keys over tcp
             self._socket.setsockopt(option, value)
         self._socket.setsockopt(zmq.LINGER, 0)
-        # Unbounded: the default 1000 drops ~20% of a burst, silently (FIELD-NOTES).
+        # Unbounded: the default 1000 drops ~20% of a burst, silently (measured).
         self._socket.setsockopt(zmq.RCVHWM, 0)
         self._socket.setsockopt(zmq.SUBSCRIBE, b"")
         self._socket.connect(endpoint)

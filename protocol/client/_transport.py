@@ -1,4 +1,4 @@
-"""Requests and events of one service over pyzmq's asyncio sockets (CONTRACT section 4)."""
+"""Requests and events of one service over pyzmq's asyncio sockets (docs/protocol.md)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ class ServiceClient(AsyncClosing):
     """Requests and events of one service, over pyzmq's asyncio sockets.
 
     Requests go through one DEALER socket (an empty delimiter frame, then the
-    JSON frame, as CONTRACT section 4 allows), so several may be in flight at
+    JSON frame, as docs/protocol.md allows), so several may be in flight at
     once; a background task matches replies to requests by `id` and drops any
     reply nobody waits for (a late answer to an attempt that had already timed
     out and been answered). Ids are `<prefix>-<counter>` with a random 64-bit

@@ -49,7 +49,7 @@ class EventFeed:
         for option, value in (curve or {}).items():  # over tcp: the run's CURVE keys
             self._socket.setsockopt(option, value)
         self._socket.setsockopt(zmq.LINGER, 0)
-        # Unbounded: the default 1000 drops ~20% of a burst, silently (FIELD-NOTES).
+        # Unbounded: the default 1000 drops ~20% of a burst, silently (measured).
         self._socket.setsockopt(zmq.RCVHWM, 0)
         self._socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
         self._socket.setsockopt(zmq.SUBSCRIBE, b"")

@@ -141,7 +141,7 @@ class EventBus:
         )
 
     def _subscribers_of(self, topic: bytes) -> tuple[WorkerSlot, ...]:
-        """Workers subscribed to `topic` (CONTRACT section 1), memoised per topic."""
+        """Workers subscribed to `topic` (docs/protocol.md), memoised per topic."""
         found = self._subscribers.get(topic)
         if found is None:
             text = topic.decode(errors="replace")

@@ -27,19 +27,21 @@ import sys
 import time
 from pathlib import Path
 
+from config import default_value
 from protocol.internal import ForkReply, ForkRequest, MalformedFrame
 from services.runtime.children import ChildProcess, child_environment
 from services.runtime.wire import ENV_SUPERVISOR_PID
 
 __all__ = ["FORK_TIMEOUT_S", "STARTUP_TIMEOUT_S", "ForkServer", "ForkServerError", "main"]
 
-FORK_TIMEOUT_S = 0.5
+FORK_TIMEOUT_S = float(default_value("fork_server", "fork_timeout_s"))
 """A fork answers in a few ms; past this the server is stuck and is replaced.
 Kept well below the heartbeat limit, since the supervisor's loop waits."""
-STARTUP_TIMEOUT_S = 5.0
+STARTUP_TIMEOUT_S = float(default_value("fork_server", "startup_timeout_s"))
 """The first fork also waits for the server's imports (~0.3 s)."""
 
-_REPARENT_TIMEOUT_S = 2.0
+_REPARENT_TIMEOUT_S = float(default_value("fork_server", "reparent_timeout_s"))
+"""A forked worker waits this long to be adopted by the supervisor."""
 
 
 class ForkServerError(RuntimeError):

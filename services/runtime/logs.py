@@ -44,7 +44,7 @@ def configure_worker_logging(name: str, stream: TextIO | None = None) -> None:
 
 
 class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
-    """Log files are created 0600, like every file in `.session/` (CONTRACT section 8)."""
+    """Log files are created 0600, like every file in `.session/` (docs/protocol.md)."""
 
     def _open(self) -> io.TextIOWrapper:
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

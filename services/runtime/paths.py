@@ -1,4 +1,4 @@
-"""Where everything of one project lives (CONTRACT section 2)."""
+"""Where everything of one project lives (docs/protocol.md)."""
 
 from __future__ import annotations
 

@@ -100,7 +100,7 @@ class WorkerSlot:
 def all_settled(slots: Iterable[WorkerSlot]) -> bool:
     """Whether every worker is running or failed: the service is then ready.
 
-    A failed worker does not hold the others back (CONTRACT section 9): its
+    A failed worker does not hold the others back (docs/protocol.md): its
     requests are answered `unavailable` at once.
     """
     return all(slot.state in {WorkerState.RUNNING, WorkerState.FAILED} for slot in slots)

@@ -97,7 +97,7 @@ class Worker:
         )
 
     def on_event(self, event: Event) -> None:
-        """React to an event of a subscribed topic (CONTRACT section 1).
+        """React to an event of a subscribed topic (docs/protocol.md).
 
         Raise to refuse it (e.g. its effect could not be made durable): it is
         then not acknowledged and the supervisor re-delivers it.

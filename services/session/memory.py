@@ -1,7 +1,7 @@
 """What the session writer remembers of the requests and events it already took.
 
 A re-sent request id gets its first answer and is never applied twice; an
-event delivered again is never recorded twice (CONTRACT sections 4, 5). The
+event delivered again is never recorded twice (docs/protocol.md). The
 live process remembers the last `settings.protocol.idempotency_entries`
 answers exactly. The newest `CARRIED_IDS` request ids and `CARRIED_ACTIVITY`
 event keys are also carried into each new journal segment

@@ -7,7 +7,7 @@ failure is returned as a `SaveOutcome`, never swallowed and never raised past
 the caller who must show it. A file that does not parse is moved aside to
 `NAME.corrupt-<UTC>` (never overwritten, never deleted) and reported.
 
-One file has one writing process (CONTRACT section 1): only that process
+One file has one writing process (docs/protocol.md): only that process
 constructs an `AtomicJsonFile` with `writer=True`, which also removes temp
 files left by a crashed predecessor.
 """
@@ -32,6 +32,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from config import default_value
 from protocol.base import STORED_CONTEXT
 from protocol.codec import dumps_pretty, loads_exact
 from services.store.fileops import FileOps, ensure_private_dir
@@ -58,9 +59,9 @@ AttemptFailed = Callable[[int, int, BaseException], None]
 class RetryPolicy:
     """How hard a save tries before it reports failure."""
 
-    attempts: int = 3
-    wait_initial_s: float = 0.05
-    wait_max_s: float = 1.0
+    attempts: int = int(default_value("store", "attempts"))
+    wait_initial_s: float = float(default_value("store", "wait_initial_s"))
+    wait_max_s: float = float(default_value("store", "wait_max_s"))
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ class FileChange:
         return f"file.{self.kind}"
 
     def data(self) -> dict[str, str]:
-        """The event data (CONTRACT section 5)."""
+        """The event data (docs/protocol.md)."""
         if self.dest_path is None:
             return {"path": self.path}
         return {"path": self.path, "dest_path": self.dest_path}
