@@ -32,6 +32,7 @@ __all__ = [
     "MAX_CURSOR",
     "MAX_TEXT_CHARS",
     "MAX_WHOLE_NUMBER",
+    "SESSION_DIR_NAME",
     "STORED_CONTEXT",
     "WHOLE_NUMBER",
     "ClientPath",
@@ -44,6 +45,7 @@ __all__ = [
     "Timestamp",
     "age_text",
     "parse_ts",
+    "path_problem",
     "utc_now",
     "utc_text",
 ]
@@ -157,15 +159,34 @@ ShortText = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
+SESSION_DIR_NAME = ".session"
+"""The service's own folder: its files are never a client's path."""
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def path_problem(value: str) -> str | None:
+    """Why `value` cannot be a stored path (a control character, a backslash), or None.
+
+    Shared by the requests' validation and the file watcher, so a name the
+    watcher could never report (a newline in it, say) is refused up front
+    rather than accepted and then silently never seen again.
+    """
+    if "\\" in value:
+        return "path must use '/' separators"
+    if _CONTROL_CHARS.search(value):
+        return "path must not contain control characters (newline, tab, NUL ...)"
+    return None
+
+
 def _check_project_path(value: str) -> str:
     # Pure, syntactic confinement; symlinks that escape are the service's check
     # because only the service can look at the disk.
     if not value:
         raise ValueError("path must not be empty")
-    if "\\" in value:
-        raise ValueError("path must use '/' separators")
-    if "\x00" in value:
-        raise ValueError("path must not contain NUL")
+    problem = path_problem(value)
+    if problem:
+        raise ValueError(problem)
     if value.startswith("/") or _WINDOWS_DRIVE.match(value):
         raise ValueError("path must be relative to the project root")
     parts = value.split("/")
@@ -174,6 +195,8 @@ def _check_project_path(value: str) -> str:
     cleaned = [part for part in parts if part not in {"", "."}]
     if not cleaned:
         raise ValueError("path must name a file inside the project")
+    if cleaned[0] == SESSION_DIR_NAME:
+        raise ValueError("paths under .session/ are the service's own files, not a writer's")
     return "/".join(cleaned)
 
 
@@ -184,7 +207,7 @@ ProjectPath = Annotated[str, Field(max_length=4096), AfterValidator(_check_proje
 def _check_client_path(value: str) -> str:
     # An absolute path is accepted here and judged by the service, which knows
     # the project root (docs/protocol.md: only paths *outside* it are refused).
-    if value.startswith("/") and "\\" not in value and "\x00" not in value:
+    if value.startswith("/") and path_problem(value) is None:
         if any(part == ".." for part in value.split("/")):
             raise ValueError("path must not leave the project root ('..')")
         return value

@@ -172,15 +172,25 @@ def utc_timestamps() -> st.SearchStrategy[datetime]:
 
 
 _segment = st.text(
-    alphabet=st.characters(exclude_characters="/\\:\x00", max_codepoint=0x2FFF),
+    alphabet=st.characters(
+        exclude_characters="/\\:", exclude_categories=("Cc", "Cs"), max_codepoint=0x2FFF
+    ),
     min_size=1,
     max_size=12,
 ).filter(lambda segment: segment not in {".", ".."})
 
 
 def project_paths() -> st.SearchStrategy[str]:
-    """Canonical project-relative paths (`manuscript/ch 1.md`), never escaping the root."""
-    return st.lists(_segment, min_size=1, max_size=4).map("/".join)
+    """Canonical project-relative paths (`manuscript/ch 1.md`), never escaping the root.
+
+    No control characters (the watcher could never report such a name) and
+    never under `.session/` (the service's own files).
+    """
+    return (
+        st.lists(_segment, min_size=1, max_size=4)
+        .map("/".join)
+        .filter(lambda path: path.split("/", 1)[0] != ".session")
+    )
 
 
 stages = st.sampled_from(list(Stage))

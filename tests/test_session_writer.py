@@ -226,6 +226,47 @@ def test_absolute_paths_inside_the_project_are_stored_relative(project: Path) ->
     assert closed["open_files"] == []
 
 
+def _refusal(harness: FakeHarness, writer: SessionWriter, path: str) -> ProtocolError:
+    """The error `session.open_file {path}` gets, whether args validation or the writer says no."""
+    try:
+        outcome = harness.call(writer, Op.SESSION_OPEN_FILE, {"path": path})
+    except ProtocolError as exc:
+        return exc
+    assert isinstance(outcome, ProtocolError), f"{path!r} was accepted"
+    return outcome
+
+
+def test_the_services_own_files_are_never_an_open_file(project: Path) -> None:
+    """`.session/...`, by name, absolute path or a link into it, is invalid_args and not stored."""
+    writer, harness = start(project)
+    (project / "manuscript").mkdir()
+    (project / "manuscript" / "inside").symlink_to(project / ".session")
+    revision = writer.revision
+    for path in (
+        ".session/current.json",
+        "./.session/costs.json",
+        str(project / ".session" / "current.json"),
+        "manuscript/inside/current.json",
+    ):
+        refused = _refusal(harness, writer, path)
+        assert refused.code is ErrorCode.INVALID_ARGS, path
+        assert ".session/" in refused.message, path
+    assert writer.revision == revision and writer.document.open_files == []
+
+
+def test_a_name_the_watcher_could_never_report_is_refused(project: Path) -> None:
+    """A newline or another control character in a path is invalid_args, as the watcher skips it."""
+    from services.readonly.filters import is_reportable
+
+    writer, harness = start(project)
+    for path in ("manuscript/two\nlines.md", "manuscript/tab\there.md", "manuscript/bell\x07.md"):
+        assert not is_reportable(path)
+        refused = _refusal(harness, writer, path)
+        assert refused.code is ErrorCode.INVALID_ARGS
+        assert "control characters" in refused.message
+    assert writer.document.open_files == []
+
+
 def test_an_open_file_can_be_closed_even_if_its_folder_now_escapes(
     project: Path, tmp_path: Path
 ) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+from protocol.base import path_problem
 from services.runtime.paths import WATCHED_FOLDERS
 
 __all__ = [
@@ -75,12 +76,12 @@ def top_folder(path: str) -> str | None:
 
 
 def is_reportable(path: str) -> bool:
-    """True if `path` can travel as a `ProjectPath` in an event (UTF-8, no `\\`, no NUL).
+    """True if `path` can travel as a `ProjectPath` in an event (UTF-8, no control character).
 
     A name with undecodable bytes or a backslash is legal on Linux but would be
     rejected by every subscriber's validation; it is logged, not published.
     """
-    if "\\" in path or "\x00" in path or "\n" in path:
+    if path_problem(path) is not None:
         return False
     try:
         path.encode("utf-8")

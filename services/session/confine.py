@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from protocol.base import SESSION_DIR_NAME
 from protocol.errors import ErrorCode, ProtocolError
 
 __all__ = ["confine"]
@@ -36,6 +37,11 @@ def confine(project: Path, path: str) -> str:
         relative = absolute.relative_to(inside).as_posix()
         if relative in {"", "."}:
             raise ProtocolError(ErrorCode.INVALID_ARGS, "path must name a file inside the project")
+        if relative.split("/", 1)[0] == SESSION_DIR_NAME:
+            raise ProtocolError(
+                ErrorCode.INVALID_ARGS,
+                f"path {path!r} is under .session/, the service's own files, not a writer's",
+            )
         confine(project, relative)
         return relative
     try:
@@ -49,5 +55,10 @@ def confine(project: Path, path: str) -> str:
             ErrorCode.INVALID_ARGS,
             f"path {path!r} leads outside the project root through a symbolic link "
             f"(it resolves to {resolved})",
+        )
+    if resolved.is_relative_to(root / SESSION_DIR_NAME):
+        raise ProtocolError(
+            ErrorCode.INVALID_ARGS,
+            f"path {path!r} leads into .session/, the service's own files, not a writer's",
         )
     return path
