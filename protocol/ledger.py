@@ -39,6 +39,8 @@ __all__ = [
     "LedgerOperation",
     "LedgerReset",
     "LedgerWarned",
+    "SeriesCache",
+    "SeriesCells",
     "WarningLevel",
     "decode_ledger_line",
 ]
@@ -205,3 +207,30 @@ class LedgerCheckpoint(BaseModel):
             "fired": [list(key) for key in self.fired],
             "applied_ids": list(self.applied_ids),
         }
+
+
+class SeriesCells(BaseModel):
+    """The 15-minute spend index: one row per bucket that saw an operation."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    complete: bool
+    cells: list[tuple[int, str, int, dict[str, str], dict[str, str]]]
+    """[UTC bucket number, exact total, unpriced count, {model: total}, {operation: total}],
+    money as exact decimal text."""
+
+
+class SeriesCache(BaseModel):
+    """`ledger/series.json`: the `cost.series` index up to a ledger position (a cache).
+
+    Written by the cost ledger at most every few minutes and at stop, read at
+    start in a background thread. Hand-decoded on that path for speed (a year
+    is ~35,000 rows); a file that does not match this shape or the ledger's
+    position is ignored and rebuilt from the ledger, never trusted.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: Literal[1] = 1
+    position: CheckpointPosition
+    series: SeriesCells

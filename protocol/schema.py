@@ -40,7 +40,7 @@ from protocol.internal import (
     WorkerReply,
     WorkerRequest,
 )
-from protocol.ledger import LEDGER_LINE, LedgerCheckpoint
+from protocol.ledger import LEDGER_LINE, LedgerCheckpoint, SeriesCache
 from protocol.ops import (
     OP_ARGS,
     CostEstimateResult,
@@ -66,6 +66,7 @@ _NAMED: dict[str, type[BaseModel]] = {
     "file.history": HistoryDocument,
     "file.endpoints": EndpointsFile,
     "file.ledger_checkpoint": LedgerCheckpoint,
+    "file.ledger_series": SeriesCache,
     "record.cost_operation": CostOperation,
     "record.history_entry": HistoryEntry,
     "envelope.request": Request,

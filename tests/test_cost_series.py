@@ -227,3 +227,17 @@ def test_a_saved_index_read_back_remembers_its_closed_days() -> None:
     again = SeriesIndex.from_json(live.to_json())
     again.warm_days(ZoneInfo("UTC"))
     assert (0, 96) in again._spans and again.span(0, 96).total == live.span(0, 96).total
+
+
+def test_the_saved_index_has_its_committed_shape(october: LedgerHarness) -> None:
+    """series.json as the ledger writes it validates against `SeriesCache` and its schema."""
+    import jsonschema
+
+    from protocol.ledger import SeriesCache
+
+    series(october, since="2026-10-01", until="2026-11-01")
+    raw = (october.paths.ledger_dir / "series.json").read_bytes()
+    cache = SeriesCache.model_validate_json(raw)
+    assert cache.series.cells, "the index saved no bucket"
+    schema_path = Path(__file__).parents[1] / "protocol/schemas/file.ledger_series.schema.json"
+    jsonschema.validate(json.loads(raw), json.loads(schema_path.read_text()))
