@@ -14,7 +14,7 @@ At the end the tree is stopped cleanly and the files are read as they are:
 
 * every acknowledged `cost.log` id is in the ledger exactly once (0 lost,
   0 counted twice), and costs.json's session total is the ledger's exact sum;
-* every acknowledged `open_file` path is in the session;
+* every path's last acknowledged `open_file` cursor is the session's;
 * every data file parses (JSON, JSON Lines, gzip archive) and no
   `.corrupt-*` file exists.
 """
@@ -58,6 +58,7 @@ SOAK_CONFIG: dict[str, dict[str, Any]] = {
 }
 """Restart intensity raised: a worker killed 200 times a minute is never `failed`."""
 
+_PATHS_PER_CLIENT = 40
 _ATTEMPT_TIMEOUT_S = 2.0
 _GIVE_UP_S = 120.0
 _RESEND = {"unavailable", "internal"}
@@ -180,7 +181,9 @@ class _Client(threading.Thread):
         self.context = context
         self.stop_flag = stop
         self.costs: dict[str, Decimal] = {}
-        self.paths: list[str] = []
+        self.cursors: dict[str, int] = {}
+        """The cursor of each path's last acknowledged `open_file`."""
+        self.opened = 0
         self.resends = 0
         self.errors: list[str] = []
         self._socket: zmq.Socket[bytes] | None = None
@@ -226,8 +229,17 @@ class _Client(threading.Thread):
         return None
 
     def run(self) -> None:
+        try:
+            self._work()
+        except Exception as exc:  # a client bug must show in the report, not hang the soak
+            self.errors.append(f"client {self.number}: {type(exc).__name__}: {exc}")
+        finally:
+            if self._socket is not None:
+                self._socket.close(linger=0)
+
+    def _work(self) -> None:
         count = 0
-        while not self.stop_flag.is_set():
+        while not self.stop_flag.is_set() and not self.errors:
             count += 1
             request_id = f"k{self.number}-{count}"
             if count % 2:
@@ -241,14 +253,14 @@ class _Client(threading.Thread):
                 if result is not None:
                     self.costs[request_id] = Decimal(str(result["operation"]["cost"]))
             else:
-                path = f"manuscript/k{self.number}/c{count}.md"
-                result = self._acknowledged(request_id, "session.open_file", {"path": path})
+                # A bounded set of paths (a session holds at most 1,000 open files),
+                # each reopened with a new cursor: the last acknowledged one must win.
+                path = f"manuscript/k{self.number}/c{count % _PATHS_PER_CLIENT}.md"
+                args = {"path": path, "cursor_line": count}
+                result = self._acknowledged(request_id, "session.open_file", args)
                 if result is not None:
-                    self.paths.append(path)
-            if self.errors:
-                return
-        if self._socket is not None:
-            self._socket.close(linger=0)
+                    self.cursors[path] = count
+                    self.opened += 1
 
 
 def _editor(project: Path, stop: threading.Event, report: SoakReport) -> None:
@@ -297,8 +309,13 @@ def _verify(project: Path, clients: list[_Client], report: SoakReport) -> None:
     report.lost += [rid for rid in acknowledged if ledger[rid] == 0]
     report.doubled += [rid for rid, seen in ledger.items() if seen > 1]
     document = previous_document(ProjectPaths.of(project))
-    opened = {entry.path for entry in document.open_files} if document else set()
-    report.lost += [path for client in clients for path in client.paths if path not in opened]
+    opened = {entry.path: entry.cursor_line for entry in document.open_files} if document else {}
+    report.lost += [
+        f"{path} at line {line} (found {opened.get(path)})"
+        for client in clients
+        for path, line in client.cursors.items()
+        if opened.get(path) != line
+    ]
     with contextlib.suppress(OSError, ValueError):
         snapshot = loads_exact((session / "costs.json").read_bytes())
         current = snapshot.get("session_id")
@@ -348,9 +365,9 @@ def run_soak(
         for thread in [*clients, editor]:
             thread.join(timeout=_GIVE_UP_S + 10)
         tree.stop()
-        context.term()
+        context.destroy(linger=0)
     report.seconds = time.monotonic() - started
-    report.acknowledged = sum(len(c.costs) + len(c.paths) for c in clients)
+    report.acknowledged = sum(len(c.costs) + c.opened for c in clients)
     report.resends = sum(c.resends for c in clients)
     report.client_errors = [error for client in clients for error in client.errors]
     _verify(project, clients, report)

@@ -138,22 +138,22 @@ def test_detach_without_a_terminal_resumes_the_interrupted_session(tmp_path: Pat
 
 
 def test_current_json_as_a_folder_gives_a_clear_message(tmp_path: Path) -> None:
-    """A folder named current.json: `inspect session` says what to do; `start` moves it aside."""
+    """A folder named current.json: `inspect session` says how to move it aside (exit 1);
+    `start` moves it aside itself, says so, and serves, with no traceback."""
     project = tmp_path / "novel"
-    (project / ".session" / "current.json").mkdir(parents=True)
-    result = run_cli(project, "inspect", "session")
-    assert result.returncode == ExitCode.FAILURE
-    assert "Traceback" not in result.stderr
-    assert "current.json is a folder where a data file belongs" in result.stderr
-    assert "mv " in result.stderr
-    started = run_cli(project, "start", "--detach")
-    try:
-        assert started.returncode == ExitCode.OK, started.stderr
-        assert "Moved aside .session/current.json (a folder)" in started.stdout + started.stderr
-        assert (project / ".session" / "current.json").is_file()
-    finally:
-        run_cli(project, "stop")
-        wait_lock_free(project)
+    folder = project / ".session" / "current.json"
+    folder.mkdir(parents=True)
+    shown = run_cli(project, "inspect", "session")
+    assert shown.returncode == ExitCode.FAILURE
+    assert "Traceback" not in shown.stderr
+    assert "current.json is a folder where a data file belongs" in shown.stderr
+    assert f"mv {folder} " in shown.stderr
+    with detached_service(project):
+        assert folder.is_file()
+        assert list(folder.parent.glob("current.json.corrupt-*"))
+        console = (project / ".session" / "logs" / "console.log").read_text()
+        assert "Traceback" not in console
+        assert run_cli(project, "inspect", "session").returncode == ExitCode.OK
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny tmpfs to fill needs root")

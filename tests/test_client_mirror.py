@@ -67,7 +67,13 @@ async def _burst_then_converge(endpoints: EndpointsFile) -> tuple[Mirror, dict[s
 
 def test_a_mirror_that_lost_events_converges_to_the_service_state(tmp_path: Path) -> None:
     """10,000 events pass a subscriber with a tiny queue: it sees gaps and still ends equal."""
-    config = {"protocol": {"event_hwm": 20}}
+    # A tiny queue on the service's side too (a SUB's own limit alone is absorbed by
+    # the publisher's 100,000), and the default heartbeat tolerance: this test is about
+    # the view, and the burst must not get workers killed on a busy machine.
+    config = {
+        "protocol": {"event_hwm": 20},
+        "supervisor": {"heartbeat_interval_s": 0.5, "heartbeat_liveness": 6},
+    }
     with running_service(tmp_path / "project", config=config) as service:
         endpoints = EndpointsFile.model_validate(service.endpoints)
         mirror, outcome = asyncio.run(_burst_then_converge(endpoints))

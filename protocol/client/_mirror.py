@@ -83,6 +83,8 @@ class Mirror:
         """Events missed, as `seq` revealed."""
         self.rereads = 0
         """Reads of a part of the state (snapshots included)."""
+        self.last_error: BaseException | None = None
+        """The last failed re-read that an event asked for (the next gap or refresh retries)."""
         self._on_event = on_event
         self._socket = (context or zmq.asyncio.Context.instance()).socket(zmq.SUB)
         self._socket.setsockopt(zmq.LINGER, 0)
@@ -111,8 +113,18 @@ class Mirror:
             self._again.add(part)  # one more read after this one: it may predate the news
             return running
         task = asyncio.get_running_loop().create_task(self._read_part(part))
+        task.add_done_callback(self._note_failure)
         self._refreshing[part] = task
         return task
+
+    def _note_failure(self, task: asyncio.Task[None]) -> None:
+        """Keep a failed re-read that nobody awaits (an event asked for it) as `last_error`."""
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None and not self._closed:
+            self.last_error = error
+            logger.warning("mirror: a re-read failed: %s", error)
 
     async def _read_part(self, part: str) -> None:
         while True:

@@ -7,6 +7,7 @@ beside a running service (which owns the files) and on a broken project.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -113,6 +114,17 @@ def _spark_line(days: list[Any]) -> str:
     )
 
 
+def _unreadable(path: Path, status: str, error: str | None) -> str:
+    """Why a data file cannot be shown, and what to do when that is not obvious."""
+    if path.is_dir():  # e.g. a folder named current.json: say how to move it aside
+        from services.cli.failures import explain_os_error
+
+        return explain_os_error(IsADirectoryError(errno.EISDIR, "Is a directory", str(path)))
+    if status == "missing":
+        return f"{path} does not exist yet"
+    return f"{path} is unreadable ({error})"
+
+
 def inspect(
     project: Path, what: str, *, as_json: bool, as_csv: bool = False, since: str | None = None
 ) -> int:
@@ -159,18 +171,7 @@ def inspect(
     if outcome.status == "missing" and what == "preferences":
         outcome = type(outcome)(status="ok", value=Preferences())  # defaults apply
     if outcome.value is None:
-        if path.is_dir():
-            from services.cli.failures import explain_os_error
-
-            folder = IsADirectoryError(21, "Is a directory", str(path))
-            print(f"supervisor: {explain_os_error(folder)}", file=sys.stderr)
-            return EXIT_FAILURE
-        reason = (
-            "does not exist yet"
-            if outcome.status == "missing"
-            else f"is unreadable ({outcome.error})"
-        )
-        print(f"supervisor: {path} {reason}", file=sys.stderr)
+        print(f"supervisor: {_unreadable(path, outcome.status, outcome.error)}", file=sys.stderr)
         return EXIT_FAILURE
     if as_json:
         sys.stdout.write(dumps_pretty(outcome.value).decode())

@@ -23,6 +23,8 @@ from typing import IO, Any
 
 import orjson
 
+from protocol.base import parse_ts
+
 __all__ = ["LOG_SOURCES", "LogFollower", "LogLine", "merged", "parse_line", "read_rotated"]
 
 LOG_SOURCES = (
@@ -55,10 +57,9 @@ def _parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        moment = datetime.fromisoformat(value)
+        return parse_ts(value)
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def parse_line(source: str, text: str, previous: datetime) -> LogLine:

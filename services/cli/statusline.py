@@ -17,7 +17,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from services.session.autosave import SaveState, age_text, indicator_text
+from protocol.base import age_text, parse_ts
+from services.session.autosave import SaveState, indicator_text
 
 __all__ = ["SEPARATOR", "StatusLine"]
 
@@ -51,7 +52,7 @@ class StatusLine:
         self.save_state = str(status.get("state") or ("saved" if not status["dirty"] else ""))
         self.indicator = str(status["indicator"])
         saved = status.get("last_save_at")
-        self.last_save_at = datetime.fromisoformat(saved) if isinstance(saved, str) else saved
+        self.last_save_at = parse_ts(saved) if isinstance(saved, str) else saved
 
     def apply_totals(self, totals: dict[str, Any]) -> None:
         """From `cost.totals`, or the totals inside a `cost.logged` event."""

@@ -6,9 +6,10 @@ Three sources outlive history.json, and together they know every session:
   one, kept by every atomic save. It holds every session the lost file held
   except, at most, the newest changes of one save.
 * the cost ledger (`.session/ledger/*.jsonl`, written by the cost ledger,
-  read-only here): every priced or unpriced call, with its session id and
-  time. A session the `.prev` misses (or knows less about) is rebuilt from
-  its calls: first and last call as start and end, exact total, counts.
+  read-only here with its own model, `protocol.ledger`): every priced or
+  unpriced call, with its session id and time. A session the `.prev` misses
+  (or knows less about) is rebuilt from its calls: first and last call as
+  start and end, exact total, counts.
 * the archive (`.session/archive/`): sessions older than the history keeps.
   They are not copied back (they are listed from the archive as before), and
   a session the archive holds is not invented again from the ledger.
@@ -26,11 +27,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from protocol.codec import loads_exact
 from protocol.history import HistoryEntry
-from services.history.archive import read_archive
+from protocol.ledger import LedgerOperation, decode_ledger_line
 from services.history.live import duration_minutes
-from services.history.read import parse_history
+from services.readonly.history import parse_history, read_archive
 from services.runtime.paths import ProjectPaths
 from services.store import previous_name
 
@@ -110,21 +110,14 @@ def _ledger_sessions(paths: ProjectPaths) -> dict[str, _LedgerSession]:
 
 def _take(found: dict[str, _LedgerSession], line: bytes) -> None:
     try:
-        record = loads_exact(line)
+        record = decode_ledger_line(line)
     except ValueError:
         return  # a torn tail or a bad line: the ledger's owner reports it
-    if not isinstance(record, dict) or record.get("kind") != "op":
+    if not isinstance(record, LedgerOperation):
         return
-    session_id, ts = record.get("session_id"), record.get("ts")
-    request_id = record.get("id") or record.get("request_id")
-    if not (isinstance(session_id, str) and isinstance(ts, str) and isinstance(request_id, str)):
-        return
-    try:
-        at = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
-        return
-    entry = found.setdefault(session_id, _LedgerSession(first=at, last=at))
-    entry.add(at, str(record.get("operation", "")), record.get("cost"), request_id)
+    at = record.ts
+    entry = found.setdefault(record.session_id, _LedgerSession(first=at, last=at))
+    entry.add(at, record.operation, record.cost, record.id)
 
 
 def _with_costs(entry: HistoryEntry, calls: _LedgerSession) -> HistoryEntry:

@@ -44,6 +44,7 @@ export class Mirror {
     });
     this.loop = null;
     this.refreshing = new Map();
+    this.lastError = null; // the last failed re-read that an event asked for
   }
 
   /** Start reading events, then take the first snapshot (subscribe first, then snapshot). */
@@ -69,7 +70,14 @@ export class Mirror {
     // the last ones too (no later event of theirs may ever show it); a fall means
     // the supervisor restarted. Either way, read everything again.
     this.gaps += missed;
-    this.refresh();
+    this.#background(Object.keys(READS));
+  }
+
+  /** A re-read an event asked for: nobody awaits it, so its failure is kept, not thrown. */
+  #background(parts) {
+    this.refresh(parts).catch((err) => {
+      if (!this.stream.closed) this.lastError = err; // after close, a refused read is expected
+    });
   }
 
   /** Read again the given parts of the state (all by default). */
@@ -86,15 +94,18 @@ export class Mirror {
     }
     const entry = { again: false, done: null };
     entry.done = (async () => {
-      do {
-        entry.again = false;
-        const sentAt = new Date().toISOString().replace("Z", "000Z"); // microseconds, like event ts
-        const result = await this.client.request(READS[part]);
-        this.rereads += 1;
-        this.view[part] = part === "workers" ? workerEntries(result) : result;
-        this.snapshotAt[part] = sentAt;
-      } while (entry.again);
-      this.refreshing.delete(part);
+      try {
+        do {
+          entry.again = false;
+          const sentAt = new Date().toISOString().replace("Z", "000Z"); // microseconds, like event ts
+          const result = await this.client.request(READS[part]);
+          this.rereads += 1;
+          this.view[part] = part === "workers" ? workerEntries(result) : result;
+          this.snapshotAt[part] = sentAt;
+        } while (entry.again);
+      } finally {
+        this.refreshing.delete(part); // a failed read must not block the next one
+      }
     })();
     this.refreshing.set(part, entry);
     return entry.done;
@@ -110,14 +121,14 @@ export class Mirror {
       this.view.costs = data.totals;
     } else if (topic === "session.saved") {
       const session = this.view.session;
-      if (data.revision > session.revision) this.refresh(["session"]);
+      if (data.revision > session.revision) this.#background(["session"]);
       else if (data.revision === session.revision) session.last_saved_at = data.saved_at;
     } else if (topic.startsWith("worker.")) {
       const entry = this.view.workers.find((w) => w.name === data.name);
-      if (!entry) return void this.refresh(["workers"]);
+      if (!entry) return void this.#background(["workers"]);
       Object.assign(entry, { pid: data.state === "running" ? data.pid : null, state: data.state, restarts: data.restarts });
       if (topic !== "worker.started") entry.last_exit = null; // its text is the supervisor's: read it
-      if (topic !== "worker.started") this.refresh(["workers"]);
+      if (topic !== "worker.started") this.#background(["workers"]);
     }
   }
 

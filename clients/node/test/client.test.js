@@ -107,3 +107,15 @@ describe("a supervisor restart on tcp", () => {
 });
 
 await sleep(0);
+
+describe("money fields", () => {
+  test("the client's list of money fields is the one docs/protocol.md §1 gives", async () => {
+    const { readFileSync } = await import("node:fs");
+    const { MONEY_KEYS } = await import("../src/json.js");
+    const { REPO } = await import("./lib/service.js");
+    const docs = readFileSync(`${REPO}/docs/protocol.md`, "utf8");
+    const snippet = /const MONEY_KEYS = new Set\(\[([^\]]*)\]\)/.exec(docs)[1];
+    const documented = new Set([...snippet.matchAll(/"([a-z_]+)"/g)].map((m) => m[1]));
+    assert.deepEqual([...MONEY_KEYS].sort(), [...documented].sort());
+  });
+});

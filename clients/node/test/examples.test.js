@@ -21,3 +21,15 @@ test("examples/quickstart.mjs runs and prints exact money", async () => {
     await service.stop();
   }
 });
+
+test("docs/protocol.md §9.1 shows quickstart.mjs and Client.request exactly as they are", async () => {
+  const { readFileSync } = await import("node:fs");
+  const { REPO } = await import("./lib/service.js");
+  const docs = readFileSync(join(REPO, "docs", "protocol.md"), "utf8");
+  const section = docs.slice(docs.indexOf("### 9.1 Node.js"), docs.indexOf("### 9.2"));
+  const blocks = [...section.matchAll(/```js\n([\s\S]*?)\n```/g)].map((m) => m[1]);
+  const quickstart = readFileSync(join(here, "..", "examples", "quickstart.mjs"), "utf8").trimEnd();
+  const client = readFileSync(join(here, "..", "src", "client.js"), "utf8");
+  assert.equal(blocks[0], quickstart);
+  assert.ok(client.includes(blocks[1]), "the Client.request excerpt differs from src/client.js");
+});

@@ -23,7 +23,8 @@ async function serviceState(client) {
 
 test("10,000 events pass a subscriber with a tiny queue: it sees gaps and still ends equal", async () => {
   // Its own service, whatever WF_PROJECT says: the event socket's queue must be tiny too.
-  const service = await startService({ config: { protocol: { event_hwm: 20 } } });
+  // Generous heartbeats: the test is about the view; the burst must not get workers killed on a busy machine.
+  const service = await startService({ config: { protocol: { event_hwm: 20 }, supervisor: { heartbeat_liveness: 6 } } });
   const client = new Client(service.ep);
   let open = true;
   let release;
