@@ -2,7 +2,7 @@
 
 Fast path: a checkpoint whose position the ledger still holds, then only the
 records after that position (a few thousand at most: the ledger writes one
-every `CHECKPOINT_EVERY_RECORDS`). Slow path (no checkpoint, or one that no
+every `ledger.checkpoint_every_records`). Slow path (no checkpoint, or one that no
 longer matches): the month files that can hold records of the current windows
 (`LOOKBACK_DAYS`) - and always the newest - read from their first line; each
 month file begins with the budget in force, so nothing older is needed for
