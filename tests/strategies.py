@@ -62,6 +62,8 @@ from protocol.ledger import (
     LedgerOperation,
     LedgerReset,
     LedgerWarned,
+    SeriesCache,
+    SeriesCells,
 )
 from protocol.names import RestartRule
 from protocol.ops import (
@@ -115,6 +117,7 @@ __all__ = [
     "project_paths",
     "requests",
     "save_results",
+    "series_caches",
     "session_documents",
     "session_status_results",
     "significant_action_results",
@@ -461,6 +464,28 @@ def ledger_lines() -> st.SearchStrategy[Any]:
         message=short_text,
     )
     return _ledger_operations() | budget | reset | warned
+
+
+def series_caches() -> st.SearchStrategy[SeriesCache]:
+    """ledger/series.json, the cost.series index."""
+    text_money = money().map(str)
+    cells = st.lists(
+        st.tuples(
+            counts,
+            text_money,
+            counts,
+            st.dictionaries(names, text_money, max_size=2),
+            st.dictionaries(names, text_money, max_size=2),
+        ),
+        max_size=3,
+    )
+    return st.builds(
+        SeriesCache,
+        position=st.builds(
+            CheckpointPosition, file=names, offset=counts, digest=st.sampled_from(["", "ab" * 32])
+        ),
+        series=st.builds(SeriesCells, complete=st.booleans(), cells=cells),
+    )
 
 
 def ledger_checkpoints() -> st.SearchStrategy[LedgerCheckpoint]:

@@ -54,6 +54,7 @@ DOCUMENT_STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "SupervisorRestartResult": s.supervisor_restart_results(),
     "EndpointsFile": s.endpoints_files(),
     "LedgerCheckpoint": s.ledger_checkpoints(),
+    "SeriesCache": s.series_caches(),
 }
 
 any_stored_model = st.one_of(*DOCUMENT_STRATEGIES.values(), *s.EVENT_DATA_STRATEGIES.values())

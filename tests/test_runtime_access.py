@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hashlib
 import json
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -68,10 +70,14 @@ def _python_for_nobody() -> str | None:
 def _backend_endpoint(service: RunningService) -> str:
     """The workers' link, as the supervisor logged it (it is in no public file)."""
     log = service.project / ".session" / "logs" / "supervisor.log"
-    for line in reversed(log.read_text().splitlines()):
-        record = json.loads(line)
-        if record.get("event") == "supervisor.ready":
-            return str(record["backend"])
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:  # the line may land just after endpoints.json
+        for line in reversed(log.read_text().splitlines()):
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if record.get("event") == "supervisor.ready":
+                    return str(record["backend"])
+        time.sleep(0.05)
     raise AssertionError("supervisor.ready not logged")
 
 

@@ -292,6 +292,12 @@ def test_ledger_checkpoint_conforms(model: BaseModel) -> None:
     _conforms(model, "file.ledger_checkpoint")
 
 
+@given(s.series_caches())
+def test_series_cache_conforms(model: BaseModel) -> None:
+    """Every series index cache satisfies file.ledger_series.schema.json."""
+    _conforms(model, "file.ledger_series")
+
+
 @given(s.journal_lines())
 def test_session_journal_line_conforms(model: BaseModel) -> None:
     """Every session journal line, of any kind, satisfies line.session_journal.schema.json."""
