@@ -26,6 +26,7 @@ from services.runtime.eventbus import EventBus
 from services.runtime.restarts import RestartPolicy
 from services.runtime.routing import RequestRouter
 from services.runtime.slots import WorkerSlot
+from services.runtime.stopping import StagedStop
 from services.runtime.supervision import WorkerSupervision
 
 _SNDMORE = int(zmq.SNDMORE)
@@ -111,6 +112,8 @@ class Rig:
         }
         self.children: dict[WorkerName, list[FakeChild]] = {name: [] for name in workers}
         self.stopping = False
+        self.staged_stop: StagedStop | None = None
+        """Set by a test that runs the service's staged stop (`begin_staged_stop`)."""
         self.settled_calls = 0
         self._pids = iter(range(5000, 9000))
         log = structlog.get_logger()
@@ -142,8 +145,25 @@ class Rig:
             on_settled=self._settled,
             log=log,
             clock=self.clock,
+            stop_reached=lambda name: (
+                self.stopping and (self.staged_stop is None or self.staged_stop.reached(name))
+            ),
         )
         self.router.restart_workers = self.supervision.restart_op
+
+    def begin_staged_stop(self) -> StagedStop:
+        """Begin the service's stop, phase by phase, as the supervisor does."""
+        self.staged_stop = StagedStop(
+            self.slots,
+            self.settings.supervisor,
+            send_stop=self.send_stop,
+            fail_waiting=self.router.fail_waiting,
+            touch_timers=lambda: None,
+            log=self.supervision.log,
+        )
+        self.stopping = True
+        self.staged_stop.begin(self.clock.now)
+        return self.staged_stop
 
     def send_stop(self, slot: WorkerSlot) -> None:
         """The STOP frame to a running worker, recorded on the backend."""

@@ -258,6 +258,31 @@ def test_the_staged_stop_asks_then_escalates_to_sigterm_then_sigkill() -> None:
     assert len(rig.children[SW]) == 1, "nothing restarts while stopping"
 
 
+def test_a_worker_killed_before_its_stop_phase_restarts_and_is_then_stopped_cleanly() -> None:
+    """A worker whose phase has not come yet is restarted when it dies, so its phase
+    finds it running and it flushes (the soak's cost ledger, killed for missed beats
+    while the file watcher stopped, left costs.json short of the ledger)."""
+    rig = Rig(workers=(WorkerName.FILE_WATCHER, SW, CL))
+    rig.start_all()
+    rig.backend.take()
+    stop = rig.begin_staged_stop()
+    assert [m[0] for m in rig.backend.take()] == [b"file_watcher"]
+    rig.crash(CL)  # e.g. SIGKILLed for missed heartbeats on a loaded machine
+    assert rig.state(CL) is WorkerState.STARTING, "restarted: its stop phase has not come"
+    assert len(rig.children[CL]) == 2
+    rig.ready(CL)
+    rig.crash(WorkerName.FILE_WATCHER, returncode=0)
+    assert rig.state(WorkerName.FILE_WATCHER) is WorkerState.STOPPED
+    assert not stop.advance(rig.clock.now)
+    assert sorted(m[0] for m in rig.backend.take()) == [b"cost_ledger", b"session_writer"]
+    assert rig.state(CL) is WorkerState.STOPPING, "asked to stop: it writes its final state"
+    rig.crash(CL, returncode=0)
+    rig.crash(SW)  # its phase came: no restart any more
+    rig.tick(1.0)
+    assert stop.advance(rig.clock.now)
+    assert len(rig.children[CL]) == 2 and len(rig.children[SW]) == 1
+
+
 def test_a_worker_killed_after_serving_for_seconds_restarts_at_once_every_time() -> None:
     """Five kills 2 s apart each restart at once; worker.exited names the stable-run rule."""
     rig = Rig()

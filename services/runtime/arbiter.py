@@ -164,6 +164,7 @@ class Supervisor:
             touch_timers=self._touch_timers,
             on_settled=self._become_ready,
             log=self.log,
+            stop_reached=lambda name: self.stopping and self.staged_stop.reached(name),
         )
         self.router.restart_workers = self.supervision.restart_op
         self.staged_stop = StagedStop(

@@ -102,6 +102,20 @@ class StagedStop:
             if slot.state is not WorkerState.STOPPING:
                 self._fail_waiting(slot, "the service is stopping")
 
+    def reached(self, name: WorkerName) -> bool:
+        """Whether the stop has come to worker `name` (its phase was asked to stop).
+
+        Until then a worker that dies is restarted like any crash: its phase
+        must find it running, so that it finishes and flushes (costs.json, the
+        checkpoint, the session document) instead of leaving them behind.
+        """
+        if not self.active:
+            return True
+        for index, names in enumerate(STOP_PHASES):
+            if name in names:
+                return index <= self.phase
+        return True
+
     def advance(self, now: float) -> bool:
         """Escalate overdue stops and move to the next phase; True once all are done."""
         while True:

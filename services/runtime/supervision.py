@@ -76,6 +76,7 @@ class WorkerSupervision:
         on_settled: Callable[[], None],
         log: Any,
         clock: Callable[[], float] = time.monotonic,
+        stop_reached: Callable[[WorkerName], bool] | None = None,
     ) -> None:
         self.slots = slots
         self.settings = settings
@@ -88,6 +89,10 @@ class WorkerSupervision:
         self.bus = bus
         self.router = router
         self._is_stopping = is_stopping
+        self._stop_reached = stop_reached or (lambda _name: is_stopping())
+        """Whether the service's stop has come to a worker: from then on it never restarts.
+        Before that (a later stop phase) a worker that dies restarts as usual, so it
+        can still stop cleanly and flush what it owns."""
         self._touch_timers = touch_timers
         self._on_settled = on_settled
         self.log = log
@@ -189,7 +194,7 @@ class WorkerSupervision:
         slot.requeue_after_crash(now + self.settings.request_wait_s)
         slot.restart_at = now + decision.delay_s
         self._touch_timers()
-        if decision.delay_s == 0 and not self._is_stopping():
+        if decision.delay_s == 0 and not self._stop_reached(slot.name):
             self.start(slot, now)
 
     def _exited(
@@ -346,11 +351,10 @@ class WorkerSupervision:
 
     def run_timers(self, now: float) -> None:
         """Restart after back-off, kill the late and the hung, expire waiting requests."""
-        stopping = self._is_stopping()
         for slot in self.slots.values():
             state = slot.state
             if state is WorkerState.BACKOFF and slot.restart_at is not None:
-                if now >= slot.restart_at and not stopping:
+                if now >= slot.restart_at and not self._stop_reached(slot.name):
                     self.start(slot, now)
             elif state is WorkerState.STARTING and slot.ready_deadline is not None:
                 if now >= slot.ready_deadline:
