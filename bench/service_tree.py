@@ -16,7 +16,7 @@ from typing import Any
 
 import zmq
 
-__all__ = ["ServiceTree", "tree_memory", "write_config"]
+__all__ = ["ServiceTree", "child_pids", "start_command", "tree_memory", "write_config"]
 
 BENCH_TIMINGS: dict[str, dict[str, Any]] = {
     "supervisor": {"max_restarts": 10_000, "restart_window_s": 1.0},
@@ -34,6 +34,29 @@ def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
         ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def start_command(project: Path, config: Path, *extra: str) -> list[str]:
+    """`python -m supervisor start` for `project` with the TOML overrides in `config`."""
+    return [
+        sys.executable,
+        "-m",
+        "supervisor",
+        "start",
+        "--project",
+        str(project),
+        "--config",
+        str(config),
+        *extra,
+    ]
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of `pid` (workers and the fork server of a supervisor)."""
+    with contextlib.suppress(OSError):
+        listing = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        return [int(child) for child in listing.split()]
+    return []
 
 
 @dataclass
@@ -55,17 +78,7 @@ class ServiceTree:
         endpoints.unlink(missing_ok=True)
         started = time.perf_counter()
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "supervisor",
-                "start",
-                "--project",
-                str(self.project),
-                "--config",
-                str(config),
-                "--fresh",
-            ],
+            start_command(self.project, config, "--fresh"),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -110,11 +123,7 @@ class ServiceTree:
         """Supervisor and every child (workers and the fork server)."""
         if self.process is None:
             return []
-        found = [self.process.pid]
-        with contextlib.suppress(OSError):
-            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-            found += [int(pid) for pid in children.read_text().split()]
-        return found
+        return [self.process.pid, *child_pids(self.process.pid)]
 
     def stop(self) -> None:
         """SIGTERM and reap."""

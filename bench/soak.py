@@ -28,7 +28,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -39,7 +38,7 @@ from typing import Any
 
 import zmq
 
-from bench.service_tree import write_config
+from bench.service_tree import child_pids, start_command, write_config
 
 __all__ = ["SOAK_CONFIG", "SoakReport", "run_soak"]
 
@@ -115,16 +114,7 @@ class _Tree:
 
     def start(self, timeout_s: float = 60.0) -> None:
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "supervisor",
-                "start",
-                "--project",
-                str(self.project),
-                "--config",
-                str(self.config),
-            ],
+            start_command(self.project, self.config),
             stdin=subprocess.DEVNULL,
             stdout=self.log,
             stderr=self.log,
@@ -141,12 +131,7 @@ class _Tree:
         raise TimeoutError("the service did not become ready")
 
     def children(self) -> list[int]:
-        if self.process is None:
-            return []
-        pid = self.process.pid
-        with contextlib.suppress(OSError):
-            return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-        return []
+        return [] if self.process is None else child_pids(self.process.pid)
 
     def kill_all(self) -> None:
         """SIGKILL the supervisor, then whatever of its tree is left."""
