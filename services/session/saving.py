@@ -14,6 +14,7 @@ Everything here runs on the worker's main thread; the disk work happens in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -143,6 +144,21 @@ class AutoSave:
         """A save point of its own: a long journal makes a slow restart."""
         if self.session.revision - self.saved_rev >= self.timing.max_replay_records:
             self.snapshot("journal_size")
+
+    def next_due(self) -> float | None:
+        """The interval save point while the snapshot is behind; None while it is not.
+
+        An idle writer has no timer at all. The save points stay where the
+        interval puts them: a change after a quiet spell waits for the next
+        one, as it did when the timer fired at every point.
+        """
+        if not self.dirty:
+            return None
+        now = self.timing.monotonic()
+        if self.next_at < now:
+            missed = math.ceil((now - self.next_at) / self.interval_s)
+            self.next_at += missed * self.interval_s
+        return self.next_at
 
     def due(self, now: float) -> None:
         """The interval save point: snapshot if behind (also retries a failed round)."""
