@@ -7,7 +7,9 @@ import signal
 import time
 from pathlib import Path
 
-from service import RunningService, pid_alive, running_service
+from service import RunningService, running_service
+
+from services.readonly.liveness import pid_alive
 
 BEAT_S = 0.1
 LIVENESS = 5
@@ -89,3 +91,20 @@ def test_idle_healthy_workers_are_never_killed(tmp_path: Path) -> None:
         assert service.request("cost.totals")["ok"]
         log = (service.project / ".session" / "logs" / "supervisor.log").read_text()
         assert '"worker.killing"' not in log
+
+
+def test_a_change_of_health_reaches_the_status_without_waiting_for_the_idle_beat(
+    tmp_path: Path,
+) -> None:
+    """A mutation moves the session writer's revision; `supervisor.status` shows it within
+    moments, though the next idle heartbeat is 30 s away."""
+    with running_service(tmp_path / "novel", config=_config(30.0)) as service:
+        before = service.wait_running("session_writer")["health"]["revision"]
+        reply = service.request("session.set_stage", {"stage": "writing"})
+        assert reply["ok"], reply
+        deadline = time.monotonic() + 5.0
+        health = service.worker("session_writer")["health"]
+        while health["revision"] == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+            health = service.worker("session_writer")["health"]
+        assert health["revision"] > before
