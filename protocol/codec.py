@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from enum import Enum
+from functools import lru_cache
 from pathlib import PurePath
 from typing import Any
 
@@ -48,9 +49,19 @@ def decimal_text(value: Decimal) -> str:
     return "0" if text in ("-0", "") else text
 
 
+@lru_cache(maxsize=1024)
+def _money_fragment(value: Decimal) -> orjson.Fragment:
+    """A finite amount as a JSON number, cached: equal amounts are written alike
+    (see `decimal_text`), and a `cost.log` writes each of its totals three
+    times (ledger line, reply, event)."""
+    return orjson.Fragment(decimal_text(value).encode())
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return orjson.Fragment(decimal_text(value).encode())
+        if not value.is_finite():  # refused with its own message, never cached
+            raise ValueError(f"money must be finite, got {value}")
+        return _money_fragment(value)
     if isinstance(value, BaseModel):
         return value.model_dump(mode="python", exclude_none=False)
     if isinstance(value, PurePath):
