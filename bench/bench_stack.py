@@ -143,8 +143,10 @@ def process_cpu(pid: int) -> float:
     """CPU seconds used so far by every thread of `pid` (ns-exact, from schedstat).
 
     `/proc/<pid>/stat` counts in 10 ms ticks, too coarse for a second of work;
-    each thread's `schedstat` counts nanoseconds on the CPU. Our own process
-    uses the process clock instead, which keeps the time of threads that ended.
+    each thread's `schedstat` counts nanoseconds on the CPU. A thread that
+    ends between two readings takes its time with it (a worker's threads live
+    as long as it does). Our own process uses the process clock instead, which
+    keeps the time of the client threads that ended.
     """
     if pid == os.getpid():
         return time.process_time()
