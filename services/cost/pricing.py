@@ -42,6 +42,7 @@ import tomllib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -115,8 +116,14 @@ def load_genai_prices() -> Any:
     return genai_prices
 
 
+@cache
 def genai_prices_version() -> str | None:
-    """The installed genai-prices version, read without importing it."""
+    """The installed genai-prices version, read without importing it.
+
+    Read once per process (~4 ms through `importlib.metadata`): costs.json
+    names it in every snapshot, twice a second while calls are logged, and
+    the prices in use are those of the version loaded at start anyway.
+    """
     try:
         return metadata.version("genai-prices")
     except metadata.PackageNotFoundError:
