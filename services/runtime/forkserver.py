@@ -15,6 +15,12 @@ passed over a Unix socket (SCM_RIGHTS).
 
 Server side: `python -m services.runtime.forkserver FD` (FD: the control
 socket). Client side: `ForkServer`, used by the supervisor.
+
+This module imports no pydantic, zmq or protocol at its top (the control
+messages' models are imported where they are used): `supervisor start`
+imports it and spawns the server within ~0.1 s of its own start, so the
+server's imports run beside the supervisor's own instead of after them
+(docs/benchmarks.md, "Cold start").
 """
 
 from __future__ import annotations
@@ -28,7 +34,6 @@ import time
 from pathlib import Path
 
 from config import default_value
-from protocol.internal import ForkReply, ForkRequest, MalformedFrame
 from services.runtime.children import ChildProcess, child_environment
 from services.runtime.wire import ENV_SUPERVISOR_PID
 
@@ -118,6 +123,8 @@ class ForkServer:
 
     def _request_fork(self, stdin_r: int, stderr_w: int) -> int:
         """Send one fork request with the child's pipe ends; the new pid."""
+        from protocol.internal import ForkReply, ForkRequest, MalformedFrame
+
         self._token += 1
         try:
             self.control.settimeout(FORK_TIMEOUT_S if self.ready else STARTUP_TIMEOUT_S)
@@ -199,6 +206,8 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     control = socket.socket(fileno=int(sys.argv[1]))  # pass_fds keeps the number
     _preload()
+    from protocol.internal import ForkReply, ForkRequest
+
     control.send(ForkReply(ready=True).datagram())
     import select
 
@@ -227,6 +236,8 @@ def main() -> int:
 
 
 def _serve_one(control: socket.socket, token: int, stdin_fd: int, stderr_fd: int) -> None:
+    from protocol.internal import ForkReply
+
     try:
         middle = os.fork()
     except OSError as exc:  # EAGAIN (pids limit), ENOMEM: say so, keep serving
