@@ -120,10 +120,8 @@ class CostLedger(Worker):
         self._prices = PriceBook.load(
             paths.session_dir / OVERRIDES_NAME, use_genai_prices=self._use_genai_prices
         )
-        if self._use_genai_prices:
-            # After READY (the callback runs on the loop's first turn), so the load
-            # takes no CPU from any worker's start-up; a price needed earlier waits.
-            self.ctx.call_soon_threadsafe(self._load_genai_prices)
+        if self._use_genai_prices:  # later, off the start-up; a price needed sooner waits
+            load_genai_prices_in_background(self.ctx.settings.ledger.prices_load_delay_s)
         if self._prices.overrides_problem:
             self.log.error("cost_ledger.overrides_ignored", error=self._prices.overrides_problem)
         self._desk = CostDesk(
@@ -136,9 +134,6 @@ class CostLedger(Worker):
         self._check_costs_file()
         self._load()
         self._next_poll = self._monotonic() + self.ctx.settings.ledger.preferences_poll_s
-
-    def _load_genai_prices(self) -> None:
-        load_genai_prices_in_background()
 
     def _check_costs_file(self) -> None:
         """Move an unparsable costs.json aside (it is rebuilt from the ledger)."""

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -133,18 +134,21 @@ def load_genai_prices() -> Any:
     return genai_prices
 
 
-def load_genai_prices_in_background() -> threading.Thread | None:
-    """Start `load_genai_prices` on a daemon thread; None when it is loaded already.
+def load_genai_prices_in_background(delay_s: float = 0.0) -> threading.Thread | None:
+    """`load_genai_prices` on a daemon thread after `delay_s`; None when loaded already.
 
     Off the start-up path (docs/benchmarks.md, "Cold start"): the ledger says
     READY and answers what needs no genai-prices (totals, budgets, prices from
-    overrides or the shipped table) while it loads. A failure is not reported
-    here: the next price that needs genai-prices loads it again and meets it.
+    overrides or the shipped table) without it, and the delay keeps the load's
+    CPU away from the other workers while they start. A price needed sooner
+    loads it at once (and the thread then finds it loaded). A failure is not
+    reported here: the next price that needs genai-prices meets it.
     """
     if _genai_loaded:
         return None
 
     def load() -> None:
+        time.sleep(delay_s)  # a one-off wait on a thread of its own, then it ends
         with contextlib.suppress(Exception):
             load_genai_prices()
 
