@@ -6,8 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from service import run_cli, running_service
+
+from services.cli.exits import ExitCode
 from services.cost.pricing import PriceBook, genai_prices_version
-from tests.service import running_service
+from services.runtime.forklaunch import launch_for_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,6 +37,8 @@ def test_start_spawns_the_fork_server_before_any_heavy_import(tmp_path: Path) ->
     """What `supervisor start` runs before it spawns the fork server imports no pydantic,
     zmq, structlog or protocol: the server's imports run beside the supervisor's own."""
     code = (
+        "import supervisor\n"
+        "from services.runtime.forklaunch import launch_for_argv\n"
         "from services.cli.commands import COMMANDS\n"
         "from services.cli.parser import build_parser\n"
         "from services.cli.start import start\n"
@@ -109,3 +114,80 @@ def test_a_cost_log_right_after_ready_is_priced_by_genai_prices(tmp_path: Path) 
     operation = reply["result"]["operation"]
     assert operation["price_source"] == f"genai-prices@{genai_prices_version()}"
     assert str(operation["cost"]) == str(expected.cost)
+
+
+def _processes_in(folder: Path) -> set[int]:
+    """Pids of the processes working in `folder` (a child's working folder is set
+    before it runs anything, so a process just spawned is never missed)."""
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "cwd").readlink() == folder.resolve():
+                found.add(int(entry.name))
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+    return found
+
+
+def _parent_of(pid: int) -> int:
+    """The parent pid of `pid` (from /proc)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+
+
+def test_a_start_refused_by_the_lock_leaves_no_fork_server_behind(tmp_path: Path) -> None:
+    """A second `start` launches its fork server before it meets the lock; it still
+    fails with exit 1 naming the running supervisor, and its server is gone with it."""
+    project = tmp_path / "novel"
+    with running_service(project) as service:
+        supervisor, own = service.process.pid, service.status()["fork_server_pid"]
+        assert {supervisor, own} <= _processes_in(project)
+        refused = run_cli(project, "start", "--fresh")
+        assert refused.returncode == ExitCode.FAILURE
+        assert f"already running (pid {supervisor})" in refused.stderr
+        # What works in the project now is the running tree: its supervisor (a child
+        # of this test), the children of its supervisor (fork server, workers, the
+        # spare) or of its fork server (mid-fork). An abandoned early server would
+        # have been adopted by init.
+        parents = {_parent_of(pid) for pid in _processes_in(project) - {supervisor}}
+        assert parents <= {supervisor, own}
+
+
+def test_only_a_foreground_start_of_an_existing_folder_launches_early(tmp_path: Path) -> None:
+    """`supervisor start` launches the fork server before parsing its options only when
+    the command line plainly names a foreground start of an existing folder."""
+    assert launch_for_argv(["status", "--project", str(tmp_path)]) is None
+    assert launch_for_argv(["start", "--project", str(tmp_path), "--detach"]) is None
+    assert launch_for_argv(["start", "--help"]) is None
+    assert launch_for_argv(["start", "--project", str(tmp_path / "not-yet")]) is None
+    for argv in (["start", "--project", str(tmp_path)], ["start", f"--project={tmp_path}"]):
+        early = launch_for_argv(argv)
+        assert early is not None
+        try:
+            assert early.take(tmp_path / "elsewhere") is None  # another project's start
+            assert len(_processes_in(tmp_path)) == 1
+        finally:
+            early.abandon()
+        assert _processes_in(tmp_path) == set()  # killed and reaped
+        assert early.take(tmp_path) is None  # abandoned: nothing left to hand over
+
+
+def test_the_early_fork_server_is_handed_over_once(tmp_path: Path) -> None:
+    """`start` gets the server launched for its project once; `abandon` then leaves it be."""
+    early = launch_for_argv(["start", "--project", str(tmp_path)])
+    assert early is not None
+    launched = early.take(tmp_path)
+    assert launched is not None and early.take(tmp_path) is None
+    popen, control = launched
+    try:
+        early.abandon()
+        assert _processes_in(tmp_path) == {popen.pid}  # still running: it was taken
+    finally:
+        control.close()
+        popen.kill()
+        popen.wait()
+        for stream in (popen.stdin, popen.stderr):
+            if stream is not None:
+                stream.close()

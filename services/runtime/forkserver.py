@@ -29,12 +29,14 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 from config import default_value
-from services.runtime.children import ChildProcess, child_environment
+from services.runtime.children import ChildProcess
+from services.runtime.forklaunch import launch_fork_server
 from services.runtime.wire import ENV_SUPERVISOR_PID
 
 __all__ = ["FORK_TIMEOUT_S", "STARTUP_TIMEOUT_S", "ForkServer", "ForkServerError", "main"]
@@ -64,21 +66,12 @@ class ForkServer:
 
     @classmethod
     def start(cls, *, cwd: Path) -> ForkServer:
-        """Start the fork server (it imports for ~0.3 s; `fork` waits for it)."""
-        import subprocess
+        """Start the fork server (it imports for ~0.4 s; `fork` waits for it)."""
+        return cls.adopt_launch(*launch_fork_server(cwd))
 
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "services.runtime.forkserver", str(theirs.fileno())],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            env=child_environment(),
-            pass_fds=(theirs.fileno(),),
-            close_fds=True,
-        )
-        theirs.close()
+    @classmethod
+    def adopt_launch(cls, popen: subprocess.Popen[bytes], control: socket.socket) -> ForkServer:
+        """The handle on a server spawned by `launch_fork_server` (maybe early: `EarlyLaunch`)."""
         if popen.stderr is None or popen.stdin is None:  # pragma: no cover
             raise ForkServerError("fork server spawned without its pipes")
         os.set_blocking(popen.stderr.fileno(), False)
@@ -89,7 +82,7 @@ class ForkServer:
             lifeline_fd=popen.stdin.fileno(),
             popen=popen,
         )
-        return cls(child, ours)
+        return cls(child, control)
 
     def fork(self) -> ChildProcess:
         """A new worker host, waiting for its assignment on stdin, parented to us.

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from services.runtime.forklaunch import ENV_SUPERVISOR_PID
+
 if TYPE_CHECKING:
     from protocol.internal import ACK, EVT, HB, MINOR, PUB, READY, REP, REQ, STOP
 
@@ -37,13 +39,11 @@ __all__ = [
     "STOP",
 ]
 
-ENV_SUPERVISOR_PID = "WF_SUPERVISOR_PID"
-"""Tells a worker host which pid must be its parent (else it exits at once)."""
 
 _FRAME_KINDS = frozenset({"ACK", "EVT", "HB", "MINOR", "PUB", "READY", "REP", "REQ", "STOP"})
 """Defined with their models in `protocol.internal`, and read from there on first
-use (PEP 562): `supervisor start` imports this module for `ENV_SUPERVISOR_PID`
-before it starts the fork server, and must not pay for pydantic on that path."""
+use (PEP 562): the fork server's module imports this one for `ENV_SUPERVISOR_PID`
+and must not pay for pydantic before it has been launched."""
 
 MAX_WORKER_FRAME_BYTES = 64 * 1024 * 1024
 """Largest frame the supervisor reads from a worker (a reply or an event body).
