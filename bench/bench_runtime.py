@@ -167,21 +167,78 @@ def _round_trip(ctx: BenchContext, tree: ServiceTree) -> Row:
     )
 
 
+FLOOR_INTERPRETERS = 5
+"""The floor of a cold start: as many interpreters as the tree has processes
+(supervisor, fork server... or five cold workers), started at once."""
+FLOOR_CODE = "import zmq, pydantic"
+
+
+def _floor(environment: dict[str, str] | None = None) -> None:
+    """Five `python -c "import zmq, pydantic"` started at once; returns when all exited."""
+    processes = [
+        subprocess.Popen([sys.executable, "-c", FLOOR_CODE], env=environment)
+        for _ in range(FLOOR_INTERPRETERS)
+    ]
+    codes = [process.wait() for process in processes]
+    if any(codes):
+        raise RuntimeError(f"python -c {FLOOR_CODE!r} failed: exit codes {codes}")
+
+
+def _bytecode_environment(ctx: BenchContext) -> dict[str, str]:
+    """This environment with Python's bytecode cache on, kept in the scratch folder.
+
+    Python caches compiled modules by default, and an installed wheel ships
+    them; a `PYTHONDONTWRITEBYTECODE` in the benchmark's environment (some
+    sandboxes set it) would make every start compile the ~90 modules of the
+    service from source, which zmq and pydantic, compiled at install, never
+    pay. Both sides of the row get this environment and one untimed round
+    fills the cache; the checkout is left untouched (`PYTHONPYCACHEPREFIX`).
+    """
+    environment = dict(os.environ)
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)
+    environment["PYTHONPYCACHEPREFIX"] = str(ctx.workdir / "pycache")
+    return environment
+
+
 def _cold_start(ctx: BenchContext) -> Row:
-    """Spawn to endpoints.json, against a bare interpreter that imports zmq and exits."""
+    """Spawn to endpoints.json, against five parallel interpreters importing zmq and pydantic.
+
+    Candidate and baseline rounds are interleaved (the order flips each round),
+    as `ctx.interleave` does, but only the start is timed: each tree is stopped
+    outside the clock. One untimed round of each comes first.
+    """
+    environment = _bytecode_environment(ctx)
     starts: list[float] = []
-    bare: list[float] = []
-    for index in range(ctx.rounds(5, 2)):
-        tree = ServiceTree(ctx.workdir / f"cold-start-{index}")
-        began = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import zmq"], check=True)
-        bare.append(time.perf_counter() - began)
-        starts.append(tree.start())
-        tree.stop()
+    floors: list[float] = []
+    timer = time.perf_counter
+
+    def start_one(index: int) -> float:
+        tree = ServiceTree(ctx.workdir / f"cold-start-{index}", environment=environment)
+        try:
+            return tree.start()
+        finally:
+            tree.stop()
+
+    def floor_once(_index: int) -> float:
+        began = timer()
+        _floor(environment)
+        return timer() - began
+
+    start_one(-1)
+    floor_once(-1)
+    for index in range(ctx.rounds(9, 3)):
+        order = ((start_one, starts), (floor_once, floors))
+        for measure, sink in order if index % 2 == 0 else reversed(order):
+            sink.append(measure(index))
+    if "PYTHONDONTWRITEBYTECODE" in os.environ:
+        ctx.notes.append(
+            "cold start: PYTHONDONTWRITEBYTECODE is set here; both sides of the row ran with "
+            "Python's bytecode cache on (in the scratch folder), as an installed service does"
+        )
     return Row(
         "cold start to ready",
         starts,
-        "python -c 'import zmq'",
-        bare,
-        Target("p50", max_seconds=0.6),
+        f"{FLOOR_INTERPRETERS}x python -c '{FLOOR_CODE}' at once",
+        floors,
+        Target("p50", max_ratio=1.5),
     )
