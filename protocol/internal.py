@@ -49,6 +49,7 @@ __all__ = [
     "REP",
     "REQ",
     "STOP",
+    "TOKEN_BYTES",
     "EventAck",
     "EventDelivery",
     "ForkReply",
@@ -80,6 +81,8 @@ MINOR = b"minor"
 """Optional last frame of PUB: skip workers in `protocol.names.SIGNIFICANT_ONLY`."""
 
 _NUMBER_BYTES = 8
+TOKEN_BYTES = _NUMBER_BYTES
+"""The longest token; hot paths check a REQ/REP frame against it without a model."""
 
 Number = Annotated[int, Field(ge=0, le=2**63 - 1)]
 Token = Annotated[bytes, Field(min_length=1, max_length=_NUMBER_BYTES)]
