@@ -35,6 +35,7 @@ __all__ = [
     "encode_error",
     "encode_event",
     "encode_ok",
+    "encode_ok_json",
     "encode_request",
     "peek_id",
     "read_request",
@@ -295,6 +296,13 @@ def encode_request(request_id: str, op: str, args: dict[str, Any] | None = None)
 def encode_ok(request_id: str, result: Any) -> bytes:
     """The frame of a successful reply."""
     return dumps({"v": PROTOCOL_VERSION, "id": request_id, "ok": True, "result": result})
+
+
+def encode_ok_json(request_id: str, result_json: bytes) -> bytes:
+    """`encode_ok` for a result already encoded with `dumps`: the same bytes."""
+    return b"".join(
+        (b'{"v":1,"id":', dumps(request_id), b',"ok":true,"result":', result_json, b"}")
+    )
 
 
 def encode_error(request_id: str | None, code: ErrorCode, message: str) -> bytes:

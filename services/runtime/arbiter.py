@@ -49,7 +49,7 @@ from services.runtime.childtable import ChildTable
 from services.runtime.eventbus import MAX_SUBSCRIPTION_BYTES, EventBus
 from services.runtime.forkkeeper import ForkServerKeeper
 from services.runtime.forkserver import ForkServer
-from services.runtime.frames import readable, recv_frames, send_frames
+from services.runtime.frames import messages, send_frames
 from services.runtime.paths import ProjectPaths
 from services.runtime.restarts import RestartPolicy
 from services.runtime.routing import RequestRouter
@@ -262,9 +262,9 @@ class Supervisor:
 
     def _dispatch(self, ready: dict[Any, int]) -> None:
         if self.backend in ready:
-            self._drain_backend()
+            self._drain_backend(polled=True)
         if self.frontend in ready:
-            self.router.drain()
+            self.router.drain(polled=True)
         if self.events in ready:
             self.bus.drain_subscriptions()
         if self._wake_r.fileno() in ready:
@@ -360,11 +360,8 @@ class Supervisor:
 
     # -- the workers' link ----------------------------------------------------------
 
-    def _drain_backend(self) -> None:
-        for _ in range(_MAX_DRAIN):
-            if not readable(self.backend):
-                return
-            frames = recv_frames(self.backend)
+    def _drain_backend(self, *, polled: bool = False) -> None:
+        for frames in messages(self.backend, _MAX_DRAIN, polled=polled):
             slot = self._by_identity.get(frames[0])
             if slot is None:
                 continue

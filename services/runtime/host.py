@@ -25,11 +25,19 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+from pydantic import BaseModel
 
 from config import Settings, load_settings
 from protocol.base import utc_text
 from protocol.codec import dumps
-from protocol.envelopes import Event, decode_event, encode_error, encode_ok, read_request
+from protocol.envelopes import (
+    Event,
+    decode_event,
+    encode_error,
+    encode_ok,
+    encode_ok_json,
+    read_request,
+)
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.internal import (
     REQ,
@@ -48,7 +56,7 @@ from protocol.internal import (
 )
 from protocol.ops import OP_BY_NAME, parse_args
 from services.runtime import wire
-from services.runtime.frames import readable, recv_frames, send_frames
+from services.runtime.frames import messages, send_frames
 from services.runtime.logs import configure_worker_logging
 from services.runtime.paths import ProjectPaths
 from services.runtime.registry import load_worker_class
@@ -98,6 +106,8 @@ class WorkerHost:
             call_soon_threadsafe=self.call_soon_threadsafe,
         )
         self.worker: Worker = load_worker_class(assignment.name)(ctx)
+        self._reuse_results = self.worker.stable_results
+        self._last_result: tuple[BaseModel, bytes] | None = None
 
     # -- what the worker may call -------------------------------------------------
 
@@ -198,10 +208,7 @@ class WorkerHost:
         """
         requests: list[tuple[bytes, Call]] = []
         events: list[EventDelivery] = []
-        for _ in range(_MAX_DRAIN):
-            if not readable(self._dealer):
-                break
-            frames = recv_frames(self._dealer)
+        for frames in messages(self._dealer, _MAX_DRAIN, polled=True):
             if len(frames) == 3 and frames[0] == REQ and 1 <= len(frames[1]) <= TOKEN_BYTES:
                 # The hot path, checked as `decode_to_worker` would, without a model.
                 self._deliver_events(events)
@@ -259,9 +266,18 @@ class WorkerHost:
         for (token, call), outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, ProtocolError):
                 frame = encode_error(call.id, outcome.code, outcome.message)
+            elif self._reuse_results and isinstance(outcome, BaseModel):
+                frame = encode_ok_json(call.id, self._result_json(outcome))
             else:
                 frame = encode_ok(call.id, outcome)
             self._reply(token, frame)
+
+    def _result_json(self, result: BaseModel) -> bytes:
+        """The JSON of `result`, reused while the worker answers with the same object."""
+        last = self._last_result
+        if last is None or last[0] is not result:
+            last = self._last_result = (result, dumps(result))
+        return last[1]
 
     def _reply(self, token: bytes, frame: bytes) -> None:
         send_frames(self._dealer, WorkerReply.pack(token, frame))

@@ -22,7 +22,7 @@ from protocol.errors import ErrorCode, ProtocolError
 from protocol.internal import WorkerRequest
 from protocol.names import Op, WorkerName, WorkerState, owner_of
 from protocol.ops import SupervisorRestartArgs, parse_args
-from services.runtime.frames import NOBLOCK, readable, recv_frames, send_frames
+from services.runtime.frames import NOBLOCK, messages, send_frames
 from services.runtime.slots import PendingRequest, WorkerSlot, restart_hint
 
 __all__ = ["MAX_DELIVERIES", "RequestRouter"]
@@ -66,12 +66,11 @@ class RequestRouter:
         )
         """Answers `supervisor.restart` (the restart rules, set by the supervisor)."""
 
-    def drain(self) -> None:
-        """Handle every request waiting on the command socket."""
-        for _ in range(_MAX_DRAIN):
-            if not readable(self.frontend):
-                return
-            self.on_request(recv_frames(self.frontend))
+    def drain(self, *, polled: bool = False) -> None:
+        """Handle every request waiting on the command socket (`polled`: a poller
+        just said one waits)."""
+        for frames in messages(self.frontend, _MAX_DRAIN, polled=polled):
+            self.on_request(frames)
 
     def on_request(self, frames: list[bytes]) -> None:
         """One client message as the ROUTER gave it: identity, [empty,] request."""
