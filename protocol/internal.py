@@ -232,7 +232,12 @@ class EventDelivery(InternalFrame):
 
     def frames(self) -> list[bytes]:
         """`EVT number topic event`."""
-        return [EVT, self.number.to_bytes(_NUMBER_BYTES, "big"), self.topic, self.event]
+        return self.pack(self.number, self.topic, self.event)
+
+    @staticmethod
+    def pack(number: int, topic: bytes, event: bytes) -> list[bytes]:
+        """The frames of a delivery without building the model (once per event and worker)."""
+        return [EVT, number.to_bytes(_NUMBER_BYTES, "big"), topic, event]
 
 
 class StopRequest(InternalFrame):
