@@ -39,8 +39,9 @@ def _nested_args() -> st.SearchStrategy[dict[str, Any]]:
     values = json_values(6) | decoys
     nested = st.recursive(
         values,
-        lambda children: st.lists(children, max_size=3)
-        | st.dictionaries(_tricky_keys, children, max_size=3),
+        lambda children: (
+            st.lists(children, max_size=3) | st.dictionaries(_tricky_keys, children, max_size=3)
+        ),
         max_leaves=10,
     )
     return st.dictionaries(_tricky_keys, nested, max_size=4)
