@@ -127,8 +127,8 @@ class EventBus:
     def send(self, slot: WorkerSlot, number: int, topic: bytes, body: bytes) -> None:
         """One event to one worker; kept until acknowledged."""
         try:
-            delivery = EventDelivery(number=number, topic=topic, event=body)
-            send_frames(self.backend, [slot.identity, *delivery.frames()], NOBLOCK)
+            delivery = EventDelivery.pack(number, topic, body)
+            send_frames(self.backend, [slot.identity, *delivery], NOBLOCK)
         except zmq.ZMQError:
             slot.events.append((number, topic, body))
             return
