@@ -14,7 +14,6 @@ Everything here runs on the worker's main thread; the disk work happens in
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -148,17 +147,11 @@ class AutoSave:
     def next_due(self) -> float | None:
         """The interval save point while the snapshot is behind; None while it is not.
 
-        An idle writer has no timer at all. The save points stay where the
-        interval puts them: a change after a quiet spell waits for the next
-        one, as it did when the timer fired at every point.
+        An idle writer has no timer at all. A change after a quiet spell longer
+        than the interval finds its save point passed and is snapshotted at
+        once; the points then follow the interval again.
         """
-        if not self.dirty:
-            return None
-        now = self.timing.monotonic()
-        if self.next_at < now:
-            missed = math.ceil((now - self.next_at) / self.interval_s)
-            self.next_at += missed * self.interval_s
-        return self.next_at
+        return self.next_at if self.dirty else None
 
     def due(self, now: float) -> None:
         """The interval save point: snapshot if behind (also retries a failed round)."""
