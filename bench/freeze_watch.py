@@ -5,9 +5,11 @@ supervisor whose loop turns logs a `worker.exited` line several times a
 second and answers `supervisor.status` (its own op, no worker involved) at
 once. `FreezeWatcher` runs beside a soak and, when the supervisor's log has
 not grown for `stale_s` or a `supervisor.status` probe goes unanswered for
-`probe_timeout_s`, writes one report per freeze: `py-spy dump --native` of
-the supervisor and of each of its children, plus `/proc/<pid>/stack`,
-`wchan`, `status` and the open descriptors of each.
+`probe_timeout_s` (both well above the longest legitimate hold of the loop:
+a new fork server's first fork waits up to 5 s for its imports), writes one
+report per frozen supervisor: `py-spy dump --native` of it and of each of
+its children, plus `/proc/<pid>/stack`, `wchan`, `status` and the open
+descriptors of each.
 
 `python -m bench.freeze_watch --runs N --kills K --out DIR` runs short soaks
 in a row with the watcher and prints one line per run.
@@ -90,8 +92,8 @@ class FreezeWatcher(threading.Thread):
         out_dir: Path,
         supervisor_pid: Callable[[], int | None],
         *,
-        stale_s: float = 8.0,
-        probe_timeout_s: float = 5.0,
+        stale_s: float = 20.0,
+        probe_timeout_s: float = 15.0,
     ) -> None:
         super().__init__(daemon=True, name="freeze-watcher")
         self.project = project
