@@ -143,6 +143,16 @@ class WorkerSupervision:
         )
         self.router.flush(slot)
         self.bus.flush(slot)
+        if slot.queued or slot.events:
+            # It was killed right after its READY: what it could not take waits,
+            # in order, for the next incarnation (its exit restarts it).
+            self.log.warning(
+                "worker.gone_after_ready",
+                worker=slot.name.value,
+                pid=pid,
+                requests_waiting=len(slot.queued),
+                events_waiting=len(slot.events),
+            )
         self._check_settled()
         self._answer_restarts(now)
 
