@@ -20,7 +20,9 @@ and runs until SIGTERM or SIGINT.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
+import os
 import signal
 import sys
 import threading
@@ -129,8 +131,14 @@ def main(argv: list[str] | None = None) -> int:
         options.field,
         loads_exact(options.value),
     )
+    # The proxy stands in for the fake project's supervisor, so it holds that
+    # project's lock as one does: clients check the lock, not only the pid.
+    lock = os.open(run_dir / "supervisor.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.ftruncate(lock, 0)
+    os.write(lock, str(os.getpid()).encode("ascii"))
     (run_dir / "endpoints.json").write_text(
-        json.dumps({**real, "command": proxy.endpoint}), "utf-8"
+        json.dumps({**real, "command": proxy.endpoint, "supervisor_pid": os.getpid()}), "utf-8"
     )
     signal.signal(signal.SIGTERM, lambda *_: proxy.stop())
     signal.signal(signal.SIGINT, lambda *_: proxy.stop())

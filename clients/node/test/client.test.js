@@ -119,3 +119,38 @@ describe("money fields", () => {
     assert.deepEqual([...MONEY_KEYS].sort(), [...documented].sort());
   });
 });
+
+describe("discovery", () => {
+  test("endpoints.json naming a live process that does not hold the lock is left behind by a crash", async () => {
+    const { mkdtempSync, mkdirSync, writeFileSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { findEndpoints, holdsLock } = await import("../src/index.js");
+    const project = mkdtempSync(join(tmpdir(), "wf-stale-"));
+    try {
+      const run = join(project, ".session", "run");
+      mkdirSync(run, { recursive: true });
+      // Our own pid: alive to kill(pid, 0), as a reused pid would be after a crash.
+      const ep = { protocol: 1, command: "ipc:///nonexistent", events: "ipc:///nonexistent", supervisor_pid: process.pid };
+      writeFileSync(join(run, "endpoints.json"), JSON.stringify(ep));
+      assert.equal(findEndpoints(project), null);
+      writeFileSync(join(run, "supervisor.lock"), String(process.pid)); // the file, but no flock
+      assert.equal(holdsLock(join(run, "supervisor.lock"), process.pid), false);
+      assert.equal(findEndpoints(project), null);
+    } finally {
+      rmSync(project, { recursive: true, force: true });
+    }
+  });
+
+  test("a running service is found, and holds its lock", async () => {
+    const { findEndpoints, holdsLock, lockPath } = await import("../src/index.js");
+    const service = await sharedService();
+    try {
+      const ep = findEndpoints(service.project);
+      assert.ok(ep, "the running service's endpoints.json is found");
+      assert.equal(holdsLock(lockPath(service.project), ep.supervisor_pid), true);
+    } finally {
+      await service.stop();
+    }
+  });
+});
