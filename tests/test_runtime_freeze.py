@@ -38,7 +38,7 @@ pytestmark = pytest.mark.slow
 
 T = TypeVar("T")
 
-_ATTEMPTS = 4
+_ATTEMPTS = 6
 """Each step is a condition, but the READY can still miss its window (a slow
 cold start on a loaded machine): try again, and say so if it never fit."""
 
