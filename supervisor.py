@@ -31,11 +31,22 @@ def main(argv: list[str] | None = None) -> int:
     # pydantic scans every installed distribution for plugins at import (~15 ms);
     # we use none. Children inherit this, which keeps restarts fast too.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    from services.cli.commands import run
-    from services.cli.parser import build_parser
+    # A foreground `start` launches its fork server before anything else is
+    # imported: the server's imports (~0.4 s) then run beside this process's
+    # own (docs/benchmarks.md, "Cold start"). `start` adopts it or lets it go.
+    from services.runtime.forklaunch import launch_for_argv
 
-    options = build_parser().parse_args(argv)
-    return run(options)
+    early = launch_for_argv(sys.argv[1:] if argv is None else argv)
+    try:
+        from services.cli.commands import run
+        from services.cli.parser import build_parser
+
+        options = build_parser().parse_args(argv)
+        options.early_fork_server = early
+        return run(options)
+    finally:
+        if early is not None:
+            early.abandon()  # nothing when `start` took it
 
 
 if __name__ == "__main__":

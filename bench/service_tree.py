@@ -66,6 +66,8 @@ class ServiceTree:
     project: Path
     config: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(BENCH_TIMINGS))
     process: subprocess.Popen[bytes] | None = None
+    environment: dict[str, str] | None = None
+    """The supervisor's environment (its children inherit it); None: this process's."""
     context: zmq.Context[zmq.Socket[bytes]] = field(default_factory=zmq.Context)
     _socket: zmq.Socket[bytes] | None = None
     _counter: int = 0
@@ -82,6 +84,7 @@ class ServiceTree:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=self.environment,
         )
         while not endpoints.exists():
             if self.process.poll() is not None or time.perf_counter() - started > timeout_s:

@@ -68,8 +68,9 @@ class BudgetSettings(_Section):
 
 
 class LedgerSettings(_Section):
-    """The cost ledger's caches: costs.json and the checkpoint."""
+    """The cost ledger's caches: costs.json and the checkpoint; when prices load."""
 
+    prices_load_delay_s: Seconds
     snapshot_delay_s: Seconds
     checkpoint_every_records: Annotated[int, Field(ge=1)]
     checkpoint_max_age_s: Positive

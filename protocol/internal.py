@@ -49,6 +49,7 @@ __all__ = [
     "REP",
     "REQ",
     "STOP",
+    "TOKEN_BYTES",
     "EventAck",
     "EventDelivery",
     "ForkReply",
@@ -80,6 +81,8 @@ MINOR = b"minor"
 """Optional last frame of PUB: skip workers in `protocol.names.SIGNIFICANT_ONLY`."""
 
 _NUMBER_BYTES = 8
+TOKEN_BYTES = _NUMBER_BYTES
+"""The longest token; hot paths check a REQ/REP frame against it without a model."""
 
 Number = Annotated[int, Field(ge=0, le=2**63 - 1)]
 Token = Annotated[bytes, Field(min_length=1, max_length=_NUMBER_BYTES)]
@@ -229,7 +232,12 @@ class EventDelivery(InternalFrame):
 
     def frames(self) -> list[bytes]:
         """`EVT number topic event`."""
-        return [EVT, self.number.to_bytes(_NUMBER_BYTES, "big"), self.topic, self.event]
+        return self.pack(self.number, self.topic, self.event)
+
+    @staticmethod
+    def pack(number: int, topic: bytes, event: bytes) -> list[bytes]:
+        """The frames of a delivery without building the model (once per event and worker)."""
+        return [EVT, number.to_bytes(_NUMBER_BYTES, "big"), topic, event]
 
 
 class StopRequest(InternalFrame):

@@ -29,6 +29,7 @@ from protocol.session import Preferences, RecoveryNotice
 
 __all__ = [
     "OP_ARGS",
+    "OP_BY_NAME",
     "AddRecentQueryArgs",
     "CloseFileArgs",
     "CostEstimateArgs",
@@ -286,11 +287,16 @@ OP_ARGS: dict[Op, type[Message]] = {
 }
 
 
+OP_BY_NAME: dict[str, Op] = {op.value: op for op in Op}
+"""Each op by its name: a dict lookup per request instead of an enum call (~1 us)."""
+_ARGS_BY_NAME: dict[str, type[Message]] = {op.value: model for op, model in OP_ARGS.items()}
+
+
 def parse_args(op: str, args: dict[str, Any], *, request_id: str | None = None) -> Message:
     """Validate `args` for `op`, raising `ProtocolError` (`unknown_op`/`invalid_args`)."""
     try:
-        model = OP_ARGS[Op(op)]
-    except ValueError:
+        model = _ARGS_BY_NAME[op]
+    except (KeyError, TypeError):
         raise ProtocolError(
             ErrorCode.UNKNOWN_OP, f"unknown op {op!r}", request_id=request_id
         ) from None

@@ -50,7 +50,7 @@ from services.cost.budget import BudgetLimits
 from services.cost.ledger_files import LedgerFiles, Position, RecordedReply, month_file_name
 from services.cost.loader import load_state
 from services.cost.preferences import PreferenceWatch
-from services.cost.pricing import OVERRIDES_NAME, PriceBook, load_genai_prices
+from services.cost.pricing import OVERRIDES_NAME, PriceBook, load_genai_prices_in_background
 from services.cost.records import budget_record, reply_of
 from services.cost.requests import MUTATING, Batch, CostDesk
 from services.cost.series import (
@@ -66,8 +66,6 @@ from services.runtime.worker import Call, Outcome, ReplyCache, Worker, WorkerCon
 from services.store import AtomicJsonFile, JsonLinesLog, RetryPolicy, ensure_private_dir
 
 __all__ = ["CostLedger"]
-
-load_genai_prices()  # at import: in the fork server, once; never inside a request
 
 
 class CostLedger(Worker):
@@ -122,6 +120,8 @@ class CostLedger(Worker):
         self._prices = PriceBook.load(
             paths.session_dir / OVERRIDES_NAME, use_genai_prices=self._use_genai_prices
         )
+        if self._use_genai_prices:  # later, off the start-up; a price needed sooner waits
+            load_genai_prices_in_background(self.ctx.settings.ledger.prices_load_delay_s)
         if self._prices.overrides_problem:
             self.log.error("cost_ledger.overrides_ignored", error=self._prices.overrides_problem)
         self._desk = CostDesk(

@@ -71,6 +71,7 @@ class SessionWriter(Worker):
 
     name: ClassVar[WorkerName] = WorkerName.SESSION_WRITER
     exact_numbers: ClassVar[bool] = True  # preference amounts are money
+    stable_results: ClassVar[bool] = True  # documents are replaced, never changed in place
 
     def __init__(
         self,

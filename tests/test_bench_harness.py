@@ -165,3 +165,45 @@ def test_rate_rows_read_per_second_and_meet_an_absolute_bound() -> None:
     assert "p50 <= 2.00/s" in lines[2]
     assert quiet.verdict == "pass"
     assert noisy.verdict == "FAIL"
+
+
+_TWO_BUSY_THREADS = """
+import sys, threading, time
+spun = threading.Barrier(3)
+def spin():
+    while time.thread_time() < 0.15:
+        pass
+    spun.wait()
+    sys.stdin.read()  # alive while measured, as a worker's threads are
+for _ in range(2):
+    threading.Thread(target=spin, daemon=True).start()
+spun.wait()
+print("done", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_cpu_per_operation_counts_every_thread_of_each_process() -> None:
+    """The stack bench's CPU meter adds up all threads of a process, not just its main one."""
+    import subprocess
+    import sys
+
+    from bench.bench_stack import CpuMeter
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", _TWO_BUSY_THREADS],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        meter = CpuMeter({"busy": child.pid})
+        before = dict.fromkeys(meter.processes, 0.0)  # from its start
+        assert child.stdout is not None and child.stdout.readline() == "done\n"
+        meter.add(before, operations=100)
+        assert meter.spent["busy"] >= 0.3  # two threads of 0.15 s each
+        assert meter.per_phase == [pytest.approx(meter.spent["busy"] / 100)]
+        assert meter.text().startswith("busy ") and "total" in meter.text()
+    finally:
+        child.kill()
+        child.wait()

@@ -199,6 +199,31 @@ def test_cost_events_alone_are_written_without_waiting_for_the_disk(
     assert again.live.to_entry().total_cost == Decimal("0.20")
 
 
+def test_a_cost_is_journaled_as_a_subscriber_reads_it(tmp_path: Path) -> None:
+    """The journal keeps a cost's operation in its JSON form: UTC `Z` time, exact digits."""
+    from services.history.journal import JOURNAL_NAME
+    from services.runtime.paths import ProjectPaths
+
+    worker, _ = archiver(tmp_path, "s1")
+    sent = cost("r1", "0.1500", session_id="s1")
+    sent.data["operation"]["timestamp"] = "2026-11-23T16:30:00.250000+01:00"
+    extra = cost("r2", "5", session_id="s1")
+    extra.data["operation"]["vendor_note"] = {"tier": Decimal("1.50")}  # a newer ledger's field
+    assert worker.on_events([sent, extra]) == [True, True]
+    journal = ProjectPaths.of(tmp_path).archive_dir / JOURNAL_NAME
+    lines = [loads_exact(line) for line in journal.read_bytes().splitlines()]
+    kept = {
+        line["data"]["operation"]["request_id"]: line["data"]["operation"]
+        for line in lines
+        if line.get("topic") == "cost.logged"
+    }
+    assert kept["r1"]["timestamp"] == "2026-11-23T15:30:00.250000Z"
+    assert kept["r1"]["cost"] == Decimal("0.15") and b"0.15," in journal.read_bytes()
+    assert kept["r2"]["cost"] == 5 and kept["r2"]["vendor_note"] == {"tier": Decimal("1.5")}
+    again, _ = archiver(tmp_path, "s1")  # replayed from that journal
+    assert again.live.to_entry().total_cost == Decimal("5.15")
+
+
 def test_a_batch_the_journal_refused_is_acknowledged_for_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import tomllib
-from importlib import metadata
 from pathlib import Path
 
 from config import default_value
@@ -18,6 +17,10 @@ _DISTRIBUTION = "writers-factory-session"
 
 def version_text() -> str:
     """`supervisor X.Y.Z`: the installed distribution's version, else the checkout's."""
+    # Imported here: importlib.metadata costs ~20-40 ms, and every command
+    # builds this parser - `supervisor start` before it spawns the fork server.
+    from importlib import metadata
+
     try:
         version = metadata.version(_DISTRIBUTION)
     except metadata.PackageNotFoundError:
@@ -27,6 +30,29 @@ def version_text() -> str:
         except (OSError, KeyError, tomllib.TOMLDecodeError):
             version = "unknown"
     return f"supervisor (Writers Factory session service) {version}"
+
+
+class _VersionAction(argparse.Action):
+    """`--version`: the version is looked up only when asked for (see `version_text`)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS) -> None:
+        super().__init__(
+            option_strings,
+            dest,
+            default=argparse.SUPPRESS,
+            nargs=0,
+            help="show the version and exit",
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        print(version_text())
+        parser.exit()
 
 
 def _project_option(sub: argparse.ArgumentParser) -> None:
@@ -162,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes:\n" + exit_code_table(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=version_text())
+    parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", required=True)
     _add_start(commands)
     _add_control(commands)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
 from typing import Any, Literal
 
 from protocol.costs import BudgetWarning
@@ -111,8 +112,13 @@ class PeriodSpend:
     unpriced: int = 0
 
 
+@lru_cache(maxsize=256)
 def limit_text(limit: Decimal) -> str:
-    """A limit as the fired-warning key spells it (`50`, never `5E+1` or `50.0`)."""
+    """A limit as the fired-warning key spells it (`50`, never `5E+1` or `50.0`).
+
+    Cached: every `cost.log` spells the key of each due warning, and limits
+    are few (equal Decimals hash alike and spell alike).
+    """
     return format(MONEY.normalize(limit), "f")
 
 

@@ -38,10 +38,14 @@ Every price says where it came from (`price_source`): `override`,
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -52,7 +56,14 @@ from config import ModelPrice, PricingTable, load_pricing
 from services.cost.money import MONEY, tidy
 from services.cost.usage import TokenUsage, genai_usage
 
-__all__ = ["OVERRIDES_NAME", "Price", "PriceBook", "genai_prices_version", "load_genai_prices"]
+__all__ = [
+    "OVERRIDES_NAME",
+    "Price",
+    "PriceBook",
+    "genai_prices_version",
+    "load_genai_prices",
+    "load_genai_prices_in_background",
+]
 
 OVERRIDES_NAME = "pricing.toml"
 """The user's price overrides, in `.session/`."""
@@ -100,23 +111,61 @@ class _Table:
         return None
 
 
+_GENAI_LOAD = threading.Lock()
+"""Held while genai-prices loads: a price needed meanwhile waits for the load
+to finish, so no call is ever priced from a half-loaded package."""
+_genai_loaded = False
+
+
 def load_genai_prices() -> Any:
-    """Import genai-prices and its bundled data (~0.7 s, more on a busy machine).
+    """Import genai-prices and its bundled data, once per process; the module.
 
-    The cost ledger does this when its module is imported - in the fork server,
-    once, before any worker is forked - so no request ever waits for it (a
-    1-second pause would cost the ledger its heartbeats). Nothing here starts
-    genai-prices' network updater.
+    It costs 0.1-0.2 s of CPU (more on a busy machine), so nobody pays it on
+    the way to READY: the cost ledger starts it on a thread when it starts
+    (`load_genai_prices_in_background`), and a price wanted before it is done
+    waits here for it. Nothing here starts genai-prices' network updater.
     """
-    import genai_prices
-    from genai_prices import data_snapshot
+    global _genai_loaded  # noqa: PLW0603 - once per process, under the lock
+    with _GENAI_LOAD:
+        import genai_prices
+        from genai_prices import data_snapshot
 
-    data_snapshot.get_snapshot()
+        data_snapshot.get_snapshot()
+        _genai_loaded = True
     return genai_prices
 
 
+def load_genai_prices_in_background(delay_s: float = 0.0) -> threading.Thread | None:
+    """`load_genai_prices` on a daemon thread after `delay_s`; None when loaded already.
+
+    Off the start-up path (docs/benchmarks.md, "Cold start"): the ledger says
+    READY and answers what needs no genai-prices (totals, budgets, prices from
+    overrides or the shipped table) without it, and the delay keeps the load's
+    CPU away from the other workers while they start. A price needed sooner
+    loads it at once (and the thread then finds it loaded). A failure is not
+    reported here: the next price that needs genai-prices meets it.
+    """
+    if _genai_loaded:
+        return None
+
+    def load() -> None:
+        time.sleep(delay_s)  # a one-off wait on a thread of its own, then it ends
+        with contextlib.suppress(Exception):
+            load_genai_prices()
+
+    thread = threading.Thread(target=load, name="genai-prices-load", daemon=True)
+    thread.start()
+    return thread
+
+
+@cache
 def genai_prices_version() -> str | None:
-    """The installed genai-prices version, read without importing it."""
+    """The installed genai-prices version, read without importing it.
+
+    Read once per process (~4 ms through `importlib.metadata`): costs.json
+    names it in every snapshot, twice a second while calls are logged, and
+    the prices in use are those of the version loaded at start anyway.
+    """
     try:
         return metadata.version("genai-prices")
     except metadata.PackageNotFoundError:
@@ -261,7 +310,7 @@ class PriceBook:
         if len(self._genai_missing) >= _CACHED_NAMES:
             self._genai_missing.clear()
         if self._genai is None:
-            self._genai = load_genai_prices()  # already loaded in the ledger process
+            self._genai = load_genai_prices()  # waits for a load in progress, if any
         genai = self._genai
         if usage.details is None:
             fast = self._plain_rates(model, provider, at)

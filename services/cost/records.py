@@ -106,8 +106,13 @@ def warned_record(
 
 
 def with_reply(record: Answered, *, totals: dict[str, Any], warning: str | None = None) -> Answered:
-    """`record` carrying the reply it got: the totals just after it (and an op's warning)."""
-    answer = CostTotals(**totals)
+    """`record` carrying the reply it got: the totals just after it (and an op's warning).
+
+    `totals` is `LedgerState.totals()`: every `CostTotals` field, the ledger's
+    own exact values, so the model is built without validating them again
+    (pydantic's `model_construct` is half the time of validation here).
+    """
+    answer = CostTotals.model_construct(**totals)
     if isinstance(record, LedgerOperation):
         return record.model_copy(update={"totals": answer, "warning": warning})
     return record.model_copy(update={"totals": answer})

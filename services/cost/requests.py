@@ -125,7 +125,12 @@ class CostDesk:
         batch.records.append(record)  # before the warnings it fires, as on disk
         warning = self._fire_due_warnings(batch)
         record = batch.records[at] = with_reply(record, totals=totals, warning=warning)
-        reply = batch.replies[call.id] = reply_of(record)
+        # `reply_of(record)`, with the view already built (the reply adds nothing to it)
+        reply = batch.replies[call.id] = {
+            "operation": view,
+            "totals": record.totals,
+            "warning": warning,
+        }
         batch.events.append(
             (Topic.COST_LOGGED.value, {"operation": view, "totals": totals, "cost": record.cost})
         )

@@ -161,6 +161,8 @@ class LedgerState:
     _current_from: datetime
     _current_until: datetime
     """Between these instants every current window is still current."""
+    _pace: tuple[int, int] | None
+    """The month projection's (days in month, days elapsed) for the current local day."""
 
     def __init__(
         self, *, session_id: str, zone: ZoneInfo, budget: BudgetLimits, now: datetime
@@ -227,6 +229,7 @@ class LedgerState:
         if self.windows and self._current_from <= now < self._current_until:
             return False  # the common case, checked per batch: no calendar arithmetic
         wanted = windows_at(now, self.zone)
+        self._pace = None  # the local day may have changed
         self._current_from = max(window.start for window in wanted.values())
         self._current_until = min(window.end for window in wanted.values())
         changed = False
@@ -286,11 +289,15 @@ class LedgerState:
 
     def month_end_projection(self) -> Decimal:
         """This month's spend at its pace so far: total x days in month / days elapsed."""
-        month = self.windows["monthly"].window
-        first = month.start.astimezone(self.zone).date()
-        days = (month.end.astimezone(self.zone).date() - first).days
-        elapsed = (self.now.astimezone(self.zone).date() - first).days + 1
-        projected = self.windows["monthly"].total * days / max(1, min(elapsed, days))
+        pace = self._pace
+        if pace is None:  # once per window change, not per call (see `refresh`)
+            month = self.windows["monthly"].window
+            first = month.start.astimezone(self.zone).date()
+            days = (month.end.astimezone(self.zone).date() - first).days
+            elapsed = (self.now.astimezone(self.zone).date() - first).days + 1
+            pace = self._pace = (days, max(1, min(elapsed, days)))
+        days, divisor = pace
+        projected = self.windows["monthly"].total * days / divisor
         return tidy(projected.quantize(CENT, rounding=ROUND_HALF_EVEN))
 
     def spends(self, extra: Decimal | None = None) -> list[PeriodSpend]:

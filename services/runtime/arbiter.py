@@ -31,6 +31,7 @@ import zmq
 from config import Settings
 from protocol.envelopes import EndpointsFile
 from protocol.internal import (
+    REP,
     EventAck,
     Heartbeat,
     MalformedFrame,
@@ -48,7 +49,7 @@ from services.runtime.childtable import ChildTable
 from services.runtime.eventbus import MAX_SUBSCRIPTION_BYTES, EventBus
 from services.runtime.forkkeeper import ForkServerKeeper
 from services.runtime.forkserver import ForkServer
-from services.runtime.frames import readable, recv_frames, send_frames
+from services.runtime.frames import messages, send_frames
 from services.runtime.paths import ProjectPaths
 from services.runtime.restarts import RestartPolicy
 from services.runtime.routing import RequestRouter
@@ -261,9 +262,9 @@ class Supervisor:
 
     def _dispatch(self, ready: dict[Any, int]) -> None:
         if self.backend in ready:
-            self._drain_backend()
+            self._drain_backend(polled=True)
         if self.frontend in ready:
-            self.router.drain()
+            self.router.drain(polled=True)
         if self.events in ready:
             self.bus.drain_subscriptions()
         if self._wake_r.fileno() in ready:
@@ -359,40 +360,48 @@ class Supervisor:
 
     # -- the workers' link ----------------------------------------------------------
 
-    def _drain_backend(self) -> None:
-        for _ in range(_MAX_DRAIN):
-            if not readable(self.backend):
-                return
-            frames = recv_frames(self.backend)
+    def _drain_backend(self, *, polled: bool = False) -> None:
+        for frames in messages(self.backend, _MAX_DRAIN, polled=polled):
             slot = self._by_identity.get(frames[0])
             if slot is None:
                 continue
             now = time.monotonic()
             slot.last_seen = now
-            try:
-                frame = decode_from_worker(frames[1:])
-            except MalformedFrame as exc:
-                self.log.warning("worker.malformed_frame", worker=slot.name.value, error=str(exc))
-                continue
-            if isinstance(frame, WorkerReply):
-                pending = slot.inflight.pop(frame.token, None)
+            if len(frames) == 4 and frames[1] == REP:
+                # The hot path: a reply passes through as bytes, found by its
+                # token alone (an unknown or odd token matches nothing).
+                pending = slot.inflight.pop(frames[2], None)
                 if pending is not None:
-                    self.router.reply(pending.route, frame.reply)
-            elif isinstance(frame, WorkerPublish):
-                self.bus.fan_out(
-                    frame.topic.encode(),
-                    frames[0],
-                    frame.ts.encode(),
-                    frame.data,
-                    minor=frame.minor,
-                )
-            elif isinstance(frame, EventAck):
-                for number in frame.numbers:
-                    slot.unacked.pop(number, None)
-            elif isinstance(frame, Heartbeat):
-                slot.health = frame.health
-            elif isinstance(frame, WorkerHello):
-                self.supervision.on_ready(slot, frame, now)
+                    self.router.reply(pending.route, frames[3])
+                continue
+            self._on_worker_frame(slot, frames, now)
+
+    def _on_worker_frame(self, slot: WorkerSlot, frames: list[bytes], now: float) -> None:
+        """Everything from a worker but a well-formed reply: decoded and checked."""
+        try:
+            frame = decode_from_worker(frames[1:])
+        except MalformedFrame as exc:
+            self.log.warning("worker.malformed_frame", worker=slot.name.value, error=str(exc))
+            return
+        if isinstance(frame, WorkerReply):
+            pending = slot.inflight.pop(frame.token, None)
+            if pending is not None:
+                self.router.reply(pending.route, frame.reply)
+        elif isinstance(frame, WorkerPublish):
+            self.bus.fan_out(
+                frame.topic.encode(),
+                frames[0],
+                frame.ts.encode(),
+                frame.data,
+                minor=frame.minor,
+            )
+        elif isinstance(frame, EventAck):
+            for number in frame.numbers:
+                slot.unacked.pop(number, None)
+        elif isinstance(frame, Heartbeat):
+            slot.health = frame.health
+        elif isinstance(frame, WorkerHello):
+            self.supervision.on_ready(slot, frame, now)
 
     # -- timers -------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.runtime.wire import ENV_SUPERVISOR_PID
+from services.runtime.forklaunch import child_environment
 
 __all__ = ["ChildProcess", "become_subreaper", "child_environment", "describe_exit", "spawn_host"]
 
@@ -130,24 +130,6 @@ class ChildProcess:
                     with contextlib.suppress(OSError):
                         stream.close()
         self.pidfd = self.stderr_fd = self.lifeline_fd = -1
-
-
-def _code_root() -> str:
-    # The folder holding the `services` package this supervisor runs from, so
-    # a worker always runs the same code as its supervisor (checkout or wheel).
-    return str(Path(__file__).resolve().parents[2])
-
-
-def child_environment() -> dict[str, str]:
-    """The environment of every child: our code first, our pid, no pydantic plugin scan."""
-    env = dict(os.environ)
-    env[ENV_SUPERVISOR_PID] = str(os.getpid())
-    root = _code_root()
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    # pydantic scans every installed package's entry points for plugins at
-    # import; workers use none, and the scan is on the restart path.
-    env.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    return env
 
 
 def spawn_host(*, cwd: Path, module: str = _HOST_MODULE) -> ChildProcess:

@@ -140,8 +140,8 @@ class EventBus:
     def _hand(self, slot: WorkerSlot, number: int, topic: bytes, body: bytes) -> bool:
         """Send one event to `slot`'s worker; False when its connection is gone."""
         try:
-            delivery = EventDelivery(number=number, topic=topic, event=body)
-            send_frames(self.backend, [slot.identity, *delivery.frames()], NOBLOCK)
+            delivery = EventDelivery.pack(number, topic, body)
+            send_frames(self.backend, [slot.identity, *delivery], NOBLOCK)
         except zmq.ZMQError:
             return False
         slot.unacked[number] = (topic, body)

@@ -15,6 +15,12 @@ passed over a Unix socket (SCM_RIGHTS).
 
 Server side: `python -m services.runtime.forkserver FD` (FD: the control
 socket). Client side: `ForkServer`, used by the supervisor.
+
+This module imports no pydantic, zmq or protocol at its top (the control
+messages' models are imported where they are used): `supervisor start`
+imports it and spawns the server within ~0.1 s of its own start, so the
+server's imports run beside the supervisor's own instead of after them
+(docs/benchmarks.md, "Cold start").
 """
 
 from __future__ import annotations
@@ -23,13 +29,14 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 from config import default_value
-from protocol.internal import ForkReply, ForkRequest, MalformedFrame
-from services.runtime.children import ChildProcess, child_environment
+from services.runtime.children import ChildProcess
+from services.runtime.forklaunch import launch_fork_server
 from services.runtime.wire import ENV_SUPERVISOR_PID
 
 __all__ = ["FORK_TIMEOUT_S", "STARTUP_TIMEOUT_S", "ForkServer", "ForkServerError", "main"]
@@ -59,21 +66,12 @@ class ForkServer:
 
     @classmethod
     def start(cls, *, cwd: Path) -> ForkServer:
-        """Start the fork server (it imports for ~0.3 s; `fork` waits for it)."""
-        import subprocess
+        """Start the fork server (it imports for ~0.4 s; `fork` waits for it)."""
+        return cls.adopt_launch(*launch_fork_server(cwd))
 
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "services.runtime.forkserver", str(theirs.fileno())],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            env=child_environment(),
-            pass_fds=(theirs.fileno(),),
-            close_fds=True,
-        )
-        theirs.close()
+    @classmethod
+    def adopt_launch(cls, popen: subprocess.Popen[bytes], control: socket.socket) -> ForkServer:
+        """The handle on a server spawned by `launch_fork_server` (maybe early: `EarlyLaunch`)."""
         if popen.stderr is None or popen.stdin is None:  # pragma: no cover
             raise ForkServerError("fork server spawned without its pipes")
         os.set_blocking(popen.stderr.fileno(), False)
@@ -84,7 +82,7 @@ class ForkServer:
             lifeline_fd=popen.stdin.fileno(),
             popen=popen,
         )
-        return cls(child, ours)
+        return cls(child, control)
 
     def fork(self) -> ChildProcess:
         """A new worker host, waiting for its assignment on stdin, parented to us.
@@ -118,6 +116,8 @@ class ForkServer:
 
     def _request_fork(self, stdin_r: int, stderr_w: int) -> int:
         """Send one fork request with the child's pipe ends; the new pid."""
+        from protocol.internal import ForkReply, ForkRequest, MalformedFrame
+
         self._token += 1
         try:
             self.control.settimeout(FORK_TIMEOUT_S if self.ready else STARTUP_TIMEOUT_S)
@@ -199,6 +199,8 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     control = socket.socket(fileno=int(sys.argv[1]))  # pass_fds keeps the number
     _preload()
+    from protocol.internal import ForkReply, ForkRequest
+
     control.send(ForkReply(ready=True).datagram())
     import select
 
@@ -227,6 +229,8 @@ def main() -> int:
 
 
 def _serve_one(control: socket.socket, token: int, stdin_fd: int, stderr_fd: int) -> None:
+    from protocol.internal import ForkReply
+
     try:
         middle = os.fork()
     except OSError as exc:  # EAGAIN (pids limit), ENOMEM: say so, keep serving

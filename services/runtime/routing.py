@@ -17,12 +17,12 @@ from typing import Any, cast
 import zmq
 
 from config import Settings
-from protocol.envelopes import Request, decode_request, encode_error, encode_ok, peek_id
+from protocol.envelopes import RequestParts, encode_error, encode_ok, peek_id, read_request
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.internal import WorkerRequest
 from protocol.names import Op, WorkerName, WorkerState, owner_of
 from protocol.ops import SupervisorRestartArgs, parse_args
-from services.runtime.frames import NOBLOCK, readable, recv_frames, send_frames
+from services.runtime.frames import NOBLOCK, messages, send_frames
 from services.runtime.slots import PendingRequest, WorkerSlot, restart_hint
 
 __all__ = ["MAX_DELIVERIES", "RequestRouter"]
@@ -30,8 +30,10 @@ __all__ = ["MAX_DELIVERIES", "RequestRouter"]
 MAX_DELIVERIES = 3
 """A request in flight through this many worker crashes is answered `internal`."""
 _MAX_DRAIN = 1024
-_KNOWN_OPS = frozenset(op.value for op in Op)
-"""Checked per request: a set lookup, not an enum call (~2 us, measured)."""
+_UNKNOWN = object()
+_OWNER_OF_OP: dict[str, WorkerName | None] = {op.value: owner_of(op.value) for op in Op}
+"""Each known op's owner (None: the supervisor's own), found per request with
+one dict lookup: no enum call (~2 us, measured), no prefix split."""
 
 
 class RequestRouter:
@@ -57,18 +59,18 @@ class RequestRouter:
         self._is_stopping = is_stopping
         self._touch_timers = touch_timers
         self._clock = clock
+        self._max_frame_bytes = settings.protocol.max_frame_bytes
         self._token = 0
         self.restart_workers: Callable[[list[bytes], str, SupervisorRestartArgs], None] | None = (
             None
         )
         """Answers `supervisor.restart` (the restart rules, set by the supervisor)."""
 
-    def drain(self) -> None:
-        """Handle every request waiting on the command socket."""
-        for _ in range(_MAX_DRAIN):
-            if not readable(self.frontend):
-                return
-            self.on_request(recv_frames(self.frontend))
+    def drain(self, *, polled: bool = False) -> None:
+        """Handle every request waiting on the command socket (`polled`: a poller
+        just said one waits)."""
+        for frames in messages(self.frontend, _MAX_DRAIN, polled=polled):
+            self.on_request(frames)
 
     def on_request(self, frames: list[bytes]) -> None:
         """One client message as the ROUTER gave it: identity, [empty,] request."""
@@ -87,15 +89,15 @@ class RequestRouter:
             )
             return
         try:
-            request = decode_request(payload, max_bytes=self.settings.protocol.max_frame_bytes)
+            # The envelope is checked here (a bad one is `bad_request` before
+            # `unknown_op`, and never waits for a restarting worker), without a
+            # model; the args are the owning worker's to validate.
+            request = read_request(payload, max_bytes=self._max_frame_bytes)
         except ProtocolError as exc:
             self.reply_error(route, exc.request_id, exc.code, exc.message)
             return
-        try:
-            if request.op not in _KNOWN_OPS:
-                raise KeyError(request.op)  # noqa: TRY301 - one answer for both cases
-            owner = owner_of(request.op)
-        except KeyError:
+        owner = _OWNER_OF_OP.get(request.op, _UNKNOWN)
+        if owner is _UNKNOWN:
             self.reply_error(
                 route,
                 request.id,
@@ -106,7 +108,7 @@ class RequestRouter:
         if owner is None:
             self._answer_supervisor_op(route, request)
             return
-        self._route(route, request.id, request.op, payload, owner)
+        self._route(route, request.id, request.op, payload, cast(WorkerName, owner))
 
     def _route(
         self, route: list[bytes], request_id: str, op: str, payload: bytes, owner: WorkerName
@@ -217,7 +219,7 @@ class RequestRouter:
         """Send an error reply."""
         self.reply(route, encode_error(request_id, code, message))
 
-    def _answer_supervisor_op(self, route: list[bytes], request: Request) -> None:
+    def _answer_supervisor_op(self, route: list[bytes], request: RequestParts) -> None:
         # The supervisor's own ops are validated like any worker's: unknown
         # args are `invalid_args` (`supervisor.status` takes none).
         try:

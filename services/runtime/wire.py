@@ -18,6 +18,13 @@ worker made its effect durable) and re-delivers the rest to a replacement.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from services.runtime.forklaunch import ENV_SUPERVISOR_PID
+
+if TYPE_CHECKING:
+    from protocol.internal import ACK, EVT, HB, MINOR, PUB, READY, REP, REQ, STOP
+
 __all__ = [
     "ACK",
     "ENV_SUPERVISOR_PID",
@@ -32,11 +39,11 @@ __all__ = [
     "STOP",
 ]
 
-ENV_SUPERVISOR_PID = "WF_SUPERVISOR_PID"
-"""Tells a worker host which pid must be its parent (else it exits at once)."""
 
-# The frame kinds are defined with their models in `protocol.internal`.
-from protocol.internal import ACK, EVT, HB, MINOR, PUB, READY, REP, REQ, STOP  # noqa: E402
+_FRAME_KINDS = frozenset({"ACK", "EVT", "HB", "MINOR", "PUB", "READY", "REP", "REQ", "STOP"})
+"""Defined with their models in `protocol.internal`, and read from there on first
+use (PEP 562): the fork server's module imports this one for `ENV_SUPERVISOR_PID`
+and must not pay for pydantic before it has been launched."""
 
 MAX_WORKER_FRAME_BYTES = 64 * 1024 * 1024
 """Largest frame the supervisor reads from a worker (a reply or an event body).
@@ -45,3 +52,11 @@ Workers answer requests of at most 1 MiB, so a bigger frame is a bug; the
 bound keeps one from eating the supervisor's memory (libzmq drops the
 connection and the worker, missing heartbeats, is restarted).
 """
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _FRAME_KINDS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import protocol.internal
+
+    return getattr(protocol.internal, name)

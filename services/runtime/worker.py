@@ -70,6 +70,9 @@ class Worker:
     name: ClassVar[WorkerName]
     exact_numbers: ClassVar[bool] = False
     """Parse numbers with a fraction in requests as Decimal (money in args)."""
+    stable_results: ClassVar[bool] = False
+    """Results are frozen models replaced, never changed in place: the host may
+    reuse the JSON of a result it encoded last (`session.get` answered twice)."""
 
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx

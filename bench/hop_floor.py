@@ -1,0 +1,120 @@
+"""The floor of one supervisor hop: a minimal broker and worker with our framing.
+
+`session.get` through the supervisor crosses two processes and four socket
+hops; a direct REQ/REP pair crosses one process and two. Part of the gap is
+ours (decoding, bookkeeping) and part is the price of any Python broker on
+pyzmq. To tell them apart the round-trip benchmark measures, in the same run,
+the least a broker can do with the same framing:
+
+- client REQ -> broker ROUTER (routing id, empty delimiter, request);
+- broker ROUTER -> worker DEALER with a routing id: `REQ token request`;
+- worker -> broker: `REP token reply`; broker -> client: route and reply.
+
+Plain `recv_multipart`/`send_multipart`, one `zmq.Poller` over the two
+sockets, a dict of pending tokens, no decoding, the same reply bytes. What we
+spend above this is what the supervisor and the worker host add.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+__all__ = ["MinimalBroker", "rotate"]
+
+_BROKER = r"""
+import sys, zmq
+ctx = zmq.Context()
+front = ctx.socket(zmq.ROUTER); front.bind(sys.argv[1])
+back = ctx.socket(zmq.ROUTER); back.bind(sys.argv[2])
+worker = back.recv_multipart()[0]          # the worker's hello: its routing id
+poller = zmq.Poller()
+poller.register(front, zmq.POLLIN); poller.register(back, zmq.POLLIN)
+pending = {}; counter = 0
+while True:
+    ready = dict(poller.poll())
+    if front in ready:
+        frames = front.recv_multipart()
+        if frames[-1] == b"quit":
+            back.send_multipart([worker, b"STOP"])
+            front.send_multipart([*frames[:-1], b""])
+            break
+        counter += 1
+        token = counter.to_bytes(8, "big")
+        pending[token] = frames[:-1]
+        back.send_multipart([worker, b"REQ", token, frames[-1]])
+    if back in ready:
+        frames = back.recv_multipart()
+        front.send_multipart([*pending.pop(frames[2]), frames[3]])
+"""
+
+_WORKER = r"""
+import sys, zmq
+reply = sys.stdin.buffer.read()
+ctx = zmq.Context()
+dealer = ctx.socket(zmq.DEALER); dealer.setsockopt(zmq.ROUTING_ID, b"worker")
+dealer.connect(sys.argv[1]); dealer.send(b"READY")
+while True:
+    frames = dealer.recv_multipart()
+    if frames[0] == b"STOP":
+        break
+    dealer.send_multipart([b"REP", frames[1], reply])
+"""
+
+
+class MinimalBroker:
+    """The floor's two processes: a broker (front and back ROUTER) and its worker."""
+
+    def __init__(self, folder: Path, reply: bytes) -> None:
+        self.command = f"ipc://{folder / 'floor-front.sock'}"
+        backend = f"ipc://{folder / 'floor-back.sock'}"
+        self._broker = subprocess.Popen([sys.executable, "-c", _BROKER, self.command, backend])
+        self._worker = subprocess.Popen(
+            [sys.executable, "-c", _WORKER, backend], stdin=subprocess.PIPE
+        )
+        if self._worker.stdin is None:
+            raise RuntimeError("the floor's worker has no stdin")
+        self._worker.stdin.write(reply)
+        self._worker.stdin.close()
+
+    @property
+    def pids(self) -> list[int]:
+        """Broker and worker."""
+        return [self._broker.pid, self._worker.pid]
+
+    def close(self, quit_sent: bool) -> None:
+        """Reap both (after a client sent `quit`), or kill them."""
+        for process in (self._broker, self._worker):
+            if not quit_sent:
+                process.kill()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def rotate(
+    actions: Sequence[Callable[[], object]], *, rounds: int, warmup: int = 2
+) -> list[list[float]]:
+    """Time each action once per round, rotating which goes first.
+
+    The harness's `interleave` for more than two: a burst of noise on a shared
+    machine lands on every figure alike, so their ratios stay honest.
+    """
+    for _ in range(warmup):
+        for action in actions:
+            action()
+    samples: list[list[float]] = [[] for _ in actions]
+    count = len(actions)
+    timer = time.perf_counter
+    for index in range(rounds):
+        for offset in range(count):
+            which = (index + offset) % count
+            started = timer()
+            actions[which]()
+            samples[which].append(timer() - started)
+    return samples

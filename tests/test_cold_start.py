@@ -1,0 +1,193 @@
+"""Start-up keeps import work off its critical path, and prices stay exact meanwhile."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from service import run_cli, running_service
+
+from services.cli.exits import ExitCode
+from services.cost.pricing import PriceBook, genai_prices_version
+from services.runtime.forklaunch import launch_for_argv
+
+ROOT = Path(__file__).resolve().parent.parent
+
+HEAVY = ("pydantic", "zmq", "structlog", "protocol", "genai_prices")
+"""Packages that cost tens of ms or more to import."""
+
+
+def _modules_after(code: str) -> set[str]:
+    """The top-level packages a fresh interpreter holds after running `code`."""
+    probe = f"{code}\nimport sys\nprint(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.split())
+
+
+def test_start_spawns_the_fork_server_before_any_heavy_import(tmp_path: Path) -> None:
+    """What `supervisor start` runs before it spawns the fork server imports no pydantic,
+    zmq, structlog or protocol: the server's imports run beside the supervisor's own."""
+    code = (
+        "import supervisor\n"
+        "from services.runtime.forklaunch import launch_for_argv\n"
+        "from services.cli.commands import COMMANDS\n"
+        "from services.cli.parser import build_parser\n"
+        "from services.cli.start import start\n"
+        "from services.runtime.lock import SupervisorLock\n"
+        "from services.runtime.paths import ProjectPaths\n"
+        "from services.store.fileops import ensure_private_dir\n"
+        "from services.runtime.forkserver import ForkServer\n"
+        f"build_parser().parse_args(['start', '--project', {str(tmp_path)!r}, '--fresh'])\n"
+    )
+    loaded = _modules_after(code)
+    assert "services" in loaded  # the probe did import the start path
+    assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_the_fork_server_preloads_every_worker_but_not_genai_prices() -> None:
+    """The fork server imports every worker module (restarts stay fast) and not
+    genai-prices, which no worker needs to say READY."""
+    code = (
+        "from services.runtime.forkserver import _preload\n"
+        "_preload()\n"
+        "import sys\n"
+        "workers = ('session_writer', 'cost_ledger', 'file_watcher', 'history_archiver')\n"
+        "assert all(f'services.{name}' in sys.modules for name in workers)\n"
+    )
+    loaded = _modules_after(code)
+    assert {"pydantic", "zmq", "protocol"} <= loaded
+    assert "genai_prices" not in loaded
+
+
+def test_a_price_wanted_while_genai_prices_loads_waits_for_it() -> None:
+    """A call priced while genai-prices still loads in the background gets genai-prices'
+    exact price, never the shipped table's or none; a second load is not started."""
+    code = (
+        "from services.cost.pricing import PriceBook, load_genai_prices_in_background\n"
+        "book = PriceBook.load(None)\n"
+        "loading = load_genai_prices_in_background()\n"
+        "price = book.price('gpt-4o-mini', 12000, 3000)\n"
+        "print(loading is not None, load_genai_prices_in_background() is None,\n"
+        "      price.source, price.cost)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    started, not_again, source, cost = result.stdout.split()
+    expected = PriceBook.load(None).price("gpt-4o-mini", 12000, 3000)
+    assert expected is not None
+    assert (started, not_again) == ("True", "True")
+    assert (source, cost) == (f"genai-prices@{genai_prices_version()}", str(expected.cost))
+
+
+def test_a_cost_log_right_after_ready_is_priced_by_genai_prices(tmp_path: Path) -> None:
+    """The first `cost.log` after start-up, sent as soon as endpoints.json exists, is priced
+    by genai-prices exactly as later ones are (the ledger loads it after READY)."""
+    expected = PriceBook.load(None).price("claude-sonnet-4-5", 1200, 300)
+    assert expected is not None
+    with running_service(tmp_path / "novel") as service:
+        reply = service.request(
+            "cost.log",
+            {
+                "operation": "scene_generation",
+                "model": "claude-sonnet-4-5",
+                "input_tokens": 1200,
+                "output_tokens": 300,
+            },
+        )
+    assert reply["ok"], reply
+    operation = reply["result"]["operation"]
+    assert operation["price_source"] == f"genai-prices@{genai_prices_version()}"
+    assert str(operation["cost"]) == str(expected.cost)
+
+
+def _processes_in(folder: Path) -> set[int]:
+    """Pids of the processes working in `folder` (a child's working folder is set
+    before it runs anything, so a process just spawned is never missed)."""
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "cwd").readlink() == folder.resolve():
+                found.add(int(entry.name))
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+    return found
+
+
+def _parent_of(pid: int) -> int:
+    """The parent pid of `pid` (from /proc)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+
+
+def test_a_start_refused_by_the_lock_leaves_no_fork_server_behind(tmp_path: Path) -> None:
+    """A second `start` launches its fork server before it meets the lock; it still
+    fails with exit 1 naming the running supervisor, and its server is gone with it."""
+    project = tmp_path / "novel"
+    with running_service(project) as service:
+        supervisor, own = service.process.pid, service.status()["fork_server_pid"]
+        assert {supervisor, own} <= _processes_in(project)
+        refused = run_cli(project, "start", "--fresh")
+        assert refused.returncode == ExitCode.FAILURE
+        assert f"already running (pid {supervisor})" in refused.stderr
+        # What works in the project now is the running tree: its supervisor (a child
+        # of this test), the children of its supervisor (fork server, workers, the
+        # spare) or of its fork server (mid-fork). An abandoned early server would
+        # have been adopted by init.
+        parents = {_parent_of(pid) for pid in _processes_in(project) - {supervisor}}
+        assert parents <= {supervisor, own}
+
+
+def test_only_a_foreground_start_of_an_existing_folder_launches_early(tmp_path: Path) -> None:
+    """`supervisor start` launches the fork server before parsing its options only when
+    the command line plainly names a foreground start of an existing folder."""
+    assert launch_for_argv(["status", "--project", str(tmp_path)]) is None
+    assert launch_for_argv(["start", "--project", str(tmp_path), "--detach"]) is None
+    assert launch_for_argv(["start", "--help"]) is None
+    assert launch_for_argv(["start", "--project", str(tmp_path / "not-yet")]) is None
+    for argv in (["start", "--project", str(tmp_path)], ["start", f"--project={tmp_path}"]):
+        early = launch_for_argv(argv)
+        assert early is not None
+        try:
+            assert early.take(tmp_path / "elsewhere") is None  # another project's start
+            assert len(_processes_in(tmp_path)) == 1
+        finally:
+            early.abandon()
+        assert _processes_in(tmp_path) == set()  # killed and reaped
+        assert early.take(tmp_path) is None  # abandoned: nothing left to hand over
+
+
+def test_the_early_fork_server_is_handed_over_once(tmp_path: Path) -> None:
+    """`start` gets the server launched for its project once; `abandon` then leaves it be."""
+    early = launch_for_argv(["start", "--project", str(tmp_path)])
+    assert early is not None
+    launched = early.take(tmp_path)
+    assert launched is not None and early.take(tmp_path) is None
+    popen, control = launched
+    try:
+        early.abandon()
+        assert _processes_in(tmp_path) == {popen.pid}  # still running: it was taken
+    finally:
+        control.close()
+        popen.kill()
+        popen.wait()
+        for stream in (popen.stdin, popen.stderr):
+            if stream is not None:
+                stream.close()
