@@ -42,7 +42,17 @@ __all__ = ["MinimalLedger"]
 _START_TIMEOUT_S = 30.0
 """Time for the three interpreters to import pyzmq and say READY on a loaded machine."""
 
-_BROKER = r"""
+_LIFELINE = r"""
+import os, sys, threading
+def _lifeline():  # the bench holds our stdin: when it dies, so do we
+    sys.stdin.buffer.read()
+    os._exit(0)
+threading.Thread(target=_lifeline, daemon=True).start()
+"""
+
+_BROKER = (
+    _LIFELINE
+    + r"""
 import sys, zmq
 front_at, back_at, events_at, workers = sys.argv[1:5]
 ctx = zmq.Context()
@@ -82,8 +92,11 @@ while True:
             for number in frames[2:]:
                 unacked.pop(number, None)
 """
+)
 
-_LEDGER = r"""
+_LEDGER = (
+    _LIFELINE
+    + r"""
 import os, sys, zmq, orjson
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -128,8 +141,11 @@ while True:
             stamp = datetime.now(UTC).isoformat().encode()
             dealer.send_multipart([b"PUB", b"cost.logged", stamp, b'{"operation":%s}' % record])
 """
+)
 
-_ARCHIVER = r"""
+_ARCHIVER = (
+    _LIFELINE
+    + r"""
 import os, sys, zmq, orjson
 back_at, path = sys.argv[1], sys.argv[2]
 EVENTS = int(zmq.EVENTS); POLLIN = int(zmq.POLLIN)
@@ -153,6 +169,7 @@ while True:
         os.write(fd, b"\n".join(lines) + b"\n")       # cost.logged only: no fsync, as ours
     dealer.send_multipart([b"ACK", *numbers])
 """
+)
 
 
 class MinimalLedger:
@@ -173,6 +190,7 @@ class MinimalLedger:
         workers = "ledger,archiver" if events else "ledger"
         self._broker = subprocess.Popen(
             [sys.executable, "-c", _BROKER, self.command, backend, published, workers],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
         self.processes: dict[str, subprocess.Popen[bytes]] = {"broker": self._broker}
@@ -184,11 +202,13 @@ class MinimalLedger:
                 backend,
                 str(self.ledger_path),
                 "events" if events else "quiet",
-            ]
+            ],
+            stdin=subprocess.PIPE,
         )
         if events:
             self.processes["archiver"] = subprocess.Popen(
-                [sys.executable, "-c", _ARCHIVER, backend, str(self.archive_path)]
+                [sys.executable, "-c", _ARCHIVER, backend, str(self.archive_path)],
+                stdin=subprocess.PIPE,
             )
         said = self._broker.stdout
         assert said is not None
@@ -207,5 +227,6 @@ class MinimalLedger:
             process.kill()
         for process in self.processes.values():
             process.wait()
-        if self._broker.stdout is not None:
-            self._broker.stdout.close()
+            for pipe in (process.stdin, process.stdout):
+                if pipe is not None:
+                    pipe.close()
