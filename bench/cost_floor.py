@@ -178,6 +178,8 @@ class MinimalLedger:
     `command` takes our clients' requests unchanged (`["", request]` from a
     DEALER); the ledger's lines go to `ledger_path`, the archiver's to
     `archive_path`. Ready when built: every worker said READY to the broker.
+    Each process reads its stdin to the end and then exits, so none outlives
+    the bench, even one killed with -9.
     """
 
     def __init__(self, folder: Path, *, events: bool = True, name: str = "floor") -> None:
