@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sqlite3
@@ -13,12 +12,12 @@ from pathlib import Path
 
 import zmq
 
+from bench.cost_floor import MinimalLedger
+from bench.cost_load import CLIENTS, Contender, CpuMeter, Op, Opener, run_clients
 from bench.harness import BenchContext, Row, Target, benchmark, percentile
 from bench.service_tree import ServiceTree
 
 __all__ = ["stack"]
-
-_CLIENTS = 8
 
 
 def _dealer(context: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> zmq.Socket[bytes]:
@@ -95,40 +94,6 @@ def _mutation(ctx: BenchContext, context: zmq.Context[zmq.Socket[bytes]], endpoi
     )
 
 
-Op = Callable[[str], None]
-"""One operation given a unique request id."""
-
-
-def _run_clients(
-    per_client: int, open_client: Callable[[], tuple[Op, Callable[[], None]]], tag: str
-) -> tuple[list[float], float]:
-    """Run `_CLIENTS` threads doing `per_client` sequential ops each; (latencies, wall time)."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(_CLIENTS + 1)
-
-    def client(index: int) -> None:
-        op, close = open_client()
-        mine: list[float] = []
-        barrier.wait()
-        for k in range(per_client):
-            began = time.perf_counter()
-            op(f"{tag}-c{index}-{k}")
-            mine.append(time.perf_counter() - began)
-        close()
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(_CLIENTS)]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    return latencies, time.perf_counter() - began
-
-
 def _tree_processes(tree: ServiceTree) -> dict[str, int]:
     """The tree's processes by name: the supervisor and each running worker."""
     assert tree.process is not None
@@ -137,57 +102,6 @@ def _tree_processes(tree: ServiceTree) -> dict[str, int]:
         if entry["state"] == "running" and entry["pid"]:
             named[str(entry["name"])] = int(entry["pid"])
     return named
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds used so far by every thread of `pid` (ns-exact, from schedstat).
-
-    `/proc/<pid>/stat` counts in 10 ms ticks, too coarse for a second of work;
-    each thread's `schedstat` counts nanoseconds on the CPU. A thread that
-    ends between two readings takes its time with it (a worker's threads live
-    as long as it does). Our own process uses the process clock instead, which
-    keeps the time of the client threads that ended.
-    """
-    if pid == os.getpid():
-        return time.process_time()
-    total_ns = 0
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                total_ns += int((task / "schedstat").read_text().split()[0])
-    return total_ns / 1e9
-
-
-class CpuMeter:
-    """CPU seconds each named process spends over the phases it is told about."""
-
-    def __init__(self, processes: dict[str, int]) -> None:
-        self.processes = processes
-        self.spent: dict[str, float] = dict.fromkeys(processes, 0.0)
-        self.per_phase: list[float] = []
-        """Tree CPU per operation, one sample per measured phase."""
-        self.operations = 0
-
-    def snapshot(self) -> dict[str, float]:
-        """CPU so far of each process."""
-        return {name: process_cpu(pid) for name, pid in self.processes.items()}
-
-    def add(self, before: dict[str, float], operations: int) -> None:
-        """Count what each process spent since `before`, over `operations` operations."""
-        after = self.snapshot()
-        phase = 0.0
-        for name, value in after.items():
-            used = max(0.0, value - before[name])
-            self.spent[name] += used
-            phase += used
-        self.per_phase.append(phase / operations)
-        self.operations += operations
-
-    def text(self, leave_out: tuple[str, ...] = ()) -> str:
-        """`name 123 µs` per operation for each process, and the total."""
-        shown = {name: spent for name, spent in self.spent.items() if name not in leave_out}
-        parts = [f"{name} {spent / self.operations * 1e6:.0f} µs" for name, spent in shown.items()]
-        return ", ".join(parts) + f"; total {sum(shown.values()) / self.operations * 1e6:.0f} µs"
 
 
 def _cost_throughput(
@@ -201,6 +115,9 @@ def _cost_throughput(
     Also the CPU each process of the tree spends per cost.log (issue 13: 0.25 ms
     or less in total), beside the CPU SQLite spends per INSERT+COMMIT in the
     bench's own process (its client threads included, as SQLite runs there).
+    For information, the same load against the floor (`bench.cost_floor`: the
+    least Python on pyzmq that does our durable work with our framing), with
+    and without its event leg, rotated phase by phase with the other two.
     """
     database = ctx.workdir / "peer.sqlite"
     setup = sqlite3.connect(database)
@@ -218,11 +135,7 @@ def _cost_throughput(
         "output_tokens": 3200,
     }
 
-    def open_stack() -> tuple[Op, Callable[[], None]]:
-        sock = _dealer(context, endpoint)
-        return (lambda request_id: _call(sock, request_id, "cost.log", args)), (
-            lambda: sock.close(linger=0)
-        )
+    open_stack = _opener(context, endpoint, args)
 
     def open_sqlite() -> tuple[Op, Callable[[], None]]:
         # The careful peer (measured: docs/benchmarks.md): autocommit mode so that we issue
@@ -267,64 +180,99 @@ def _cost_throughput(
 
         return serialized, close
 
-    per_phase = ctx.rounds(150, 15)
-    ours: list[float] = []
-    peer: list[float] = []
-    ours_per_op: list[float] = []  # wall time / operations, one sample per phase
-    peer_per_op: list[float] = []
-    tree_cpu = CpuMeter(processes)
-    peer_cpu = CpuMeter({"bench (SQLite threads)": os.getpid()})
-    queued: list[float] = []
-    queued_wall = 0.0
-    for phase in range(6):  # alternate whole phases so noise hits both
-        order = ("ours", "peer") if phase % 2 == 0 else ("peer", "ours")
-        for which in order:
-            opener = open_stack if which == "ours" else open_sqlite
-            meter = tree_cpu if which == "ours" else peer_cpu
-            before = meter.snapshot()
-            samples, wall = _run_clients(per_phase, opener, f"p{phase}")
-            meter.add(before, len(samples))
-            (ours if which == "ours" else peer).extend(samples)
-            (ours_per_op if which == "ours" else peer_per_op).append(wall / len(samples))
-        if phase % 2 == 0:
-            samples, wall = _run_clients(per_phase, open_sqlite_serialized, f"q{phase}")
-            queued.extend(samples)
-            queued_wall += wall
-    ours_rate = len(ours) / sum(per * per_phase * _CLIENTS for per in ours_per_op)
-    peer_rate = len(peer) / sum(per * per_phase * _CLIENTS for per in peer_per_op)
+    floor = MinimalLedger(ctx.workdir / "floor")
+    lean = MinimalLedger(ctx.workdir / "floor-lean", events=False, name="lean")
+    try:
+        contenders = [
+            Contender("ours", open_stack, CpuMeter(processes)),
+            Contender("peer", open_sqlite, CpuMeter({"bench (SQLite threads)": os.getpid()})),
+            Contender("floor", _opener(context, floor.command, args), CpuMeter(floor.pids)),
+            Contender("lean", _opener(context, lean.command, args), CpuMeter(lean.pids)),
+        ]
+        per_phase = ctx.rounds(150, 15)
+        queued: list[float] = []
+        queued_wall = 0.0
+        for phase in range(8):  # whole phases, rotated, so noise hits every one
+            turn = phase % len(contenders)
+            for contender in contenders[turn:] + contenders[:turn]:
+                before = contender.meter.snapshot()
+                samples, wall = run_clients(per_phase, contender.open, f"{contender.name}{phase}")
+                contender.meter.add(before, len(samples))
+                contender.latencies.extend(samples)
+                contender.per_op.append(wall / len(samples))
+            if phase % 2 == 0:
+                samples, wall = run_clients(per_phase, open_sqlite_serialized, f"q{phase}")
+                queued.extend(samples)
+                queued_wall += wall
+    finally:
+        floor.close()
+        lean.close()
+    ours, peer, least, leanest = contenders
     ctx.notes.append(
-        f"cost.log, {_CLIENTS} clients through the whole stack: {ours_rate:,.0f} ops/s, "
-        f"p99.9 {percentile(ours, 0.999) * 1e3:.1f} ms; careful SQLite (WAL, FULL, IMMEDIATE), "
-        f"{_CLIENTS} threads: {peer_rate:,.0f} ops/s, p99.9 {percentile(peer, 0.999) * 1e3:.1f} ms;"
-        f" throughput ratio {ours_rate / peer_rate:.2f}x (target >= 2x)"
+        f"cost.log, {CLIENTS} clients through the whole stack: {ours.summary}; careful SQLite "
+        f"(WAL, FULL, IMMEDIATE), {CLIENTS} threads: {peer.summary}; throughput ratio "
+        f"{ours.rate / peer.rate:.2f}x (target >= 2x)"
     )
     ctx.notes.append(
-        f"for information, SQLite with its {_CLIENTS} writers queued on one lock in the process: "
+        f"for information, SQLite with its {CLIENTS} writers queued on one lock in the process: "
         f"{len(queued) / queued_wall:,.0f} ops/s, p99.9 {percentile(queued, 0.999) * 1e3:.1f} ms"
     )
-    ctx.notes.append(f"CPU per cost.log by process: {tree_cpu.text()}")
+    ctx.notes.append(f"CPU per cost.log by process: {ours.meter.text()}")
+    ctx.notes.append(
+        f"cost.log floor (bench/cost_floor.py: minimal broker, ledger with group commit, "
+        f"archiver; same framing, same run): {least.summary}; CPU per op {least.meter.text()}; "
+        f"ours is {ours.rate / least.rate:.2f}x its throughput and "
+        f"{ours.cpu_per_op / least.cpu_per_op:.2f}x its CPU per op"
+    )
+    ctx.notes.append(
+        f"the floor without the event leg (no publish, no archiver): {leanest.summary}; "
+        f"CPU per op {leanest.meter.text()}"
+    )
     return [
         Row(
-            f"cost.log, {_CLIENTS} clients: time per op (1/rate)",
-            ours_per_op,
-            f"SQLite, {_CLIENTS} threads",
-            peer_per_op,
+            f"cost.log, {CLIENTS} clients: time per op (1/rate)",
+            ours.per_op,
+            f"SQLite, {CLIENTS} threads",
+            peer.per_op,
             Target("p50", max_ratio=0.5),
         ),
         Row(
-            f"cost.log, {_CLIENTS} clients: latency",
-            ours,
-            f"SQLite, {_CLIENTS} threads",
-            peer,
+            f"cost.log, {CLIENTS} clients: latency",
+            ours.latencies,
+            f"SQLite, {CLIENTS} threads",
+            peer.latencies,
         ),
         Row(
             "cost.log: CPU per op, whole tree",
-            tree_cpu.per_phase,
+            ours.meter.per_phase,
             "SQLite: CPU per op (bench process)",
-            peer_cpu.per_phase,
+            peer.meter.per_phase,
             Target("p50", max_seconds=0.25e-3),
         ),
+        Row("cost.log vs floor: time per op", ours.per_op, "floor", least.per_op),
+        Row("cost.log vs floor: latency", ours.latencies, "floor", least.latencies),
+        Row("cost.log vs floor: CPU per op", ours.meter.per_phase, "floor", least.meter.per_phase),
+        Row(
+            "floor without events: CPU per op",
+            leanest.meter.per_phase,
+            "floor",
+            least.meter.per_phase,
+        ),
     ]
+
+
+def _opener(
+    context: zmq.Context[zmq.Socket[bytes]], endpoint: str, args: dict[str, object]
+) -> Opener:
+    """A client of `endpoint` sending `cost.log` with `args`, as `_run_clients` opens one."""
+
+    def open_client() -> tuple[Op, Callable[[], None]]:
+        sock = _dealer(context, endpoint)
+        return (lambda request_id: _call(sock, request_id, "cost.log", args)), (
+            lambda: sock.close(linger=0)
+        )
+
+    return open_client
 
 
 def _file_events(

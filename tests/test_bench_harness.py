@@ -188,7 +188,7 @@ def test_cpu_per_operation_counts_every_thread_of_each_process() -> None:
     import subprocess
     import sys
 
-    from bench.bench_stack import CpuMeter
+    from bench.cost_load import CpuMeter
 
     child = subprocess.Popen(
         [sys.executable, "-c", _TWO_BUSY_THREADS],
