@@ -18,11 +18,10 @@ HEAVY = ("pydantic", "zmq", "structlog", "protocol", "genai_prices")
 """Packages that cost tens of ms or more to import."""
 
 
-def _modules_after(code: str) -> set[str]:
-    """The top-level packages a fresh interpreter holds after running `code`."""
-    probe = f"{code}\nimport sys\nprint(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+def _python(code: str) -> str:
+    """What a fresh interpreter prints running `code` in the project (it must succeed)."""
     result = subprocess.run(
-        [sys.executable, "-c", probe],
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         timeout=60,
@@ -30,7 +29,13 @@ def _modules_after(code: str) -> set[str]:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    return set(result.stdout.split())
+    return result.stdout
+
+
+def _modules_after(code: str) -> set[str]:
+    """The top-level packages a fresh interpreter holds after running `code`."""
+    probe = f"{code}\nimport sys\nprint(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    return set(_python(probe).split())
 
 
 def test_start_spawns_the_fork_server_before_any_heavy_import(tmp_path: Path) -> None:
@@ -79,16 +84,7 @@ def test_a_price_wanted_while_genai_prices_loads_waits_for_it() -> None:
         "print(loading is not None, load_genai_prices_in_background() is None,\n"
         "      price.source, price.cost)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    started, not_again, source, cost = result.stdout.split()
+    started, not_again, source, cost = _python(code).split()
     expected = PriceBook.load(None).price("gpt-4o-mini", 12000, 3000)
     assert expected is not None
     assert (started, not_again) == ("True", "True")
