@@ -38,6 +38,7 @@ from typing import Any
 
 import zmq
 
+from bench.freeze_watch import FreezeWatcher
 from bench.service_tree import child_pids, start_command, write_config
 
 __all__ = ["SOAK_CONFIG", "SoakReport", "run_soak"]
@@ -77,6 +78,8 @@ class SoakReport:
     unreadable: list[str] = field(default_factory=list)
     corrupt_files: list[str] = field(default_factory=list)
     client_errors: list[str] = field(default_factory=list)
+    freeze_dumps: list[str] = field(default_factory=list)
+    """Stack-dump files the freeze watcher wrote (only with `watch_dir`)."""
     edits: int = 0
     seconds: float = 0.0
 
@@ -311,10 +314,28 @@ def _verify(project: Path, clients: list[_Client], report: SoakReport) -> None:
             )
 
 
+def _watch(project: Path, tree: _Tree, watch_dir: Path | None) -> FreezeWatcher | None:
+    """A started freeze watcher on `tree`, or None without `watch_dir`."""
+    if watch_dir is None:
+        return None
+    watcher = FreezeWatcher(project, watch_dir, lambda: tree.process.pid if tree.process else None)
+    watcher.start()
+    return watcher
+
+
 def run_soak(
-    project: Path, *, kills: int, seed: int = 10, supervisor_every: int = 25
+    project: Path,
+    *,
+    kills: int,
+    seed: int = 10,
+    supervisor_every: int = 25,
+    watch_dir: Path | None = None,
 ) -> SoakReport:
-    """Run the soak on a new `project` (see the module doc); the report."""
+    """Run the soak on a new `project` (see the module doc); the report.
+
+    With `watch_dir`, a `bench.freeze_watch.FreezeWatcher` stack-dumps the
+    tree into that folder whenever the supervisor's loop stops turning.
+    """
     report = SoakReport()
     rng = random.Random(seed)
     project.mkdir(parents=True, exist_ok=True)
@@ -324,6 +345,7 @@ def run_soak(
     stop = threading.Event()
     started = time.monotonic()
     tree.start()
+    watcher = _watch(project, tree, watch_dir)
     clients = [_Client(number, project, context, stop) for number in range(4)]
     editor = threading.Thread(target=_editor, args=(project, stop, report), daemon=True)
     try:
@@ -332,9 +354,13 @@ def run_soak(
         for number in range(1, kills + 1):
             time.sleep(rng.uniform(0.1, 0.2))
             if number % supervisor_every == 0:
+                if watcher is not None:
+                    watcher.paused.set()
                 tree.kill_all()
                 report.supervisor_kills += 1
                 tree.start()
+                if watcher is not None:
+                    watcher.paused.clear()
             else:
                 victims = tree.children()
                 if not victims:
@@ -349,6 +375,10 @@ def run_soak(
         stop.set()
         for thread in [*clients, editor]:
             thread.join(timeout=_GIVE_UP_S + 10)
+        if watcher is not None:
+            watcher.paused.set()
+            watcher.close()
+            report.freeze_dumps = [str(path) for path in watcher.dumps]
         tree.stop()
         context.destroy(linger=0)
     report.seconds = time.monotonic() - started

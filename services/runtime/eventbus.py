@@ -119,20 +119,33 @@ class EventBus:
                     self.log.error("events.buffer_overflow", worker=slot.name.value)
 
     def flush(self, slot: WorkerSlot) -> None:
-        """Deliver what waited for `slot` while it was not running (in order)."""
+        """Deliver what waited for `slot` while it was not running (in order).
+
+        Stops at the first event the worker cannot take (it died after its
+        READY; its exit restarts it): the rest stay buffered, in order, for the
+        next READY. Going on would buffer that event again and retry it
+        forever, and the supervisor's loop would never turn again.
+        """
         while slot.events:
-            number, topic, body = slot.events.popleft()
-            self.send(slot, number, topic, body)
+            number, topic, body = slot.events[0]
+            if not self._hand(slot, number, topic, body):
+                return
+            slot.events.popleft()
 
     def send(self, slot: WorkerSlot, number: int, topic: bytes, body: bytes) -> None:
-        """One event to one worker; kept until acknowledged."""
+        """One event to one worker; kept until acknowledged, buffered if it cannot take it."""
+        if not self._hand(slot, number, topic, body):
+            slot.events.append((number, topic, body))
+
+    def _hand(self, slot: WorkerSlot, number: int, topic: bytes, body: bytes) -> bool:
+        """Send one event to `slot`'s worker; False when its connection is gone."""
         try:
             delivery = EventDelivery.pack(number, topic, body)
             send_frames(self.backend, [slot.identity, *delivery], NOBLOCK)
         except zmq.ZMQError:
-            slot.events.append((number, topic, body))
-            return
+            return False
         slot.unacked[number] = (topic, body)
+        return True
 
     def _significant_only(self, topic: bytes) -> tuple[WorkerSlot, ...]:
         text = topic.decode(errors="replace")

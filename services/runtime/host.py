@@ -144,6 +144,7 @@ class WorkerHost:
     def run(self) -> int:
         """Start the worker, say READY, serve until told to stop; the exit code."""
         signal.signal(signal.SIGTERM, self._on_signal)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # blocked by `main`
         signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
         log = self.worker.log
         self.worker.start()
@@ -321,6 +322,17 @@ class WorkerHost:
 
 def main() -> int:
     """Entry point of every worker process."""
+    # A SIGTERM before `WorkerHost.run` installs its handler would end the
+    # worker without its final flush (a stop racing a restart): it waits,
+    # blocked, and is handled as a clean stop once the handler is there.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        return _serve()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
+def _serve() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
     _die_with_parent()
     expected = os.environ.get(wire.ENV_SUPERVISOR_PID)

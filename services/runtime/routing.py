@@ -147,8 +147,12 @@ class RequestRouter:
             slot.queued.append(pending)
         self._touch_timers()
 
-    def deliver(self, slot: WorkerSlot, pending: PendingRequest) -> None:
-        """Send a request to its (running) worker, or give up after too many crashes."""
+    def deliver(self, slot: WorkerSlot, pending: PendingRequest) -> bool:
+        """Send a request to its (running) worker, or give up after too many crashes.
+
+        False when the worker cannot take it (its connection is gone: it died
+        after READY): the request then waits at the front of its queue.
+        """
         if pending.deliveries >= MAX_DELIVERIES:
             self.reply_error(
                 pending.route,
@@ -157,7 +161,7 @@ class RequestRouter:
                 f"{slot.name.value} crashed {pending.deliveries} times while handling "
                 "this request; it was not retried again",
             )
-            return
+            return True
         pending.deliveries += 1
         pending.deadline = None
         try:
@@ -166,13 +170,21 @@ class RequestRouter:
         except zmq.ZMQError:  # EHOSTUNREACH: the worker vanished between READY and now
             pending.deliveries -= 1
             self._wait(slot, pending, front=True)
-            return
+            return False
         slot.inflight[pending.token] = pending
+        return True
 
     def flush(self, slot: WorkerSlot) -> None:
-        """Deliver what waited for `slot` while it was starting (in order)."""
+        """Deliver what waited for `slot` while it was starting (in order).
+
+        Stops at the first request the worker cannot take (it died after its
+        READY; its exit restarts it): the rest wait, in order, for the next
+        READY. Going on would put that request back in front and retry it
+        forever, and the supervisor's loop would never turn again.
+        """
         while slot.queued:
-            self.deliver(slot, slot.queued.popleft())
+            if not self.deliver(slot, slot.queued.popleft()):
+                return
 
     def expire(self, slot: WorkerSlot, now: float) -> None:
         """Answer `unavailable` to requests that waited past their deadline."""

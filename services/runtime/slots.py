@@ -57,6 +57,8 @@ class WorkerSlot:
     restart_at: float | None = None
     stop_deadline: float | None = None
     stop_signals: int = 0
+    stop_when_ready: bool = False
+    """Asked to stop while starting: it gets STOP at its READY (never an early SIGTERM)."""
     queued: deque[PendingRequest] = field(default_factory=deque)
     inflight: dict[bytes, PendingRequest] = field(default_factory=dict)
     events: deque[tuple[int, bytes, bytes]] = field(default_factory=deque)

@@ -17,7 +17,7 @@ from protocol.names import WorkerName, WorkerState
 from services.runtime.lifecycle import Trigger
 from services.runtime.slots import WorkerSlot
 
-__all__ = ["STOP_PHASES", "StagedStop", "ask_to_stop", "escalate_overdue"]
+__all__ = ["STOP_PHASES", "StagedStop", "ask_to_stop", "escalate_overdue", "stop_reached_ready"]
 
 STOP_PHASES: tuple[tuple[WorkerName, ...], ...] = (
     (WorkerName.FILE_WATCHER,),
@@ -33,19 +33,39 @@ SendStop = Callable[[WorkerSlot], None]
 def ask_to_stop(
     slot: WorkerSlot, now: float, settings: SupervisorSettings, send_stop: SendStop
 ) -> None:
-    """Begin stopping one worker: STOP if it runs, SIGTERM if it is still starting.
+    """Begin stopping one worker: STOP now if it runs, at its READY if it is starting.
 
-    A worker with no process (in back-off, failed, stopped) is stopped at once.
+    A starting worker may not have installed its SIGTERM handler yet: a
+    SIGTERM then would end it without its final flush (costs.json short of
+    the ledger in the kill soak). So it gets the STOP frame once it says
+    READY (`stop_reached_ready`), and the escalation waits for a start
+    (`ready_timeout_s`) plus the grace. A worker with no process (in
+    back-off, failed, stopped) is stopped at once.
     """
     slot.restart_at = None
     slot.ready_deadline = None
+    grace_s = settings.stop_grace_s
+    slot.stop_when_ready = False
     if slot.state is WorkerState.RUNNING and slot.child is not None:
         send_stop(slot)
     elif slot.state is WorkerState.STARTING and slot.child is not None:
-        slot.child.signal(signal.SIGTERM)
+        slot.stop_when_ready = True
+        grace_s += settings.ready_timeout_s
     slot.move(Trigger.STOP)
     slot.stop_signals = 0
-    slot.stop_deadline = now + settings.stop_grace_s if slot.state is WorkerState.STOPPING else None
+    slot.stop_deadline = now + grace_s if slot.state is WorkerState.STOPPING else None
+
+
+def stop_reached_ready(
+    slot: WorkerSlot, now: float, settings: SupervisorSettings, send_stop: SendStop
+) -> bool:
+    """A stopping worker said READY: send the STOP it waited for; True if one went."""
+    if not slot.stop_when_ready or slot.state is not WorkerState.STOPPING:
+        return False
+    slot.stop_when_ready = False
+    send_stop(slot)
+    slot.stop_deadline = now + settings.stop_grace_s
+    return True
 
 
 def escalate_overdue(slot: WorkerSlot, now: float, settings: SupervisorSettings, log: Any) -> bool:

@@ -36,7 +36,12 @@ from services.runtime.lifecycle import Trigger
 from services.runtime.liveness import judge_liveness, liveness_deadline
 from services.runtime.routing import RequestRouter
 from services.runtime.slots import WorkerProcess, WorkerSlot, all_settled, restart_hint
-from services.runtime.stopping import SendStop, ask_to_stop, escalate_overdue
+from services.runtime.stopping import (
+    SendStop,
+    ask_to_stop,
+    escalate_overdue,
+    stop_reached_ready,
+)
 from services.runtime.worker import ReplyCache
 
 __all__ = ["NOT_READY_IN_TIME", "RESTART_REQUESTED", "Spawn", "WorkerSupervision"]
@@ -109,12 +114,17 @@ class WorkerSupervision:
         slot.restart_at = None
         slot.ready_deadline = now + self.settings.ready_timeout_s
         slot.kill_reason = None
+        slot.stop_when_ready = False
         self._touch_timers()
         self.log.info("worker.spawned", worker=slot.name.value, pid=child.pid)
 
     def on_ready(self, slot: WorkerSlot, hello: WorkerHello, now: float) -> None:
         """READY: the worker serves; hand it what waited for it."""
         slot.health = hello.health
+        current = slot.child is not None and hello.pid == slot.child.pid
+        if current and stop_reached_ready(slot, now, self.settings, self._send_stop):
+            self._touch_timers()  # asked to stop while it was starting: STOP now
+            return
         if slot.state is not WorkerState.STARTING:
             return  # a READY racing a stop or a kill: the exit will tell
         slot.move(Trigger.READY)
@@ -133,6 +143,16 @@ class WorkerSupervision:
         )
         self.router.flush(slot)
         self.bus.flush(slot)
+        if slot.queued or slot.events:
+            # It was killed right after its READY: what it could not take waits,
+            # in order, for the next incarnation (its exit restarts it).
+            self.log.warning(
+                "worker.gone_after_ready",
+                worker=slot.name.value,
+                pid=pid,
+                requests_waiting=len(slot.queued),
+                events_waiting=len(slot.events),
+            )
         self._check_settled()
         self._answer_restarts(now)
 
