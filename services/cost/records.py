@@ -22,6 +22,7 @@ from services.cost.pricing import Price
 
 __all__ = [
     "budget_record",
+    "line_form",
     "op_record",
     "op_view",
     "operation_view",
@@ -160,6 +161,23 @@ def with_reply(record: Answered, *, totals: dict[str, Any], warning: str | None 
     if isinstance(record, LedgerOperation):
         return record.model_copy(update={"totals": answer, "warning": warning})
     return record.model_copy(update={"totals": answer})
+
+
+def line_form(record: LedgerLine) -> object:
+    """What `dumps_line` writes for `record`: an `op` line as the plain dict of its
+    fields (and of its totals'), in their order: the same bytes as the model's
+    dump, without the dump (~3 us a `cost.log`). Any other line, or one holding
+    fields from a newer version, as itself."""
+    if type(record) is not LedgerOperation or record.__pydantic_extra__:
+        return record
+    totals = record.totals
+    if totals is None:
+        return record.__dict__
+    if type(totals) is not CostTotals or totals.__pydantic_extra__:
+        return record
+    fields = dict(record.__dict__)
+    fields["totals"] = totals.__dict__
+    return fields
 
 
 def operation_view(record: LedgerOperation) -> dict[str, Any]:
