@@ -2,10 +2,14 @@
 
 A writer leaves the service running all day beside the editor, on a laptop
 battery. Every timer that fires while nothing happens costs a wakeup. This
-benchmark starts a real tree, lets it settle, then counts, once a second, the
-context switches (voluntary + involuntary) and the CPU time of every thread of
-every process of the tree, from `/proc/<pid>/task/<tid>/status` and
-`/proc/<pid>/task/<tid>/schedstat`.
+benchmark starts a real tree, lets it settle, then counts the context
+switches (voluntary + involuntary) and the CPU time of every thread of every
+process of the tree, from `/proc/<pid>/task/<tid>/status` and
+`/proc/<pid>/task/<tid>/schedstat`, for 60 s (30 s with `--quick`), in
+windows of one idle heartbeat period (`WINDOW_S`). Its notes give the
+average, the busiest threads, and every process that woke by role
+(supervisor, each worker, fork server, spare worker host) and thread
+(`python` is the main thread, `ZMQbg/IO/0` ZeroMQ's I/O thread).
 
 The same-run floor is a tree of as many bare Python processes each holding
 a bound ZeroMQ socket (so its I/O thread exists) and blocked in `poll()`: what an idle tree of this
@@ -29,6 +33,11 @@ __all__ = ["idle", "tree_pids", "wakeups_and_cpu"]
 
 SETTLE_S = 3.0
 """Start-up work (imports, first snapshot, first scan) is not idle time."""
+
+WINDOW_S = 30
+"""Each sample is the rate over this many seconds: the idle heartbeat's period
+(`supervisor.idle_heartbeat_s`), so every window holds one beat of each worker
+and its rate is the tree's true average, not a lucky quiet stretch."""
 
 _FLOOR_SCRIPT = (
     "import zmq, sys\n"
@@ -76,15 +85,22 @@ def wakeups_and_cpu(pids: list[int]) -> tuple[Counter[str], float]:
     return switches, cpu_ns / 1e9
 
 
-def _sample(pids: list[int], seconds: int) -> tuple[list[float], list[float], Counter[str]]:
-    """Per-second wakeups and CPU seconds over `seconds` windows, and the per-thread total."""
+def _sample(
+    pids: list[int], seconds: int, window_s: int
+) -> tuple[list[float], list[float], Counter[str]]:
+    """Wakeups/s and CPU s/s of each `window_s` window over `seconds`, and the per-thread total.
+
+    Windows, not single seconds: an idle tree wakes in rare bursts (a worker's
+    idle heartbeat every 30 s), so most seconds count nothing and a per-second
+    median would hide them; a window's rate spreads the bursts over it.
+    """
     wakeups: list[float] = []
     cpu: list[float] = []
     start_switches, _ = wakeups_and_cpu(pids)
     before, before_cpu = start_switches, wakeups_and_cpu(pids)[1]
     mark = time.monotonic()
-    for _ in range(seconds):
-        time.sleep(1.0)
+    for _ in range(max(1, seconds // window_s)):
+        time.sleep(window_s)
         after, after_cpu = wakeups_and_cpu(pids)
         now = time.monotonic()
         wakeups.append(sum((after - before).values()) / (now - mark))
@@ -93,15 +109,45 @@ def _sample(pids: list[int], seconds: int) -> tuple[list[float], list[float], Co
     return wakeups, cpu, before - start_switches
 
 
+def _roles(tree: ServiceTree) -> dict[int, str]:
+    """Each process of the tree by what it is: supervisor, a worker's name, fork server."""
+    roles = {tree.process.pid: "supervisor"} if tree.process else {}
+    status = tree.request("supervisor.status")["result"]
+    for worker in status["workers"]:
+        if worker["pid"]:
+            roles[int(worker["pid"])] = worker["name"]
+    if status.get("fork_server_pid"):
+        roles[int(status["fork_server_pid"])] = "fork server"
+    return roles
+
+
+def _by_role(by_thread: Counter[str], roles: dict[int, str], seconds: float) -> str:
+    """`role a/s (thread b/s, ...)` for every process that woke, busiest first."""
+    per_process: dict[str, Counter[str]] = {}
+    for key, count in by_thread.items():
+        pid_text, _, names = key.partition(":")
+        role = roles.get(int(pid_text), "spare worker host")
+        thread = names.partition("/")[2]
+        per_process.setdefault(role, Counter())[thread] += count
+    parts = []
+    for role, threads in sorted(per_process.items(), key=lambda item: -item[1].total()):
+        if not threads.total():
+            continue
+        inner = ", ".join(f"{name} {n / seconds:.2f}" for name, n in threads.most_common() if n)
+        parts.append(f"{role} {threads.total() / seconds:.2f}/s ({inner})")
+    return "; ".join(parts) or "nothing woke"
+
+
 @benchmark("idle")
 def idle(ctx: BenchContext) -> list[Row]:
     """An idle tree: wakeups/s and CPU over all threads of all processes vs a blocked floor."""
-    seconds = 10 if ctx.quick else 60
+    seconds = WINDOW_S if ctx.quick else 2 * WINDOW_S
     tree = ServiceTree(ctx.workdir / "novel")
     with tree.running():
+        roles = _roles(tree)
         time.sleep(SETTLE_S)
         pids = tree_pids(tree.process.pid if tree.process else 0)
-        ours_wakeups, ours_cpu, by_thread = _sample(pids, seconds)
+        ours_wakeups, ours_cpu, by_thread = _sample(pids, seconds, WINDOW_S)
         floor = [
             subprocess.Popen(
                 [sys.executable, "-c", _FLOOR_SCRIPT, f"ipc://{ctx.workdir / f'floor-{n}.sock'}"],
@@ -111,13 +157,18 @@ def idle(ctx: BenchContext) -> list[Row]:
         ]
         try:
             time.sleep(SETTLE_S)
-            floor_wakeups, floor_cpu, _ = _sample([p.pid for p in floor], seconds)
+            floor_wakeups, floor_cpu, _ = _sample([p.pid for p in floor], seconds, WINDOW_S)
         finally:
             for process in floor:
                 process.kill()
                 process.wait()
     top = ", ".join(f"{name} {count / seconds:.2f}/s" for name, count in by_thread.most_common(6))
-    ctx.notes.append(f"idle tree of {len(pids)} processes over {seconds} s; busiest: {top}")
+    mean = by_thread.total() / seconds
+    ctx.notes.append(
+        f"idle tree of {len(pids)} processes over {seconds} s ({WINDOW_S} s windows), "
+        f"{mean:.2f} wakeups/s on average; busiest: {top or 'none'}"
+    )
+    ctx.notes.append(f"idle wakeups by process: {_by_role(by_thread, roles, seconds)}")
     return [
         Row(
             f"idle tree ({len(pids)} processes): wakeups",

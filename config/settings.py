@@ -75,7 +75,6 @@ class LedgerSettings(_Section):
     checkpoint_every_records: Annotated[int, Field(ge=1)]
     checkpoint_max_age_s: Positive
     checkpoint_retry_s: Positive
-    preferences_poll_s: Positive
 
 
 class WatchSettings(_Section):
@@ -100,6 +99,7 @@ class SupervisorSettings(_Section):
 
     heartbeat_interval_s: Positive
     heartbeat_liveness: Annotated[int, Field(ge=1)]
+    idle_heartbeat_s: Positive
     ready_timeout_s: Positive
     request_wait_s: Positive
     stop_grace_s: Positive

@@ -11,6 +11,7 @@ from protocol.costs import BudgetWarning, CostOperation, CostTotals
 from protocol.envelopes import describe_validation_error
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.names import RestartRule, Topic
+from protocol.session import Preferences
 
 __all__ = [
     "TOPIC_DATA",
@@ -18,6 +19,7 @@ __all__ = [
     "CostUnpricedData",
     "FileEventData",
     "HistoryUpdatedData",
+    "PreferencesChangedData",
     "SessionRecoveredData",
     "SessionSaveFailedData",
     "SessionSavedData",
@@ -100,6 +102,21 @@ class HistoryUpdatedData(Document):
     status: str
 
 
+class PreferencesChangedData(Document):
+    """`preferences.changed`: the preferences as they are now, durable in the journal.
+
+    Published by the session writer once at its start and after every
+    `preferences.set` that changed something, before that request's reply,
+    so a request sent after the reply already sees them everywhere.
+    Delivery to workers is at least once: apply it as a whole, idempotently.
+    """
+
+    session_id: str
+    revision: int
+    """The session journal's revision that holds these preferences."""
+    preferences: Preferences
+
+
 TOPIC_DATA: dict[Topic, type[Document]] = {
     Topic.SESSION_SAVED: SessionSavedData,
     Topic.SESSION_SAVE_FAILED: SessionSaveFailedData,
@@ -115,6 +132,7 @@ TOPIC_DATA: dict[Topic, type[Document]] = {
     Topic.WORKER_EXITED: WorkerEventData,
     Topic.WORKER_FAILED: WorkerEventData,
     Topic.HISTORY_UPDATED: HistoryUpdatedData,
+    Topic.PREFERENCES_CHANGED: PreferencesChangedData,
 }
 
 

@@ -125,6 +125,7 @@ class Topic(StrEnum):
     WORKER_EXITED = "worker.exited"
     WORKER_FAILED = "worker.failed"
     HISTORY_UPDATED = "history.updated"
+    PREFERENCES_CHANGED = "preferences.changed"
 
 
 MUTATING_OPS: frozenset[Op] = frozenset(
@@ -158,7 +159,7 @@ OP_OWNER: dict[str, WorkerName | None] = {
 
 WORKER_SUBSCRIPTIONS: dict[WorkerName, tuple[str, ...]] = {
     WorkerName.SESSION_WRITER: ("file.", "cost.logged"),
-    WorkerName.COST_LEDGER: (),
+    WorkerName.COST_LEDGER: ("preferences.changed",),
     WorkerName.FILE_WATCHER: (),
     WorkerName.HISTORY_ARCHIVER: ("session.", "file.", "cost.logged"),
 }

@@ -27,7 +27,8 @@ Choices a user may notice (documented here, where the code is):
   a month, appends continue in the newest file.
 
 Files it reads but does not own: `.session/preferences.json` (time zone,
-warning fraction, confirm threshold; see `services.cost.preferences`) and the
+warning fraction, confirm threshold), at start only: then it follows the
+session writer's `preferences.changed` events (`services.cost.preferences`); and the
 user's price overrides `.session/pricing.toml` (see `services.cost.pricing`).
 """
 
@@ -44,7 +45,9 @@ import orjson
 
 from protocol.base import utc_now
 from protocol.costs import CostsDocument
+from protocol.envelopes import Event
 from protocol.errors import ErrorCode, ProtocolError
+from protocol.events import PreferencesChangedData
 from protocol.names import Op, Topic, WorkerName
 from services.cost.budget import BudgetLimits
 from services.cost.ledger_files import LedgerFiles, Position, RecordedReply, month_file_name
@@ -101,7 +104,6 @@ class CostLedger(Worker):
         self._since_checkpoint = 0
         self._checkpoint_at = 0.0
         self._checkpoint_retry_at = 0.0
-        self._next_poll = 0.0
         self.loaded_info: dict[str, Any] = {}
         self._series_generation = 0
         self._series_saved_at = 0.0
@@ -133,7 +135,6 @@ class CostLedger(Worker):
         self._costs_file = AtomicJsonFile(paths.costs, retry=self._retry)
         self._check_costs_file()
         self._load()
-        self._next_poll = self._monotonic() + self.ctx.settings.ledger.preferences_poll_s
 
     def _check_costs_file(self) -> None:
         """Move an unparsable costs.json aside (it is rebuilt from the ledger)."""
@@ -369,8 +370,8 @@ class CostLedger(Worker):
     # -- timed work -----------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        """The next poll, snapshot, checkpoint or window boundary."""
-        deadlines = [self._next_poll]
+        """The next snapshot, checkpoint or window boundary."""
+        deadlines: list[float] = []
         if self._dirty_since is not None:
             deadlines.append(self._dirty_since + self.snapshot_delay_s)
         checkpoint_due = self._checkpoint_due_at()
@@ -381,14 +382,7 @@ class CostLedger(Worker):
         return min(deadlines)
 
     def tick(self, now: float) -> None:
-        """Follow preferences and the calendar, snapshot costs.json, checkpoint."""
-        if now >= self._next_poll:
-            self._next_poll = now + self.ctx.settings.ledger.preferences_poll_s
-            before = self._prefs.current
-            if self._prefs.poll():
-                if self._prefs.current.zone != before.zone:
-                    self._state.set_zone(self._prefs.current.zone, self._clock())
-                self._mark_dirty(now)
+        """Follow the calendar, snapshot costs.json, checkpoint."""
         if self._state.refresh(self._clock()):
             self._mark_dirty(now)
         due_at = self._checkpoint_due_at()
@@ -396,6 +390,25 @@ class CostLedger(Worker):
             self._checkpoint()
         if self._dirty_since is not None and now >= self._dirty_since + self.snapshot_delay_s:
             self._snapshot()
+
+    def on_event(self, event: Event) -> None:
+        """`preferences.changed`: the writer's preferences, applied as a whole (idempotent:
+        delivery is at least once). A new time zone moves the windows at once."""
+        if event.topic != Topic.PREFERENCES_CHANGED.value:
+            return
+        data = PreferencesChangedData.model_validate(event.data)
+        before = self._prefs.current
+        if self._prefs.apply(data.preferences):
+            if self._prefs.current.zone != before.zone:
+                self._state.set_zone(self._prefs.current.zone, self._clock())
+            self._mark_dirty(self._monotonic())
+            self.log.info(
+                "cost_ledger.preferences_changed",
+                revision=data.revision,
+                timezone=self._prefs.current.zone_label,
+                warning_fraction=str(self._prefs.current.warning_fraction),
+                confirm_above=str(self._prefs.current.confirm_above),
+            )
 
     def _checkpoint_due_at(self) -> float | None:
         """When the next checkpoint is due (None: nothing to cover)."""

@@ -23,7 +23,8 @@ from typing import Any, ClassVar
 from protocol.base import utc_now
 from protocol.envelopes import Event
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.names import Op, WorkerName
+from protocol.events import PreferencesChangedData
+from protocol.names import Op, Topic, WorkerName
 from protocol.ops import (
     CloseFileArgs,
     OpenFileArgs,
@@ -157,6 +158,9 @@ class SessionWriter(Worker):
         if decision.record is not None:
             self.journal.append_many([decision.record])
             self._rev = decision.record.rev
+        # Whoever follows the preferences (the ledger) starts from ours, which
+        # the journal may hold ahead of preferences.json after a crash.
+        self._startup_events.append(self._preferences_event())
         self.autosave = AutoSave(
             self,
             current=current,
@@ -300,9 +304,21 @@ class SessionWriter(Worker):
                 "autosave_interval_s" in call.args.values
             ):
                 self.autosave.reschedule(self._prefs.autosave_interval_s)  # at once
+        if self._prefs is not group.checkpoint[1]:
+            self._publish_preferences()  # before the replies: the next request sees them
         for reason in dict.fromkeys(group.reasons):
             self.autosave.snapshot(reason)
         self.autosave.check_journal_size()
+
+    def _preferences_event(self) -> tuple[str, PreferencesChangedData]:
+        data = PreferencesChangedData(
+            session_id=self._doc.session_id, revision=self._rev, preferences=self._prefs
+        )
+        return Topic.PREFERENCES_CHANGED.value, data
+
+    def _publish_preferences(self) -> None:
+        """`preferences.changed`: the cost ledger follows preferences by it, not by the file."""
+        self.ctx.publish(*self._preferences_event())
 
     def _save(self, call: Call) -> Outcome:
         action = call.args.action if isinstance(call.args, SignificantActionArgs) else None
@@ -369,8 +385,8 @@ class SessionWriter(Worker):
         self.autosave.snapshot(event.topic)
 
     def next_deadline(self) -> float | None:
-        """Now while start-up events wait, else the next interval save point."""
-        return 0.0 if self._startup_events else self.autosave.next_at
+        """Now while start-up events wait, else the next interval save point (None when clean)."""
+        return 0.0 if self._startup_events else self.autosave.next_due()
 
     def tick(self, now: float) -> None:
         """Publish start-up events; at the interval, snapshot if the snapshot is behind."""

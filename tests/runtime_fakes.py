@@ -23,6 +23,7 @@ from protocol.envelopes import encode_request
 from protocol.internal import WorkerHello, decode_to_worker
 from protocol.names import WorkerName, WorkerState
 from services.runtime.eventbus import EventBus
+from services.runtime.liveness import note_owing
 from services.runtime.restarts import RestartPolicy
 from services.runtime.routing import RequestRouter
 from services.runtime.slots import WorkerSlot
@@ -206,7 +207,8 @@ class Rig:
         self.supervision.on_exit(self.slot(name), returncode, self.clock.now)
 
     def tick(self, seconds: float = 0.0) -> None:
-        """Move the clock and run the timers, as the loop does when they are due."""
+        """Note who owes what now, move the clock and run the timers, as the loop does."""
+        note_owing(self.slots.values(), self.clock.now)
         self.supervision.run_timers(self.clock.advance(seconds))
 
     def beat(self, name: WorkerName) -> None:

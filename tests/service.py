@@ -29,6 +29,7 @@ FAST_TIMINGS: dict[str, dict[str, Any]] = {
     "supervisor": {
         "heartbeat_interval_s": 0.1,
         "heartbeat_liveness": 5,
+        "idle_heartbeat_s": 0.4,
         "request_wait_s": 5.0,
         "stop_grace_s": 2.0,
         "backoff_initial_s": 0.05,

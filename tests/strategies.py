@@ -48,6 +48,7 @@ from protocol.events import (
     CostUnpricedData,
     FileEventData,
     HistoryUpdatedData,
+    PreferencesChangedData,
     SessionRecoveredData,
     SessionSavedData,
     SessionSaveFailedData,
@@ -902,6 +903,9 @@ EVENT_DATA_STRATEGIES: dict[Topic, st.SearchStrategy[Any]] = {
         HistoryUpdatedData,
         session_id=names,
         status=st.sampled_from(["active", "ended", "interrupted"]),
+    ),
+    Topic.PREFERENCES_CHANGED: st.builds(
+        PreferencesChangedData, session_id=names, revision=counts, preferences=preferences()
     ),
 }
 """A valid `data` model for every topic."""

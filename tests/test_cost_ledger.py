@@ -17,10 +17,12 @@ import pytest
 
 from protocol.codec import dumps, loads_exact
 from protocol.costs import Budget, CostsDocument, CostTotals
+from protocol.envelopes import decode_event, encode_event
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.events import parse_event_data
-from protocol.names import Op, WorkerName
+from protocol.events import PreferencesChangedData, parse_event_data
+from protocol.names import Op, Topic, WorkerName
 from protocol.ops import CostEstimateResult, CostLogResult, parse_args
+from protocol.session import Preferences
 from services.cost.pricing import genai_prices_version
 from services.cost_ledger import CostLedger
 from services.inprocess import worker_context
@@ -48,6 +50,16 @@ class LedgerHarness:
         """Write the `timezone` preference (as the session writer would)."""
         self.paths.session_dir.mkdir(parents=True, exist_ok=True)
         self.paths.preferences.write_bytes(dumps({"timezone": zone}))
+
+    def change_preferences(self, ledger: CostLedger, **values: Any) -> None:
+        """Deliver `preferences.changed` as the session writer publishes it, through the
+        real event envelope (the ledger no longer reads preferences.json after its start)."""
+        data = PreferencesChangedData(
+            session_id="s1", revision=1, preferences=Preferences.model_validate(values)
+        )
+        topic = Topic.PREFERENCES_CHANGED.value
+        frames = encode_event(topic, WorkerName.SESSION_WRITER.value, 0, self.now, data)
+        assert ledger.on_events([decode_event(frames, exact=True)]) == [True]
 
     def context(self, session_id: str) -> WorkerContext:
         """A WorkerContext whose `publish` appends to `events`."""

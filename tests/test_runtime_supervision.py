@@ -95,9 +95,11 @@ def test_a_crash_loop_backs_off_then_fails_and_answers_waiting_requests() -> Non
 
 
 def test_a_silent_worker_is_killed_for_missed_heartbeats_and_not_before() -> None:
-    """A running worker is SIGKILLed only once it was silent longer than the liveness window."""
+    """A worker that owes a reply is SIGKILLed only once it was silent longer than the window."""
     rig = Rig()
     rig.start_all()
+    rig.router.on_request(request_frames("r1", "session.get"))
+    rig.router.on_request(request_frames("r2", "cost.totals"))
     window = (
         rig.settings.supervisor.heartbeat_interval_s * rig.settings.supervisor.heartbeat_liveness
     )
@@ -109,6 +111,62 @@ def test_a_silent_worker_is_killed_for_missed_heartbeats_and_not_before() -> Non
     assert rig.slot(SW).kill_reason == MISSED_HEARTBEATS
     rig.crash(SW)
     assert "missed heartbeats" in (rig.slot(SW).last_exit or "")
+
+
+def test_the_short_window_counts_from_when_the_work_was_handed() -> None:
+    """A worker idle for long, then handed a request, gets the whole short window to answer."""
+    rig = Rig()
+    rig.start_all()
+    sup = rig.settings.supervisor
+    window = sup.heartbeat_interval_s * sup.heartbeat_liveness
+    rig.tick(sup.idle_heartbeat_s * 0.9)  # idle and silent: well past the short window
+    rig.router.on_request(request_frames("r1", "session.get"))
+    rig.tick(window * 0.9)
+    assert not rig.child(SW).killed, "killed before its short window ran out"
+    rig.tick(window * 0.2)
+    assert rig.slot(SW).kill_reason == MISSED_HEARTBEATS
+    assert not rig.child(CL).killed
+
+
+def test_an_unacknowledged_event_is_owed_like_a_reply() -> None:
+    """A worker that does not ACK a delivered event is judged by the short window."""
+    rig = Rig()
+    rig.start_all()
+    sup = rig.settings.supervisor
+    window = sup.heartbeat_interval_s * sup.heartbeat_liveness
+    rig.bus.fan_out(b"file.created", b"file_watcher", b"2026-11-30T18:00:00Z", b'{"path":"a.md"}')
+    assert rig.slot(SW).unacked
+    rig.tick(window * 1.1)
+    assert rig.slot(SW).kill_reason == MISSED_HEARTBEATS
+    assert not rig.child(CL).killed
+
+
+def test_an_idle_worker_is_judged_by_the_idle_window() -> None:
+    """A worker that owes nothing may stay silent for one idle beat plus the short window."""
+    rig = Rig()
+    rig.start_all()
+    sup = rig.settings.supervisor
+    idle_window = sup.idle_heartbeat_s + sup.heartbeat_interval_s * sup.heartbeat_liveness
+    rig.tick(idle_window * 0.95)
+    rig.beat(CL)
+    assert not rig.child(SW).killed
+    rig.tick(idle_window * 0.1)
+    assert rig.slot(SW).kill_reason == MISSED_HEARTBEATS
+    assert not rig.child(CL).killed
+
+
+def test_an_answered_request_ends_the_short_window() -> None:
+    """Once a worker answered all it owed, silence is judged by the idle window again."""
+    rig = Rig()
+    rig.start_all()
+    sup = rig.settings.supervisor
+    window = sup.heartbeat_interval_s * sup.heartbeat_liveness
+    rig.router.on_request(request_frames("r1", "session.get"))
+    rig.tick(window * 0.5)
+    rig.slot(SW).inflight.clear()  # the reply came back
+    rig.beat(SW)
+    rig.tick(window * 2)
+    assert not rig.child(SW).killed
 
 
 def test_a_worker_not_ready_in_time_is_killed() -> None:

@@ -433,7 +433,7 @@ def test_preferences_are_partial_validated_durable_and_persisted(project: Path) 
 def test_the_interval_preference_takes_effect_at_once(project: Path) -> None:
     """Changing the auto-save interval reschedules the next save point immediately."""
     writer, harness = start(project)
-    assert writer.next_deadline() == pytest.approx(time.monotonic() + 30, abs=1)
+    assert writer.next_deadline() is None  # nothing to save: an idle writer has no timer
     ok(harness.call(writer, Op.PREFERENCES_SET, {"values": {"autosave_interval_s": 1.5}}))
     assert writer.next_deadline() == pytest.approx(time.monotonic() + 1.5, abs=0.2)
     assert status(harness, writer)["interval_s"] == 1.5

@@ -2,9 +2,11 @@
 
 `timezone` (default: the system's), `budget_warning_fraction` and
 `confirm_above` (defaults: `[budget]` in config/defaults.toml). The session
-writer owns preferences.json; the ledger re-reads it when its modification
-time or size changes, at most once per `ledger.preferences_poll_s`. A file that does
-not parse leaves the last good values in force.
+writer owns preferences.json: the ledger reads it once at start, then follows
+the writer's `preferences.changed` events (published at the writer's start
+and with every change, before the `preferences.set` reply), so it never polls
+the file. A file that does not parse at start leaves the defaults in force
+until the writer's event arrives, moments later.
 """
 
 from __future__ import annotations
@@ -39,15 +41,14 @@ class CostPreferences:
 
 
 class PreferenceWatch:
-    """Follows preferences.json by modification time; read-only."""
+    """Follows the writer's preferences: preferences.json at start, then its events."""
 
     def __init__(self, path: Path, settings: Settings) -> None:
         self.path = path
         self.settings = settings
         self.problem: str | None = None
-        self._stamp: tuple[int, int] | None = None
         self.current = self._defaults()
-        self.poll()
+        self._read_file()
 
     def _defaults(self) -> CostPreferences:
         budget = self.settings.budget
@@ -55,31 +56,18 @@ class PreferenceWatch:
             zone_named(None), None, budget.warning_fraction, budget.confirm_above
         )
 
-    def _stat(self) -> tuple[int, int] | None:
-        try:
-            info = self.path.stat()
-        except OSError:
-            return None
-        return info.st_mtime_ns, info.st_size
-
-    def poll(self) -> bool:
-        """Re-read the file if it changed; True when the values changed."""
-        stamp = self._stat()
-        if stamp == self._stamp and self._stamp is not None:
-            return False
-        self._stamp = stamp
-        before = self.current
-        if stamp is None:
-            self.current, self.problem = self._defaults(), None
-            return self.current != before
+    def _read_file(self) -> None:
+        """Start from preferences.json (its defaults when absent; unparsable: a `problem`)."""
         outcome = read_document(self.path, Preferences)
-        if outcome.value is None:
-            if outcome.status == "missing":
-                self.current = self._defaults()
-            else:
-                self.problem = outcome.error  # keep the last good values
-            return self.current != before
-        prefs, self.problem = outcome.value, None
+        if outcome.value is not None:
+            self.apply(outcome.value)
+        elif outcome.status != "missing":
+            self.problem = outcome.error
+
+    def apply(self, prefs: Preferences) -> bool:
+        """Take the writer's preferences (a `preferences.changed`, idempotent); True if
+        what the ledger uses changed. A field the writer never set keeps config's default."""
+        before = self.current
         chosen = prefs.model_fields_set
         defaults = self.settings.budget
         self.current = CostPreferences(
@@ -94,4 +82,5 @@ class PreferenceWatch:
                 prefs.confirm_above if "confirm_above" in chosen else defaults.confirm_above
             ),
         )
+        self.problem = None
         return self.current != before

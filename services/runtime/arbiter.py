@@ -50,6 +50,7 @@ from services.runtime.eventbus import MAX_SUBSCRIPTION_BYTES, EventBus
 from services.runtime.forkkeeper import ForkServerKeeper
 from services.runtime.forkserver import ForkServer
 from services.runtime.frames import messages, send_frames
+from services.runtime.liveness import busy_window_s, note_owing
 from services.runtime.paths import ProjectPaths
 from services.runtime.restarts import RestartPolicy
 from services.runtime.routing import RequestRouter
@@ -99,6 +100,7 @@ class Supervisor:
         self._timers_at = 0.0
         """Monotonic time of the next timer check; 0 forces one (set on any change)."""
         self._stall = StallClock(tolerance_s=settings.supervisor.heartbeat_interval_s)
+        self._busy_window_s = busy_window_s(settings.supervisor)
         self.started_at = datetime.now(UTC)
         self.ready = False
         self.on_ready: Callable[[], None] | None = None
@@ -251,6 +253,7 @@ class Supervisor:
                 ready = dict(self._poller.poll(timeout))
                 try:
                     self._dispatch(ready)
+                    self._note_owing()
                     if self.fork_servers.spare_wanted:
                         self._refill_spare()
                 except Exception:
@@ -413,7 +416,8 @@ class Supervisor:
         # Timers are checked when due, not on every message: under load the
         # loop turns once per message and this scan would cost more than the
         # routing itself. Anything that sets a deadline calls `_touch_timers`;
-        # heartbeat deadlines only move later, so a stale one just wakes early.
+        # heartbeat deadlines only move later, so a stale one just wakes early,
+        # except when a worker begins to owe (`_note_owing` brings them forward).
         deadline = self.supervision.next_deadline(now)
         retry_at = self.fork_servers.retry_at
         return deadline if retry_at is None else min(deadline, retry_at)
@@ -426,6 +430,14 @@ class Supervisor:
         self.supervision.run_timers(now)
         if not self.stopping:
             self.fork_servers.run_timer(now)
+        note_owing(self.slots.values(), now)
+
+    def _note_owing(self) -> None:
+        """A worker handed work this turn is judged by the short window: make the
+        timers due by then (an idle loop may be asleep for the long one)."""
+        now = time.monotonic()
+        if note_owing(self.slots.values(), now):
+            self._timers_at = min(self._timers_at, now + self._busy_window_s)
 
     # -- stopping -------------------------------------------------------------------
 

@@ -78,6 +78,54 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
+class _BeatSchedule:
+    """When the host sends a heartbeat (the rule the supervisor judges by: `liveness`).
+
+    Every `idle_heartbeat_s` while the worker owes nothing, every
+    `heartbeat_interval_s` while it holds refused events (owed until a
+    restart), and soon after its health changed, so `supervisor.status`
+    shows it: health is looked at once per `heartbeat_interval_s` after
+    activity, not on every message and never while nothing happens.
+    Replies and ACKs are signs of life of their own, so a busy worker needs
+    no beat to stay alive.
+    """
+
+    def __init__(self, settings: Settings, now: float, health: dict[str, Any]) -> None:
+        self.busy_s = settings.supervisor.heartbeat_interval_s
+        self.idle_s = settings.supervisor.idle_heartbeat_s
+        self.last_beat = now
+        self.sent_health = health
+        self.check_at: float | None = None
+
+    def _beat_at(self, owes: bool) -> float:
+        return self.last_beat + (self.busy_s if owes else self.idle_s)
+
+    def next_at(self, *, owes: bool) -> float:
+        """The monotonic time of the next beat or health check."""
+        beat_at = self._beat_at(owes)
+        return beat_at if self.check_at is None else min(beat_at, self.check_at)
+
+    def activity(self, now: float) -> None:
+        """Something happened: look at the health soon (once, however much happens)."""
+        if self.check_at is None:
+            self.check_at = now + self.busy_s
+
+    def due(
+        self, now: float, *, owes: bool, health: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """The health to send in a heartbeat now, or None when no beat is due."""
+        checking = self.check_at is not None and now >= self.check_at
+        beating = now >= self._beat_at(owes)
+        if not (checking or beating):
+            return None
+        self.check_at = None
+        current = health()
+        if not beating and current == self.sent_health:
+            return None
+        self.last_beat, self.sent_health = now, current
+        return current
+
+
 class WorkerHost:
     """Runs one `Worker`: sockets, heartbeats, signals, batching, replies."""
 
@@ -99,6 +147,9 @@ class WorkerHost:
         self._callbacks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._stopping = False
         self._stop_reason = ""
+        self._owes_events = False
+        """It refused an event (not ACKed): the supervisor holds it as owed until a
+        restart, so this worker beats at the short interval from now on."""
         ctx = WorkerContext(
             name=assignment.name,
             paths=ProjectPaths.of(Path(assignment.project)),
@@ -151,8 +202,7 @@ class WorkerHost:
         hello = WorkerHello(pid=os.getpid(), name=self.assignment.name, health=self.worker.health())
         send_frames(self._dealer, hello.frames())
         log.info("worker.ready", **{**hello.health, "pid": hello.pid})
-        interval = self.settings.supervisor.heartbeat_interval_s
-        next_beat = time.monotonic() + interval
+        beats = _BeatSchedule(self.settings, time.monotonic(), hello.health)
         poller = zmq.Poller()
         poller.register(self._dealer, zmq.POLLIN)
         poller.register(self.lifeline_fd, zmq.POLLIN)
@@ -162,7 +212,7 @@ class WorkerHost:
             poller.register(fd, zmq.POLLIN)
         while not self._stopping:
             now = time.monotonic()
-            deadline = next_beat
+            deadline = beats.next_at(owes=self._owes_events)
             wanted = self.worker.next_deadline()
             if wanted is not None:
                 deadline = min(deadline, wanted)
@@ -178,15 +228,7 @@ class WorkerHost:
             for fd, callback in extra.items():
                 if fd in ready_fds:
                     callback()
-            now = time.monotonic()
-            wanted = self.worker.next_deadline()
-            if wanted is not None and now >= wanted:
-                self.worker.tick(now)
-            if now >= next_beat:
-                # The beat carries the worker's health (e.g. a watcher that fell
-                # back to polling), so `supervisor.status` shows it as it changes.
-                send_frames(self._dealer, Heartbeat(health=self.worker.health()).frames())
-                next_beat = now + interval
+            self._timed_work(beats, active=bool(ready_fds))
         log.info("worker.stopping", reason=self._stop_reason)
         self._run_callbacks()
         if self._stop_reason == "supervisor gone":
@@ -197,6 +239,21 @@ class WorkerHost:
             self.worker.stop()
         self._dealer.close(linger=2000 if self._stop_reason != "supervisor gone" else 0)
         return 0
+
+    def _timed_work(self, beats: _BeatSchedule, *, active: bool) -> None:
+        """The worker's timers, then a heartbeat if one is due (the end of each turn)."""
+        now = time.monotonic()
+        wanted = self.worker.next_deadline()
+        ticked = wanted is not None and now >= wanted
+        if ticked:
+            self.worker.tick(now)
+        if active or ticked:
+            beats.activity(now)
+        health = beats.due(now, owes=self._owes_events, health=self.worker.health)
+        if health is not None:
+            # The beat carries the worker's health (e.g. a watcher that fell
+            # back to polling), so `supervisor.status` shows it as it changes.
+            send_frames(self._dealer, Heartbeat(health=health).frames())
 
     def _run_callbacks(self) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -314,8 +371,11 @@ class WorkerHost:
             taken = self.worker.on_events(events)
         except Exception:
             self.worker.log.exception("worker.events_failed", count=len(events))
+            self._owes_events = True
             return
         acked = tuple(number for number, ok in zip(numbers, taken, strict=True) if ok)
+        if len(acked) < len(numbers):
+            self._owes_events = True
         if acked:  # one ACK message for the whole batch
             send_frames(self._dealer, EventAck(numbers=acked).frames())
 

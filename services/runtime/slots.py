@@ -53,6 +53,9 @@ class WorkerSlot:
     child: WorkerProcess | None = None
     started_at: datetime | None = None
     last_seen: float = 0.0
+    """Monotonic time of the latest frame from the running worker: a sign of life."""
+    owed_since: float | None = None
+    """When it began to owe a reply or an ACK (None: it owes nothing); see `liveness`."""
     ready_deadline: float | None = None
     restart_at: float | None = None
     stop_deadline: float | None = None

@@ -49,6 +49,9 @@ __all__ = ["NOT_READY_IN_TIME", "RESTART_REQUESTED", "Spawn", "WorkerSupervision
 NOT_READY_IN_TIME = "not ready in time"
 RESTART_REQUESTED = "restart requested"
 _REMEMBERED_RESTARTS = 64
+_MAX_SLEEP_S = 60.0
+"""The loop's timers run at least this often even with nothing due: an idle tree
+sleeps, and a stray zombie (a fork server's grandchild) is reaped within a minute."""
 
 Spawn = Callable[[WorkerSlot], WorkerProcess]
 """Start a process for a worker (forked or cold) and hand it its assignment."""
@@ -130,6 +133,7 @@ class WorkerSupervision:
         slot.move(Trigger.READY)
         slot.ready_deadline = None
         slot.last_seen = now
+        slot.owed_since = None  # what it owes is counted from its READY on
         slot.running_since = now
         pid = slot.child.pid if slot.child else None
         if slot.child is not None:
@@ -351,10 +355,10 @@ class WorkerSupervision:
     # -- timers ---------------------------------------------------------------------
 
     def next_deadline(self, now: float) -> float:
-        """The earliest time `run_timers` has something to do (at most 1 s away)."""
+        """The earliest time `run_timers` has something to do (at most `_MAX_SLEEP_S` away)."""
         # Only the deadline of the state the worker is in counts: a stale one
         # from an earlier state would make the loop spin.
-        deadlines: list[float] = [now + 1.0]
+        deadlines: list[float] = [now + _MAX_SLEEP_S]
         for slot in self.slots.values():
             state = slot.state
             if state is WorkerState.BACKOFF and slot.restart_at is not None:
@@ -364,7 +368,7 @@ class WorkerSupervision:
             elif state is WorkerState.STOPPING and slot.stop_deadline is not None:
                 deadlines.append(slot.stop_deadline)
             elif state is WorkerState.RUNNING:
-                deadlines.append(liveness_deadline(slot, self.settings))
+                deadlines.append(liveness_deadline(slot, self.settings, now))
             deadlines.extend(p.deadline for p in slot.queued if p.deadline is not None)
         deadlines.extend(waiter.deadline for waiter in self._restart_waiters.values())
         return min(deadlines)

@@ -144,6 +144,15 @@ class AutoSave:
         if self.session.revision - self.saved_rev >= self.timing.max_replay_records:
             self.snapshot("journal_size")
 
+    def next_due(self) -> float | None:
+        """The interval save point while the snapshot is behind; None while it is not.
+
+        An idle writer has no timer at all. A change after a quiet spell longer
+        than the interval finds its save point passed and is snapshotted at
+        once; the points then follow the interval again.
+        """
+        return self.next_at if self.dirty else None
+
     def due(self, now: float) -> None:
         """The interval save point: snapshot if behind (also retries a failed round)."""
         if now >= self.next_at:

@@ -7,6 +7,16 @@ watch limit reached") or EMFILE (instance limit), the folder and every folder
 watched after it get watchdog's polling observer instead: changes are then
 seen within `POLL_INTERVAL_S` rather than at once, and the worker says so in
 its health and its log. Polling uses `lstat`, so symlinks are never followed.
+
+An idle watcher sleeps: watchdog 6's native observer blocks without a
+timeout in each of its threads (the dispatcher on its event queue, the
+emitter on the inotify buffer's delayed queue, the buffer's reader in
+`poll()` of the inotify descriptor), and `stop()` wakes each of them at
+once (a stop event in the queue, a closed queue, a byte on the reader's
+kill pipe), so no timeout needs
+configuring and a stop never waits one out (`python -m bench idle` shows
+the watcher waking only for its idle heartbeat). Only the polling fallback
+wakes on its own, every `POLL_INTERVAL_S`, by its nature.
 """
 
 from __future__ import annotations
