@@ -54,7 +54,7 @@ from services.cost.ledger_files import LedgerFiles, Position, RecordedReply, mon
 from services.cost.loader import load_state
 from services.cost.preferences import PreferenceWatch
 from services.cost.pricing import OVERRIDES_NAME, PriceBook, load_genai_prices_in_background
-from services.cost.records import budget_record, reply_of
+from services.cost.records import budget_record, line_form, reply_of
 from services.cost.requests import MUTATING, Batch, CostDesk
 from services.cost.series import (
     SERIES_SAVE_EVERY_S,
@@ -362,7 +362,7 @@ class CostLedger(Worker):
                 carried=True,
             )
             records = [carried, *records]
-        self._log.append_many(records)
+        self._log.append_many([line_form(record) for record in records])
         self._since_checkpoint += len(records)
         if self._dirty_since is None:
             self._dirty_since = self._monotonic()

@@ -45,6 +45,7 @@ from protocol.ops import HistoryListArgs
 from services.history.journal import LiveJournal
 from services.history.ledger import session_operations
 from services.history.live import LiveSession, finalized
+from services.history.operation import canonical_operation
 from services.history.store import HistoryStore
 from services.readonly.history import merge_sessions, newest_first, read_archive
 from services.readonly.liveness import pid_alive
@@ -90,6 +91,18 @@ def _as_json(operation: CostOperation) -> dict[str, Any]:
         text = decimal_text(cost)
         fields["cost"] = Decimal(text) if "." in text else int(text)
     return {"operation": fields}
+
+
+def _kept_operation(raw: Any) -> dict[str, Any]:
+    """`{"operation": ...}` as the journal keeps it (ValidationError if it is not one).
+
+    The ledger's own operations are already in that form (`canonical_operation`);
+    any other goes through the model.
+    """
+    canonical = canonical_operation(raw)
+    if canonical is not None:
+        return {"operation": canonical}
+    return _as_json(CostOperation.model_validate(raw))
 
 
 class NotDurableError(OSError):
@@ -252,11 +265,11 @@ class HistoryArchiver(Worker):
         try:
             if topic == Topic.COST_LOGGED:
                 # Only the operation is kept: the totals beside it are not validated.
-                operation = CostOperation.model_validate(data.get("operation"))
-                if operation.session_id not in (None, self.live.session_id):
-                    self.log.info("history.cost_other_session", session_id=operation.session_id)
+                normal = _kept_operation(data.get("operation"))
+                session_id = normal["operation"]["session_id"]
+                if session_id not in (None, self.live.session_id):
+                    self.log.info("history.cost_other_session", session_id=session_id)
                     return None
-                normal = _as_json(operation)
                 if self.live.knows_cost(normal["operation"]):
                     self.duplicates += 1
                     return None

@@ -25,6 +25,7 @@ from services.cost.pricing import OVERRIDES_NAME, PriceBook
 from services.cost.records import (
     budget_record,
     op_record,
+    op_view,
     reply_of,
     reset_record,
     warned_record,
@@ -105,7 +106,7 @@ class CostDesk:
         args, state = _args_of(call, CostLogArgs), self._state()
         used = call_usage(args, call.id)
         price = self.prices.price(used.model, used.usage, at=batch.now, provider=used.provider)
-        record = op_record(
+        view = op_view(
             request_id=call.id,
             ts=batch.ts,
             session_id=self.session_id,
@@ -119,12 +120,15 @@ class CostDesk:
             reasoning_tokens=used.usage.reasoning_tokens,
             provider=used.provider,
         )
-        view = state.apply(record)
+        # Folded first, then the line is built once with its reply (a line that
+        # fails validation fails the batch, and the ledger reloads from disk).
+        state.fold_operation(view)
+        state.applied.add(call.id)
         totals = state.totals()
         at = len(batch.records)
-        batch.records.append(record)  # before the warnings it fires, as on disk
         warning = self._fire_due_warnings(batch)
-        record = batch.records[at] = with_reply(record, totals=totals, warning=warning)
+        record = op_record(view, totals=totals, warning=warning)
+        batch.records.insert(at, record)  # before the warnings it fired, as on disk
         # `reply_of(record)`, with the view already built (the reply adds nothing to it)
         reply = batch.replies[call.id] = {
             "operation": view,

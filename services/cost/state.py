@@ -199,8 +199,18 @@ class LedgerState:
 
     def _apply_op(self, record: LedgerOperation) -> dict[str, Any]:
         view = operation_view(record)
+        self.fold_operation(view)
+        return view
+
+    def fold_operation(self, view: dict[str, Any]) -> None:
+        """Fold one operation in, given as its `CostOperation` view (`operation_view`).
+
+        What `apply` does for an `op` line except remembering its request id:
+        the live path folds the view before the line (which carries the totals
+        just after it) is built, so the line is built once.
+        """
         cost: Decimal | None = view["cost"]
-        bucket = bucket_of(record.ts)
+        bucket = bucket_of(view["timestamp"])
         if cost is not None and not cost.is_finite():
             raise ValueError(f"cost {cost} is not an amount")
         cell = self.buckets.get(bucket)
@@ -217,9 +227,8 @@ class LedgerState:
                 else:
                     current.total = MONEY.add(current.total, cost)
         self.series.add(bucket, view["model"], view["operation"], cost)
-        if record.session_id == self.session.session_id:
+        if view["session_id"] == self.session.session_id:
             self.session.add(view)
-        return view
 
     # -- time -----------------------------------------------------------------------
 

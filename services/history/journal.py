@@ -40,6 +40,22 @@ COMPACT_ABOVE_BYTES: Final = 1024 * 1024
 checkpoint: replay costs ~10 µs a record, so a restart stays well under 50 ms."""
 
 
+def _line_form(record: HistoryEvent | HistoryResume | HistoryEnd) -> object:
+    """What `dumps_line` writes for `record`: an `event` as the plain dict of its
+    fields, in their order (the same bytes as the model's, without the model's
+    dump of its data, ~3 us an event); other records, and any record holding
+    fields from a newer version, as themselves."""
+    if type(record) is HistoryEvent and not record.__pydantic_extra__:
+        return {
+            "kind": record.kind,
+            "key": record.key,
+            "topic": record.topic,
+            "data": record.data,
+            "ts": record.ts,
+        }
+    return record
+
+
 class Replay:
     """What a journal held: the session it rebuilds, if any, and what was odd."""
 
@@ -103,7 +119,7 @@ class LiveJournal:
         self, records: Sequence[HistoryEvent | HistoryResume | HistoryEnd], *, fsync: bool = True
     ) -> None:
         """Append records with one write (all or none on OSError); see `JsonLinesLog`."""
-        self._log.append_many(records, fsync=fsync)
+        self._log.append_many([_line_form(record) for record in records], fsync=fsync)
 
     def rewrite(self, live: LiveSession, at: datetime) -> None:
         """Replace the journal with one checkpoint of `live`, atomically."""

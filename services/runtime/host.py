@@ -40,6 +40,8 @@ from protocol.envelopes import (
 )
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.internal import (
+    MINOR,
+    PUB,
     REQ,
     TOKEN_BYTES,
     EventAck,
@@ -49,7 +51,6 @@ from protocol.internal import (
     StopRequest,
     WorkerAssignment,
     WorkerHello,
-    WorkerPublish,
     WorkerReply,
     WorkerRequest,
     decode_to_worker,
@@ -66,6 +67,8 @@ __all__ = ["WorkerHost", "main"]
 
 _PR_SET_PDEATHSIG = 1
 _MAX_DRAIN = 512
+_MAX_TOPIC_CHARS = 128
+"""The longest event topic (`WorkerPublish.topic`, `Event.topic`)."""
 
 
 def _die_with_parent() -> None:
@@ -168,8 +171,14 @@ class WorkerHost:
         `minor=True`: workers that want only significant events of this topic
         (`protocol.names.SIGNIFICANT_ONLY`) do not get it; clients still do.
         """
-        event = WorkerPublish(topic=topic, ts=utc_text(), data=dumps(data), minor=minor)
-        send_frames(self._dealer, event.frames())
+        # The frames of `WorkerPublish` without building the model (the per-event
+        # path): topics are the worker's own `Topic` names, checked once here.
+        if not 0 < len(topic) <= _MAX_TOPIC_CHARS:
+            raise ValueError(f"an event topic is 1 to {_MAX_TOPIC_CHARS} characters: {topic!r}")
+        frames = [PUB, topic.encode(), utc_text().encode(), dumps(data)]
+        if minor:
+            frames.append(MINOR)
+        send_frames(self._dealer, frames)
 
     def call_soon_threadsafe(self, callback: Callable[[], None]) -> None:
         """Queue `callback` for the main thread and wake it."""
