@@ -25,7 +25,7 @@ from bench.harness import (
 
 STORE_ROWS = [
     ("save_bytes 4 KB", "raw replace", "-"),
-    ("save_bytes 4 KB", "raw + folder fsync", "p50 <= 1.2x"),
+    ("save_bytes 4 KB", "raw + .prev + folder fsync", "p50 <= 1.2x"),
     ("save_bytes 200 KB", "raw replace", "-"),
     ("save_bytes 2 MB", "raw replace", "-"),
     ("save 4 KB", "naive, no fsync", "-"),
