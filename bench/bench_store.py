@@ -126,7 +126,7 @@ def store(ctx: BenchContext) -> list[Row]:
                 if raw_path.exists():
                     link = raw_path.with_name(f".{raw_path.name}.link")
                     os.link(raw_path, link)
-                    os.replace(link, raw_path.with_name(f"{raw_path.name}.prev"))
+                    link.replace(raw_path.with_name(f"{raw_path.name}.prev"))
                 raw_replace(raw_path, data)
                 fsync_dir(raw_path.parent)
 
