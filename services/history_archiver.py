@@ -26,12 +26,11 @@ import math
 import time
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar
 
 import orjson
 from pydantic import ValidationError
 
-from config import default_value
 from protocol.base import utc_now
 from protocol.codec import decimal_text, dumps, loads_exact
 from protocol.costs import CostOperation
@@ -52,23 +51,7 @@ from services.readonly.liveness import pid_alive
 from services.runtime.worker import Call, Worker, WorkerContext
 from services.store import RetryPolicy, ensure_private_dir
 
-__all__ = [
-    "MIN_SAVE_GAP_S",
-    "RECONCILE_DELAY_S",
-    "RETRY_JOURNAL_S",
-    "SAVE_DELAY_S",
-    "HistoryArchiver",
-    "NotDurableError",
-]
-
-SAVE_DELAY_S: Final = float(default_value("history", "save_delay_s"))
-"""history.json is rewritten this soon after a change (the journal already has it)."""
-MIN_SAVE_GAP_S: Final = float(default_value("history", "min_save_gap_s"))
-"""... but at most this often, which also rate-limits `history.updated`."""
-RECONCILE_DELAY_S: Final = float(default_value("history", "reconcile_delay_s"))
-"""The ledger is read this long after start, once re-deliveries had their chance."""
-RETRY_JOURNAL_S: Final = float(default_value("history", "retry_journal_s"))
-"""A journal append that failed is tried again this soon (and before the next one)."""
+__all__ = ["HistoryArchiver", "NotDurableError"]
 
 
 def _as_json(operation: CostOperation) -> dict[str, Any]:
@@ -126,6 +109,12 @@ class HistoryArchiver(Worker):
         # events and heartbeats).
         self.retry = RetryPolicy(attempts=settings.store.attempts, wait_initial_s=0, wait_max_s=0)
         self.keep = settings.history.size
+        self.timing = settings.history
+        """`[history]` timings: history.json is rewritten `save_delay_s` after a
+        change (the journal already has it) but at most every `min_save_gap_s`
+        (which also rate-limits `history.updated`); the ledger is read
+        `reconcile_delay_s` after start, once re-deliveries had their chance; a
+        failed journal append is tried again `retry_journal_s` later."""
         self.alive_interval_s = settings.autosave.interval_s
         self.store = HistoryStore(
             ctx.paths,
@@ -194,7 +183,7 @@ class HistoryArchiver(Worker):
             self.journal.append(HistoryResume(ts=now))
         started = time.monotonic()
         self._next_alive = started + self.alive_interval_s
-        self._reconcile_at = started + RECONCILE_DELAY_S
+        self._reconcile_at = started + self.timing.reconcile_delay_s
         self.log.info("history.started", replayed=replay.records, **self.health())
 
     def _closed(self, live: LiveSession, on_disk: HistoryEntry | None) -> HistoryEntry:
@@ -349,7 +338,7 @@ class HistoryArchiver(Worker):
                 self.journal.append_many(self._unjournaled, fsync=fsync)
                 self._unjournaled.clear()
         except OSError as exc:
-            self._retry_at = time.monotonic() + RETRY_JOURNAL_S
+            self._retry_at = time.monotonic() + self.timing.retry_journal_s
             self.log.error(  # noqa: TRY400 - the message says it all; no traceback
                 "history.journal_failed", error=str(exc), waiting=len(self._unjournaled)
             )
@@ -366,7 +355,10 @@ class HistoryArchiver(Worker):
     def _save_due(self) -> float | None:
         if self._dirty_since is None:
             return None
-        return max(self._dirty_since + SAVE_DELAY_S, self._last_save + MIN_SAVE_GAP_S)
+        return max(
+            self._dirty_since + self.timing.save_delay_s,
+            self._last_save + self.timing.min_save_gap_s,
+        )
 
     def next_deadline(self) -> float | None:
         """The earliest of: snapshot, heartbeat, ledger check, journal retry."""

@@ -25,12 +25,6 @@ from config import (
 )
 from protocol.session import Preferences
 from services.file_watcher import BLIND_RESCAN_INTERVAL_S
-from services.history_archiver import (
-    MIN_SAVE_GAP_S,
-    RECONCILE_DELAY_S,
-    RETRY_JOURNAL_S,
-    SAVE_DELAY_S,
-)
 from services.store import RetryPolicy
 from services.watch.coalesce import DEFAULT_MAX_HOLD_S, DEFAULT_SETTLE_S
 from services.watch.observers import POLL_INTERVAL_S
@@ -232,13 +226,6 @@ def test_values_the_code_takes_from_elsewhere_match_the_toml() -> None:
         settings.store.wait_initial_s,
         settings.store.wait_max_s,
     )
-    history = settings.history
-    assert (
-        history.save_delay_s,
-        history.min_save_gap_s,
-        history.reconcile_delay_s,
-        history.retry_journal_s,
-    ) == (SAVE_DELAY_S, MIN_SAVE_GAP_S, RECONCILE_DELAY_S, RETRY_JOURNAL_S)
     assert (
         settings.watch.settle_s,
         settings.watch.max_hold_s,

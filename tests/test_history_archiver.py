@@ -23,7 +23,7 @@ from protocol.history import HistoryDocument, HistoryEntry
 from protocol.names import Op, WorkerName
 from protocol.ops import parse_args
 from services.history.archive import append_entries
-from services.history_archiver import MIN_SAVE_GAP_S, RETRY_JOURNAL_S, HistoryArchiver
+from services.history_archiver import HistoryArchiver
 from services.inprocess import Published, make_context, pump
 from services.readonly.history import read_archive, read_history
 from services.runtime.worker import Call
@@ -245,7 +245,7 @@ def test_a_refused_journal_append_is_written_once_the_disk_recovers(
             worker.on_event(event("file.created", {"path": f"manuscript/{n}.md"}))
     assert worker.health()["unjournaled"] == 2
     monkeypatch.undo()
-    worker.tick(time.monotonic() + RETRY_JOURNAL_S)
+    worker.tick(time.monotonic() + worker.timing.retry_journal_s)
     assert worker.health()["unjournaled"] == 0
     again, _ = archiver(tmp_path, "s1")
     assert again.live.to_entry().files_created == ["manuscript/0.md", "manuscript/1.md"]
@@ -264,10 +264,10 @@ def test_a_failing_history_save_is_retried_later_without_sleeping(
         raise OSError(errno.EIO, "Input/output error (simulated)")
 
     monkeypatch.setattr(FileOps, "replace", refuse)
-    worker.tick(time.monotonic() + MIN_SAVE_GAP_S)
+    worker.tick(time.monotonic() + worker.timing.min_save_gap_s)
     assert worker.save_failures == 1 and [nap for nap in naps if nap > 0] == []
     monkeypatch.undo()
-    worker.tick(time.monotonic() + 2 * MIN_SAVE_GAP_S)
+    worker.tick(time.monotonic() + 2 * worker.timing.min_save_gap_s)
     assert on_disk(tmp_path)["s1"].total_cost == Decimal("0.15")
 
 
@@ -567,3 +567,23 @@ def test_a_long_journal_is_compacted_and_replays_the_same(
         }
     )
     assert again.live.to_entry().total_cost == Decimal("0.60")
+
+
+def test_history_timings_come_from_the_settings_so_a_config_file_can_change_them(
+    tmp_path: Path,
+) -> None:
+    """`[history]` timings in a `--config` file reach the archiver (they were fixed at
+    import): after a save, the next change waits the configured gap, not the shipped 1 s."""
+    gaps: dict[float, float] = {}
+    for gap in (0.5, 7.5):
+        timings = {"save_delay_s": 0.0, "min_save_gap_s": gap, "reconcile_delay_s": 600.0}
+        worker, _ = archiver(tmp_path / str(gap), "s1", overrides={"history": timings})
+        worker.on_event(cost("r1", "0.15"))
+        worker.tick(time.monotonic())  # the first save is due at once
+        saved_at = time.monotonic()
+        worker.on_event(cost("r2", "0.25"))
+        due = worker.next_deadline()
+        assert due is not None
+        gaps[gap] = due - saved_at
+    assert 0.3 < gaps[0.5] <= 0.5
+    assert 7.3 < gaps[7.5] <= 7.5

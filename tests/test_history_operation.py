@@ -58,7 +58,10 @@ def test_either_way_the_journal_keeps_the_same_operation(
     elif change == "missing":
         raw.pop("provider")
     elif change == "zeros" and isinstance(raw["cost"], Decimal):
-        raw["cost"] = Decimal(f"{raw['cost']}000") if "." in str(raw["cost"]) else raw["cost"]
+        # Plain notation first: "1.1E-7" + "000" would be another number.
+        text = format(raw["cost"], "f")
+        room = len(raw["cost"].as_tuple().digits) + 3 <= 40  # the model's digit bound
+        raw["cost"] = Decimal(f"{text}000") if "." in text and room else raw["cost"]
     elif change == "whole":
         raw["cost"] = Decimal("3.0")
     elif change == "offset":
