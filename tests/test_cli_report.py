@@ -144,7 +144,14 @@ class _Proxy:
     def page_requests(self) -> list[str]:
         """Requests not made by Chromium's own services (time, updates, accounts)."""
         own = ("google.com", "googleapis.com", "gvt1.com", "gstatic.com")
-        return [r for r in self.requests if not any(host in r.split(" ")[1] for host in own)]
+        found: list[str] = []
+        for line in self.requests:
+            parts = line.split(" ")
+            if len(parts) < 2:  # a connection that sent nothing (a preconnect), or failed
+                continue
+            if not any(host in parts[1] for host in own):
+                found.append(line)
+        return found
 
     def close(self) -> None:
         self._stop = True
