@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench.harness import BenchContext, Row, Target, benchmark
-from bench.service_tree import ServiceTree
+from bench.service_tree import ServiceTree, task_cpu_seconds
 
 __all__ = ["idle", "tree_pids", "wakeups_and_cpu"]
 
@@ -75,14 +75,14 @@ def _tasks(pids: list[int]) -> Iterator[tuple[str, Path]]:
 def wakeups_and_cpu(pids: list[int]) -> tuple[Counter[str], float]:
     """Context switches so far per thread (keyed `pid:process/thread`), and CPU seconds."""
     switches: Counter[str] = Counter()
-    cpu_ns = 0
+    cpu = 0.0
     for key, task in _tasks(pids):
         with contextlib.suppress(OSError, ValueError, IndexError):
             for line in (task / "status").read_text().splitlines():
                 if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
                     switches[key] += int(line.split()[1])
-            cpu_ns += int((task / "schedstat").read_text().split()[0])
-    return switches, cpu_ns / 1e9
+            cpu += task_cpu_seconds(task)
+    return switches, cpu
 
 
 def _sample(

@@ -7,17 +7,15 @@ is timed per operation and per process on the CPU (`CpuMeter`).
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from bench.harness import percentile
+from bench.service_tree import process_cpu
 
-__all__ = ["CLIENTS", "Contender", "CpuMeter", "Op", "Opener", "process_cpu", "run_clients"]
+__all__ = ["CLIENTS", "Contender", "CpuMeter", "Op", "Opener", "run_clients"]
 
 CLIENTS = 8
 """Concurrent clients, each doing its operations one after another."""
@@ -54,25 +52,6 @@ def run_clients(per_client: int, open_client: Opener, tag: str) -> tuple[list[fl
     for thread in threads:
         thread.join()
     return latencies, time.perf_counter() - began
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds used so far by every thread of `pid` (ns-exact, from schedstat).
-
-    `/proc/<pid>/stat` counts in 10 ms ticks, too coarse for a second of work;
-    each thread's `schedstat` counts nanoseconds on the CPU. A thread that
-    ends between two readings takes its time with it (a worker's threads live
-    as long as it does). Our own process uses the process clock instead, which
-    keeps the time of the client threads that ended.
-    """
-    if pid == os.getpid():
-        return time.process_time()
-    total_ns = 0
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                total_ns += int((task / "schedstat").read_text().split()[0])
-    return total_ns / 1e9
 
 
 class CpuMeter:

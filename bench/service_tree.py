@@ -16,7 +16,16 @@ from typing import Any
 
 import zmq
 
-__all__ = ["ServiceTree", "child_pids", "start_command", "tree_memory", "write_config"]
+__all__ = [
+    "ServiceTree",
+    "child_pids",
+    "cpu_seconds",
+    "process_cpu",
+    "start_command",
+    "task_cpu_seconds",
+    "tree_memory",
+    "write_config",
+]
 
 BENCH_TIMINGS: dict[str, dict[str, Any]] = {
     "supervisor": {"max_restarts": 10_000, "restart_window_s": 1.0},
@@ -164,12 +173,32 @@ def tree_memory(pids: list[int]) -> tuple[float, float]:
     return rss, pss
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User+system CPU seconds consumed so far by `pids`."""
-    ticks = os.sysconf("SC_CLK_TCK")
+def task_cpu_seconds(task: Path) -> float:
+    """CPU seconds one thread (`/proc/<pid>/task/<tid>`) has used, ns-exact from `schedstat`.
+
+    `/proc/<pid>/stat` counts in 10 ms ticks, too coarse for a second of work.
+    Raises OSError when the thread is gone, ValueError/IndexError on odd text.
+    """
+    return int((task / "schedstat").read_text().split()[0]) / 1e9
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds used so far by every thread of `pid` (see `task_cpu_seconds`).
+
+    A thread that ends between two readings takes its time with it (a
+    worker's threads live as long as it does). Our own process uses the
+    process clock instead, which keeps the time of client threads that ended.
+    """
+    if pid == os.getpid():
+        return time.process_time()
     total = 0.0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += task_cpu_seconds(task)
     return total
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds consumed so far by all of `pids`."""
+    return sum(process_cpu(pid) for pid in pids)

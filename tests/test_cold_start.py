@@ -10,7 +10,7 @@ from service import run_cli, running_service
 
 from services.cli.exits import ExitCode
 from services.cost.pricing import PriceBook, genai_prices_version
-from services.runtime.forklaunch import launch_for_argv
+from services.runtime.forklaunch import end_launch, launch_for_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -181,9 +181,4 @@ def test_the_early_fork_server_is_handed_over_once(tmp_path: Path) -> None:
         early.abandon()
         assert _processes_in(tmp_path) == {popen.pid}  # still running: it was taken
     finally:
-        control.close()
-        popen.kill()
-        popen.wait()
-        for stream in (popen.stdin, popen.stderr):
-            if stream is not None:
-                stream.close()
+        end_launch(popen, control)

@@ -23,6 +23,7 @@ __all__ = [
     "EarlyLaunch",
     "child_environment",
     "code_root",
+    "end_launch",
     "launch_for_argv",
     "launch_fork_server",
 ]
@@ -102,13 +103,17 @@ class EarlyLaunch:
         launched, self._launched = self._launched, None
         if launched is None:
             return
-        popen, control = launched
-        control.close()
-        popen.kill()
-        popen.wait()
-        for stream in (popen.stdin, popen.stderr):
-            if stream is not None:
-                stream.close()
+        end_launch(*launched)
+
+
+def end_launch(popen: subprocess.Popen[bytes], control: socket.socket) -> None:
+    """Kill and reap a launched server and close everything we hold of it."""
+    control.close()
+    popen.kill()
+    popen.wait()
+    for stream in (popen.stdin, popen.stderr):
+        if stream is not None:
+            stream.close()
 
 
 def launch_for_argv(argv: list[str]) -> EarlyLaunch | None:
