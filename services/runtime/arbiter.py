@@ -2,7 +2,8 @@
 
 Single-threaded on purpose: a plain `zmq.Poller` loop (an asyncio loop costs
 ~65 us a round trip, measured) sees the command ROUTER, the workers' ROUTER,
-the event XPUB, every child's pidfd and stderr, and a signal wake-up socket.
+every child's pidfd and stderr, and a signal wake-up socket. The event socket
+is a PUB that is only written to: it reads its subscriptions itself.
 Everything that happens to a worker is decided in order, so there are no
 races between "a command arrived" and "a child died".
 
@@ -46,6 +47,7 @@ from protocol.names import WorkerName
 from protocol.ops import SupervisorStatus
 from services.runtime.children import ChildProcess, become_subreaper, spawn_host
 from services.runtime.childtable import ChildTable
+from services.runtime.descriptors import DescriptorSet
 from services.runtime.eventbus import MAX_SUBSCRIPTION_BYTES, EventBus
 from services.runtime.forkkeeper import ForkServerKeeper
 from services.runtime.forkserver import ForkServer
@@ -110,7 +112,8 @@ class Supervisor:
         self._subreaper = become_subreaper()
         self._zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._poller = zmq.Poller()
-        self.children = ChildTable(self._poller, paths.logs_dir, settings.logging)
+        self._descriptors = DescriptorSet()
+        self.children = ChildTable(self._descriptors, paths.logs_dir, settings.logging)
         hwm = settings.protocol.event_hwm
         self.frontend = self._socket(
             zmq.ROUTER,
@@ -131,7 +134,7 @@ class Supervisor:
             MAXMSGSIZE=MAX_WORKER_FRAME_BYTES,
         )
         self.events = self._socket(
-            zmq.XPUB,
+            zmq.PUB,
             endpoints.events,
             SNDHWM=hwm,
             MAXMSGSIZE=MAX_SUBSCRIPTION_BYTES,
@@ -146,7 +149,14 @@ class Supervisor:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self.bus = EventBus(self.events, self.backend, self.slots.values(), self.log)
+        self._wake_fd = self._wake_r.fileno()
+        self.bus = EventBus(
+            self.events,
+            self.backend,
+            self.slots.values(),
+            self.log,
+            began_owing=self._began_owing,
+        )
         self.router = RequestRouter(
             self.frontend,
             self.backend,
@@ -155,6 +165,7 @@ class Supervisor:
             supervisor_status=self.status,
             is_stopping=lambda: self.stopping,
             touch_timers=self._touch_timers,
+            began_owing=self._began_owing,
         )
         self.supervision = WorkerSupervision(
             self.slots,
@@ -185,9 +196,13 @@ class Supervisor:
             touch_timers=self._touch_timers,
             log=self.log,
         )
-        for sock in (self.frontend, self.backend, self.events):
+        # The event socket is a PUB, not polled: it handles subscriptions
+        # itself (each poll of a ZeroMQ socket costs two mailbox checks). The
+        # children's descriptors and the wake-up socket wait in one epoll set.
+        for sock in (self.frontend, self.backend):
             self._poller.register(sock, zmq.POLLIN)
-        self._poller.register(self._wake_r.fileno(), zmq.POLLIN)
+        self._descriptors.register(self._wake_fd, zmq.POLLIN)
+        self._poller.register(self._descriptors.fileno(), zmq.POLLIN)
         if fork_server is not None and self._subreaper:
             self.fork_servers.adopt(fork_server)
         elif fork_server is not None:
@@ -232,14 +247,21 @@ class Supervisor:
         now = time.monotonic()
         for slot in self.slots.values():
             self.supervision.start(slot, now)
+        # The loop turns twice per request: what it does besides the routing
+        # is kept to attribute reads and one clock reading per turn.
+        monotonic = time.monotonic
+        poll = self._poller.poll
+        stall = self._stall
+        fork_servers = self.fork_servers
         try:
             while True:
-                if self._stop_requested and not self.stopping:
-                    self._begin_stop()
-                if self.stopping and self.staged_stop.advance(time.monotonic()):
-                    break
-                now = time.monotonic()
-                stalled_s = self._stall.stalled_for(now)
+                if self._stop_requested or self.staged_stop.active:
+                    if self._stop_requested and not self.stopping:
+                        self._begin_stop()
+                    if self.stopping and self.staged_stop.advance(monotonic()):
+                        break
+                now = monotonic()
+                stalled_s = stall.stalled_for(now)
                 if stalled_s:  # we were not running: no worker was silent meanwhile
                     forgive_stall(self.slots.values(), now, stalled_s, self.log)
                 if now >= self._timers_at:
@@ -249,12 +271,11 @@ class Supervisor:
                         self.log.exception("supervisor.timer_error")
                     self._timers_at = self._next_deadline(now)
                 timeout = max(0, int((self._timers_at - now) * 1000) + 1)
-                self._stall.will_wait(timeout / 1000)
-                ready = dict(self._poller.poll(timeout))
+                stall.will_wait(timeout / 1000)
+                ready = poll(timeout)
                 try:
                     self._dispatch(ready)
-                    self._note_owing()
-                    if self.fork_servers.spare_wanted:
+                    if fork_servers.spare_wanted:
                         self._refill_spare()
                 except Exception:
                     # A supervisor bug must not take every worker down with it.
@@ -263,18 +284,30 @@ class Supervisor:
             self._shutdown()
         return 0
 
-    def _dispatch(self, ready: dict[Any, int]) -> None:
-        if self.backend in ready:
+    def _dispatch(self, ready: list[tuple[Any, int]]) -> None:
+        # Replies before requests; descriptors (children, the wake-up socket)
+        # are rare and come last.
+        backend = frontend = descriptors = False
+        for item, _ in ready:
+            if item is self.frontend:
+                frontend = True
+            elif item is self.backend:
+                backend = True
+            else:
+                descriptors = True
+        if backend:
             self._drain_backend(polled=True)
-        if self.frontend in ready:
+        if frontend:
             self.router.drain(polled=True)
-        if self.events in ready:
-            self.bus.drain_subscriptions()
-        if self._wake_r.fileno() in ready:
+        if descriptors:
+            self._on_descriptors([fd for fd, _ in self._descriptors.poll(0)])
+
+    def _on_descriptors(self, fds: list[int]) -> None:
+        if self._wake_fd in fds:
             with contextlib.suppress(BlockingIOError):
                 while self._wake_r.recv(4096):
                     pass
-        for fd in [fd for fd in ready if isinstance(fd, int)]:
+        for fd in fds:
             entry = self.children.get(fd)  # gone if its sibling fd already reaped the child
             if entry is not None:
                 self._on_child_ready(entry[0], entry[1], fd)
@@ -376,6 +409,8 @@ class Supervisor:
                 pending = slot.inflight.pop(frames[2], None)
                 if pending is not None:
                     self.router.reply(pending.route, frames[3])
+                    if not slot.inflight and not slot.unacked:
+                        slot.owed_since = None
                 continue
             self._on_worker_frame(slot, frames, now)
 
@@ -401,6 +436,8 @@ class Supervisor:
         elif isinstance(frame, EventAck):
             for number in frame.numbers:
                 slot.unacked.pop(number, None)
+            if not slot.unacked and not slot.inflight:
+                slot.owed_since = None
         elif isinstance(frame, Heartbeat):
             slot.health = frame.health
         elif isinstance(frame, WorkerHello):
@@ -432,12 +469,13 @@ class Supervisor:
             self.fork_servers.run_timer(now)
         note_owing(self.slots.values(), now)
 
-    def _note_owing(self) -> None:
-        """A worker handed work this turn is judged by the short window: make the
-        timers due by then (an idle loop may be asleep for the long one)."""
+    def _began_owing(self, slot: WorkerSlot) -> None:
+        """`slot`'s worker was just handed work while it owed nothing: it is judged
+        by the short window from now, so the timers are due by then (an idle
+        loop may be asleep for the long one)."""
         now = time.monotonic()
-        if note_owing(self.slots.values(), now):
-            self._timers_at = min(self._timers_at, now + self._busy_window_s)
+        slot.owed_since = now
+        self._timers_at = min(self._timers_at, now + self._busy_window_s)
 
     # -- stopping -------------------------------------------------------------------
 
@@ -456,4 +494,5 @@ class Supervisor:
             self.paths.endpoints.unlink()
         for sock in (self.frontend, self.backend, self.events):
             sock.close(linger=0)
+        self._descriptors.close()
         self.log.info("supervisor.stopped")

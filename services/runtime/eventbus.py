@@ -1,8 +1,8 @@
 """The event channel: stamp each event, publish it, hand it to subscribed workers.
 
 The supervisor stamps `seq` per source (so it keeps rising across a worker's
-restarts), publishes on the public XPUB (bounded high-water mark: a slow
-client loses events, and its `seq` shows the gap), and delivers subscribed
+restarts), publishes on the public PUB socket (bounded high-water mark: a
+slow client loses events, and its `seq` shows the gap), and delivers subscribed
 topics to workers over their own link, at least once: an event stays in the
 worker's `unacked` until it acknowledges it, and is buffered while the worker
 is not running.
@@ -11,7 +11,7 @@ is not running.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import zmq
@@ -21,7 +21,8 @@ from protocol.base import utc_text
 from protocol.codec import dumps
 from protocol.internal import EventDelivery
 from protocol.names import SIGNIFICANT_ONLY, WORKER_SUBSCRIPTIONS, Topic, WorkerState
-from services.runtime.frames import NOBLOCK, readable, send_frames
+from services.runtime.frames import NOBLOCK, send_frames
+from services.runtime.liveness import note_nothing
 from services.runtime.slots import WorkerSlot
 
 __all__ = ["MAX_SUBSCRIPTION_BYTES", "MAX_TOPIC_PREFIX_BYTES", "SOURCE", "EventBus", "stamp_event"]
@@ -73,21 +74,17 @@ class EventBus:
         backend: zmq.Socket[bytes],
         slots: Iterable[WorkerSlot],
         log: Any,
+        *,
+        began_owing: Callable[[WorkerSlot], None] = note_nothing,
     ) -> None:
         self.events = events
         self.backend = backend
         self.slots = tuple(slots)
         self.log = log
+        self._began_owing = began_owing
         self._seq: dict[bytes, int] = {}
         self._number = 0
         self._subscribers: dict[bytes, tuple[WorkerSlot, ...]] = {}
-
-    def drain_subscriptions(self) -> None:
-        """Read clients' subscription messages (the XPUB needs them read, nothing else)."""
-        for _ in range(_MAX_DRAIN):
-            if not readable(self.events):
-                return
-            self.events.recv(0)
 
     def publish_own(self, topic: Topic, data: BaseModel) -> None:
         """An event of the supervisor itself (`worker.*`, data a `WorkerEventData`)."""
@@ -144,6 +141,8 @@ class EventBus:
             send_frames(self.backend, [slot.identity, *delivery], NOBLOCK)
         except zmq.ZMQError:
             return False
+        if not slot.unacked and not slot.inflight:
+            self._began_owing(slot)
         slot.unacked[number] = (topic, body)
         return True
 

@@ -1,24 +1,54 @@
-"""Multipart send and receive on the hot path, with plain-int flags.
+"""Multipart send and receive on the hot path, with no Python between us and libzmq.
 
-pyzmq's constants are `enum.IntFlag`s; combining them costs ~1 us per
-operation in Python 3.11, and `send_multipart`/`recv_multipart` do several
-per frame (measured: ~107,000 enum calls for 2,400 requests through the
-supervisor). These helpers do the same thing with ints.
+pyzmq's constants are `enum.IntFlag`s, and `getsockopt` turns every option
+into a `SocketOption` first: two Python calls of `enum.py` for each
+RCVMORE check, one per frame received (measured: 9 of the supervisor's
+~105 Python calls per `session.get` went there, 18 counting `__new__`).
+A frame received without copy (`zmq.Frame`) carries its own "more" flag,
+read in C. Sending goes straight to the backend's `send`, without
+`zmq.Socket.send`'s Python wrapper (routing ids and groups of draft
+sockets, which we never use). Same frames, same flags, same errors.
+
+In a loaded tree each process runs a short burst between the others on
+shared cores, with cold caches, so every Python call left out of the
+per-message path counts more than it does in a warm loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import cast
 
 import zmq
+import zmq.backend
 
-__all__ = ["messages", "readable", "recv_frames", "send_frames"]
+__all__ = [
+    "NOBLOCK",
+    "SNDMORE",
+    "frame_sender",
+    "messages",
+    "readable",
+    "recv_frames",
+    "send_frames",
+]
 
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
-_RCVMORE = int(zmq.RCVMORE)
-_SNDMORE = int(zmq.SNDMORE)
+SNDMORE = int(zmq.SNDMORE)
 NOBLOCK = int(zmq.NOBLOCK)
+
+_BACKEND_SEND = cast(Callable[..., None], zmq.backend.Socket.send)
+
+
+def frame_sender(sock: zmq.Socket[bytes]) -> Callable[[bytes, int], None]:
+    """`sock`'s `send(frame, flags)` without `zmq.Socket.send`'s Python wrapper.
+
+    A real socket gets the backend's `send` (C) bound to it, which raises the
+    same `ZMQError`s; anything else (a test's fake) its own `send`.
+    """
+    if isinstance(sock, zmq.backend.Socket):
+        return cast(Callable[[bytes, int], None], _BACKEND_SEND.__get__(sock))
+    return sock.send
 
 
 def readable(sock: zmq.Socket[bytes]) -> bool:
@@ -28,9 +58,11 @@ def readable(sock: zmq.Socket[bytes]) -> bool:
 
 def recv_frames(sock: zmq.Socket[bytes]) -> list[bytes]:
     """Every frame of the next message (call only when `readable`)."""
-    frames = [sock.recv(0)]
-    while sock.getsockopt(_RCVMORE):
-        frames.append(sock.recv(0))
+    frame = sock.recv(0, copy=False)
+    frames = [frame.bytes]
+    while frame.more:
+        frame = sock.recv(0, copy=False)
+        frames.append(frame.bytes)
     return frames
 
 
@@ -44,12 +76,13 @@ def messages(sock: zmq.Socket[bytes], limit: int, *, polled: bool) -> Iterator[l
     """
     if polled:
         try:
-            first = sock.recv(NOBLOCK)
+            frame = sock.recv(NOBLOCK, copy=False)
         except zmq.Again:  # someone read it first: nothing is lost, nothing waits
             return
-        frames = [first]
-        while sock.getsockopt(_RCVMORE):
-            frames.append(sock.recv(0))
+        frames = [frame.bytes]
+        while frame.more:
+            frame = sock.recv(0, copy=False)
+            frames.append(frame.bytes)
         yield frames
         limit -= 1
     for _ in range(limit):
@@ -60,6 +93,8 @@ def messages(sock: zmq.Socket[bytes], limit: int, *, polled: bool) -> Iterator[l
 
 def send_frames(sock: zmq.Socket[bytes], frames: list[bytes], flags: int = 0) -> None:
     """Send `frames` as one message."""
+    send = frame_sender(sock)
     last = len(frames) - 1
+    more = flags | SNDMORE
     for index, frame in enumerate(frames):
-        sock.send(frame, flags | _SNDMORE if index < last else flags)
+        send(frame, more if index < last else flags)

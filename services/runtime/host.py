@@ -42,6 +42,7 @@ from protocol.errors import ErrorCode, ProtocolError
 from protocol.internal import (
     MINOR,
     PUB,
+    REP,
     REQ,
     TOKEN_BYTES,
     EventAck,
@@ -51,13 +52,12 @@ from protocol.internal import (
     StopRequest,
     WorkerAssignment,
     WorkerHello,
-    WorkerReply,
     WorkerRequest,
     decode_to_worker,
 )
 from protocol.ops import OP_BY_NAME, parse_args
 from services.runtime import wire
-from services.runtime.frames import messages, send_frames
+from services.runtime.frames import SNDMORE, frame_sender, messages, send_frames
 from services.runtime.logs import configure_worker_logging
 from services.runtime.paths import ProjectPaths
 from services.runtime.registry import load_worker_class
@@ -141,6 +141,7 @@ class WorkerHost:
         self._dealer.setsockopt(zmq.RCVHWM, 0)
         self._dealer.setsockopt(zmq.LINGER, 2000)
         self._dealer.connect(assignment.backend)
+        self._send = frame_sender(self._dealer)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -210,25 +211,28 @@ class WorkerHost:
         extra = dict(self.worker.pollables())
         for fd in extra:
             poller.register(fd, zmq.POLLIN)
+        # One turn per request when idle between requests: the turn reads its
+        # deadline from the previous turn's end and asks the worker once.
+        dealer, lifeline, wake = self._dealer, self.lifeline_fd, self._wake_r.fileno()
+        poll = poller.poll
+        deadline = self._next_deadline(beats)
         while not self._stopping:
-            now = time.monotonic()
-            deadline = beats.next_at(owes=self._owes_events)
-            wanted = self.worker.next_deadline()
-            if wanted is not None:
-                deadline = min(deadline, wanted)
-            timeout_ms = max(0, int((deadline - now) * 1000) + 1) if deadline > now else 0
-            ready_fds = dict(poller.poll(timeout_ms))
-            if self.lifeline_fd in ready_fds and not os.read(self.lifeline_fd, 4096):
-                self._stopping, self._stop_reason = True, "supervisor gone"
-                break
-            if self._wake_r.fileno() in ready_fds:
-                self._run_callbacks()
-            if self._dealer in ready_fds:
-                self._drain()
-            for fd, callback in extra.items():
-                if fd in ready_fds:
-                    callback()
-            self._timed_work(beats, active=bool(ready_fds))
+            timeout_ms = max(0, int((deadline - time.monotonic()) * 1000) + 1)
+            ready = poll(timeout_ms)
+            if ready:
+                fds = [item for item, _ in ready]
+                if lifeline in fds and not os.read(lifeline, 4096):
+                    self._stopping, self._stop_reason = True, "supervisor gone"
+                    break
+                if wake in fds:
+                    self._run_callbacks()
+                if dealer in fds:
+                    self._drain()
+                if extra:
+                    for fd, callback in extra.items():
+                        if fd in fds:
+                            callback()
+            deadline = self._timed_work(beats, active=bool(ready))
         log.info("worker.stopping", reason=self._stop_reason)
         self._run_callbacks()
         if self._stop_reason == "supervisor gone":
@@ -240,13 +244,15 @@ class WorkerHost:
         self._dealer.close(linger=2000 if self._stop_reason != "supervisor gone" else 0)
         return 0
 
-    def _timed_work(self, beats: _BeatSchedule, *, active: bool) -> None:
-        """The worker's timers, then a heartbeat if one is due (the end of each turn)."""
+    def _timed_work(self, beats: _BeatSchedule, *, active: bool) -> float:
+        """The worker's timers, then a heartbeat if one is due (the end of each
+        turn); the monotonic time the next turn must wake up by."""
         now = time.monotonic()
         wanted = self.worker.next_deadline()
         ticked = wanted is not None and now >= wanted
         if ticked:
             self.worker.tick(now)
+            wanted = self.worker.next_deadline()
         if active or ticked:
             beats.activity(now)
         health = beats.due(now, owes=self._owes_events, health=self.worker.health)
@@ -254,6 +260,14 @@ class WorkerHost:
             # The beat carries the worker's health (e.g. a watcher that fell
             # back to polling), so `supervisor.status` shows it as it changes.
             send_frames(self._dealer, Heartbeat(health=health).frames())
+        deadline = beats.next_at(owes=self._owes_events)
+        return deadline if wanted is None else min(deadline, wanted)
+
+    def _next_deadline(self, beats: _BeatSchedule) -> float:
+        """The monotonic time of the next beat or worker timer (the first turn's)."""
+        deadline = beats.next_at(owes=self._owes_events)
+        wanted = self.worker.next_deadline()
+        return deadline if wanted is None else min(deadline, wanted)
 
     def _run_callbacks(self) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -278,7 +292,8 @@ class WorkerHost:
         for frames in messages(self._dealer, _MAX_DRAIN, polled=True):
             if len(frames) == 3 and frames[0] == REQ and 1 <= len(frames[1]) <= TOKEN_BYTES:
                 # The hot path, checked as `decode_to_worker` would, without a model.
-                self._deliver_events(events)
+                if events:
+                    self._deliver_events(events)
                 call = self._decode(frames[1], frames[2])
                 if call is not None:
                     requests.append((frames[1], call))
@@ -302,8 +317,10 @@ class WorkerHost:
             if isinstance(frame, StopRequest):
                 self._stopping, self._stop_reason = True, "asked by supervisor"
                 break
-        self._answer(requests)
-        self._deliver_events(events)
+        if requests:
+            self._answer(requests)
+        if events:
+            self._deliver_events(events)
 
     def _decode(self, token: bytes, payload: bytes) -> Call | None:
         # The supervisor checked the envelope already; reading it again costs
@@ -347,7 +364,11 @@ class WorkerHost:
         return last[1]
 
     def _reply(self, token: bytes, frame: bytes) -> None:
-        send_frames(self._dealer, WorkerReply.pack(token, frame))
+        # `REP token reply` (`WorkerReply`), frame by frame.
+        send = self._send
+        send(REP, SNDMORE)
+        send(token, SNDMORE)
+        send(frame, 0)
 
     def _deliver_events(self, pending: list[EventDelivery]) -> None:
         """Hand events to the worker; ACK those it took (the rest are re-delivered

@@ -18,8 +18,11 @@ Liveness is judged on demand, so an idle tree sleeps:
 
 The worker's host beats at the short interval while it holds refused events
 (which the supervisor keeps as owed until a restart), so both sides agree
-on which window applies. The loop notes when a worker begins to owe
-(`note_owing`) once per turn, after handing out work. The verdict, the
+on which window applies. The router and the event bus note the moment a
+worker begins to owe (the supervisor's `began_owing`, which also brings the
+timers forward to the short window), and a reply or an ACK that leaves it
+owing nothing ends the clock; `note_owing` at every timer run is the
+catch-all for the rarer paths (a crash's requeue, a stop's refusals). The verdict, the
 time it is next due, and the bookkeeping live here, so a change to the rule
 is one change.
 """
@@ -38,6 +41,7 @@ __all__ = [
     "idle_window_s",
     "judge_liveness",
     "liveness_deadline",
+    "note_nothing",
     "note_owing",
 ]
 
@@ -70,6 +74,10 @@ def note_owing(slots: Iterable[WorkerSlot], now: float) -> bool:
         elif slot.owed_since is not None:
             slot.owed_since = None
     return began
+
+
+def note_nothing(slot: WorkerSlot) -> None:
+    """A `began_owing` hook that does nothing (routers and buses without a loop)."""
 
 
 def liveness_deadline(slot: WorkerSlot, settings: SupervisorSettings, now: float) -> float:

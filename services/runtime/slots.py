@@ -6,6 +6,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Protocol
 
 from protocol.names import WorkerName, WorkerState
@@ -77,9 +78,9 @@ class WorkerSlot:
     health: dict[str, Any] = field(default_factory=dict)
     """The worker's latest health report, from READY and heartbeats."""
 
-    @property
+    @cached_property
     def identity(self) -> bytes:
-        """The routing id the worker's DEALER uses."""
+        """The routing id the worker's DEALER uses (read per message: kept)."""
         return self.name.value.encode()
 
     def move(self, trigger: Trigger) -> WorkerState:
