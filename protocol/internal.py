@@ -44,6 +44,7 @@ __all__ = [
     "EVT",
     "HB",
     "MINOR",
+    "NUMBER_BYTES",
     "PUB",
     "READY",
     "REP",
@@ -65,8 +66,10 @@ __all__ = [
     "WorkerPublish",
     "WorkerReply",
     "WorkerRequest",
+    "ack_numbers",
     "decode_from_worker",
     "decode_to_worker",
+    "plain_publish",
 ]
 
 READY = b"READY"
@@ -81,6 +84,9 @@ MINOR = b"minor"
 """Optional last frame of PUB: skip workers in `protocol.names.SIGNIFICANT_ONLY`."""
 
 _NUMBER_BYTES = 8
+NUMBER_BYTES = _NUMBER_BYTES
+"""An event number's frame (`EVT`, `ACK`): 8 bytes, big-endian."""
+_MAX_TOPIC_CHARS = 128
 TOKEN_BYTES = _NUMBER_BYTES
 """The longest token; hot paths check a REQ/REP frame against it without a model."""
 
@@ -176,7 +182,7 @@ class WorkerPublish(InternalFrame):
     """PUB: an event the worker publishes; the supervisor stamps `seq` and fans it out."""
 
     kind: ClassVar[bytes] = PUB
-    topic: Annotated[str, Field(min_length=1, max_length=128)]
+    topic: Annotated[str, Field(min_length=1, max_length=_MAX_TOPIC_CHARS)]
     ts: str
     """The event's time, ISO 8601 UTC with `Z` (copied into the envelope as is)."""
     data: bytes
@@ -291,6 +297,34 @@ def _number(frame: bytes) -> int:
     if len(frame) != _NUMBER_BYTES:
         raise MalformedFrame(f"a number is {_NUMBER_BYTES} bytes, got {len(frame)}")
     return int.from_bytes(frame, "big")
+
+
+def plain_publish(frames: list[bytes]) -> bool:
+    """Whether `PUB topic ts data [minor]` is one `decode_from_worker` accepts as is,
+    with the topic and time in ASCII: then its frames are the event's bytes and
+    the supervisor forwards them without building `WorkerPublish` (the
+    per-event path). False sends a frame through the model, which decides."""
+    count = len(frames)
+    return (
+        (count == 4 or (count == 5 and frames[4] == MINOR))
+        and frames[0] == PUB
+        and 1 <= len(frames[1]) <= _MAX_TOPIC_CHARS
+        and frames[1].isascii()
+        and frames[2].isascii()
+    )
+
+
+def ack_numbers(frames: list[bytes]) -> list[int] | None:
+    """The numbers of `ACK number...` as `EventAck` reads them, without the model;
+    None for anything else (the model then decides, and says why)."""
+    if len(frames) < 2 or frames[0] != ACK:
+        return None
+    numbers = []
+    for frame in frames[1:]:
+        if len(frame) != _NUMBER_BYTES or frame[0] >= 0x80:  # above 2**63 - 1
+            return None
+        numbers.append(int.from_bytes(frame, "big"))
+    return numbers
 
 
 def decode_from_worker(frames: list[bytes]) -> FromWorker:

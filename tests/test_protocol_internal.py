@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from test_schemas import SCHEMAS, _validate
 
 from protocol.codec import loads_exact
@@ -20,8 +22,10 @@ from protocol.internal import (
     WorkerPublish,
     WorkerReply,
     WorkerRequest,
+    ack_numbers,
     decode_from_worker,
     decode_to_worker,
+    plain_publish,
 )
 from protocol.names import WorkerName
 
@@ -120,3 +124,40 @@ def test_fork_server_messages_round_trip_and_refuse_garbage() -> None:
         assert ForkReply.parse(reply.datagram()) == reply
     with pytest.raises(MalformedFrame):
         ForkReply.parse(b'{"token": "three"}')
+
+
+_kinds = st.sampled_from([b"PUB", b"ACK", b"REP", b"PUBX", b""])
+_parts = st.one_of(
+    st.binary(max_size=10),
+    st.sampled_from([b"minor", b"major", b"cost.logged", "é.changed".encode(), b"x" * 129]),
+    st.integers(0, 2**64 - 1).map(lambda number: number.to_bytes(8, "big")),
+)
+
+
+@given(kind=_kinds, parts=st.lists(_parts, max_size=5))
+def test_events_and_acks_forwarded_without_a_model_read_as_the_model_reads_them(
+    kind: bytes, parts: list[bytes]
+) -> None:
+    """What the supervisor's per-event path accepts, the models accept with the same bytes."""
+    frames = [kind, *parts]
+    if plain_publish(frames):
+        frame = decode_from_worker(frames)
+        assert isinstance(frame, WorkerPublish)
+        assert (frame.topic.encode(), frame.ts.encode(), frame.data) == tuple(frames[1:4])
+        assert frame.minor == (len(frames) == 5)
+    numbers = ack_numbers(frames)
+    if numbers is not None:
+        frame = decode_from_worker(frames)
+        assert isinstance(frame, EventAck)
+        assert frame.numbers == tuple(numbers)
+
+
+@pytest.mark.parametrize("frame", FROM_WORKER, ids=lambda f: type(f).__name__)
+def test_every_event_and_ack_a_worker_sends_takes_the_per_event_path(frame: InternalFrame) -> None:
+    """The workers' own PUB and ACK frames never need the model on the supervisor's side."""
+    if isinstance(frame, WorkerPublish):
+        assert plain_publish(frame.frames())
+    elif isinstance(frame, EventAck):
+        assert ack_numbers(frame.frames()) == list(frame.numbers)
+    else:
+        assert not plain_publish(frame.frames()) and ack_numbers(frame.frames()) is None

@@ -20,7 +20,13 @@ from runtime_fakes import Rig
 from strategies import json_values, short_text
 
 from protocol.codec import dumps, loads_exact
-from protocol.envelopes import encode_ok, encode_ok_json, read_request
+from protocol.envelopes import (
+    DEFAULT_MAX_FRAME_BYTES,
+    _read_request,
+    encode_ok,
+    encode_ok_json,
+    read_request,
+)
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.names import Op, WorkerName, owner_of
 from protocol.session import SessionDocument
@@ -183,3 +189,40 @@ def test_a_polled_read_of_an_empty_socket_returns_instead_of_blocking() -> None:
         push.close(linger=0)
         pull.close(linger=0)
         context.term()
+
+
+_envelope_values = st.one_of(
+    st.just(1),
+    st.just(True),
+    st.just(1.0),
+    st.integers(-2, 3),
+    st.text(max_size=3),
+    st.text(min_size=250, max_size=260),
+    st.none(),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(short_text, st.integers() | st.floats(allow_nan=False), max_size=2),
+)
+
+
+@given(
+    envelope=st.dictionaries(
+        st.sampled_from(["v", "id", "op", "args", "extra"]), _envelope_values, max_size=5
+    ),
+    exact=st.booleans(),
+)
+def test_the_one_pass_check_and_the_full_path_agree_on_every_envelope(
+    envelope: dict[str, Any], exact: bool
+) -> None:
+    """Well-formed or not, a request reads the same (parts, or code and message) both ways."""
+    frame = json.dumps(envelope).encode()
+
+    def outcome(read: Any) -> Any:
+        try:
+            parts = read(frame)
+        except ProtocolError as exc:
+            return ("error", exc.code, exc.message, exc.request_id)
+        return ("ok", parts.id, parts.op, parts.args)
+
+    fast = outcome(lambda data: read_request(data, exact=exact))
+    full = outcome(lambda data: _read_request(data, max_bytes=DEFAULT_MAX_FRAME_BYTES, exact=exact))
+    assert fast == full

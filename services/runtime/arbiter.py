@@ -32,6 +32,8 @@ import zmq
 from config import Settings
 from protocol.envelopes import EndpointsFile
 from protocol.internal import (
+    ACK,
+    PUB,
     REP,
     EventAck,
     Heartbeat,
@@ -41,7 +43,9 @@ from protocol.internal import (
     WorkerHello,
     WorkerPublish,
     WorkerReply,
+    ack_numbers,
     decode_from_worker,
+    plain_publish,
 )
 from protocol.names import WorkerName
 from protocol.ops import SupervisorStatus
@@ -397,13 +401,15 @@ class Supervisor:
     # -- the workers' link ----------------------------------------------------------
 
     def _drain_backend(self, *, polled: bool = False) -> None:
+        by_identity = self._by_identity
         for frames in messages(self.backend, _MAX_DRAIN, polled=polled):
-            slot = self._by_identity.get(frames[0])
+            slot = by_identity.get(frames[0])
             if slot is None:
                 continue
             now = time.monotonic()
             slot.last_seen = now
-            if len(frames) == 4 and frames[1] == REP:
+            kind = frames[1] if len(frames) > 1 else b""
+            if kind == REP and len(frames) == 4:
                 # The hot path: a reply passes through as bytes, found by its
                 # token alone (an unknown or odd token matches nothing).
                 pending = slot.inflight.pop(frames[2], None)
@@ -412,7 +418,23 @@ class Supervisor:
                     if not slot.inflight and not slot.unacked:
                         slot.owed_since = None
                 continue
+            body = frames[1:]
+            if kind == PUB and plain_publish(body):
+                # An event's frames are its bytes: forwarded without a model.
+                self.bus.fan_out(frames[2], frames[0], frames[3], frames[4], minor=len(body) == 5)
+                continue
+            numbers = ack_numbers(body) if kind == ACK else None
+            if numbers is not None:
+                self._acknowledged(slot, numbers)
+                continue
             self._on_worker_frame(slot, frames, now)
+
+    @staticmethod
+    def _acknowledged(slot: WorkerSlot, numbers: Iterable[int]) -> None:
+        for number in numbers:
+            slot.unacked.pop(number, None)
+        if not slot.unacked and not slot.inflight:
+            slot.owed_since = None
 
     def _on_worker_frame(self, slot: WorkerSlot, frames: list[bytes], now: float) -> None:
         """Everything from a worker but a well-formed reply: decoded and checked."""
@@ -434,10 +456,7 @@ class Supervisor:
                 minor=frame.minor,
             )
         elif isinstance(frame, EventAck):
-            for number in frame.numbers:
-                slot.unacked.pop(number, None)
-            if not slot.unacked and not slot.inflight:
-                slot.owed_since = None
+            self._acknowledged(slot, frame.numbers)
         elif isinstance(frame, Heartbeat):
             slot.health = frame.health
         elif isinstance(frame, WorkerHello):

@@ -10,7 +10,6 @@ is not running.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -19,9 +18,9 @@ from pydantic import BaseModel
 
 from protocol.base import utc_text
 from protocol.codec import dumps
-from protocol.internal import EventDelivery
+from protocol.internal import EVT, NUMBER_BYTES
 from protocol.names import SIGNIFICANT_ONLY, WORKER_SUBSCRIPTIONS, Topic, WorkerState
-from services.runtime.frames import NOBLOCK, send_frames
+from services.runtime.frames import NOBLOCK, SNDMORE, frame_sender
 from services.runtime.liveness import note_nothing
 from services.runtime.slots import WorkerSlot
 
@@ -42,8 +41,8 @@ sender is disconnected; the service goes on. The bound also applies to the
 ZMTP handshake, so it must leave room for a CURVE INITIATE command (~300
 bytes with a routing id): 256 bytes broke every CURVE subscriber.
 """
-_MAX_DRAIN = 1024
 _MAX_BUFFERED_EVENTS = 100_000
+_MORE = SNDMORE | NOBLOCK
 
 
 def stamp_event(topic: bytes, source: bytes, seq: int, ts: bytes, data: bytes) -> bytes:
@@ -79,12 +78,15 @@ class EventBus:
     ) -> None:
         self.events = events
         self.backend = backend
+        self._to_clients = frame_sender(events)
+        self._to_worker = frame_sender(backend)
         self.slots = tuple(slots)
         self.log = log
         self._began_owing = began_owing
         self._seq: dict[bytes, int] = {}
         self._number = 0
         self._subscribers: dict[bytes, tuple[WorkerSlot, ...]] = {}
+        self._significant: dict[bytes, tuple[WorkerSlot, ...]] = {}
 
     def publish_own(self, topic: Topic, data: BaseModel) -> None:
         """An event of the supervisor itself (`worker.*`, data a `WorkerEventData`)."""
@@ -101,8 +103,11 @@ class EventBus:
         seq = self._seq.get(source, 0)
         self._seq[source] = seq + 1
         body = stamp_event(topic, source, seq, ts, data)
-        with contextlib.suppress(zmq.Again):
-            send_frames(self.events, [topic, body], NOBLOCK)
+        try:
+            self._to_clients(topic, _MORE)
+            self._to_clients(body, NOBLOCK)
+        except zmq.Again:  # never with a PUB (it drops above its high-water mark)
+            pass
         for slot in self._subscribers_of(topic):
             if slot.identity == source or (minor and slot in self._significant_only(topic)):
                 continue
@@ -136,9 +141,13 @@ class EventBus:
 
     def _hand(self, slot: WorkerSlot, number: int, topic: bytes, body: bytes) -> bool:
         """Send one event to `slot`'s worker; False when its connection is gone."""
-        try:
-            delivery = EventDelivery.pack(number, topic, body)
-            send_frames(self.backend, [slot.identity, *delivery], NOBLOCK)
+        send = self._to_worker
+        try:  # `EVT number topic event` (`EventDelivery`), frame by frame
+            send(slot.identity, _MORE)  # refused here when the worker is gone
+            send(EVT, _MORE)
+            send(number.to_bytes(NUMBER_BYTES, "big"), _MORE)
+            send(topic, _MORE)
+            send(body, NOBLOCK)
         except zmq.ZMQError:
             return False
         if not slot.unacked and not slot.inflight:
@@ -147,10 +156,16 @@ class EventBus:
         return True
 
     def _significant_only(self, topic: bytes) -> tuple[WorkerSlot, ...]:
-        text = topic.decode(errors="replace")
-        return tuple(
-            slot for slot in self.slots if text in SIGNIFICANT_ONLY.get(slot.name, frozenset())
-        )
+        """Workers that want only significant events of `topic`, memoised per topic."""
+        found = self._significant.get(topic)
+        if found is None:
+            text = topic.decode(errors="replace")
+            found = tuple(
+                slot for slot in self.slots if text in SIGNIFICANT_ONLY.get(slot.name, frozenset())
+            )
+            if len(self._significant) < 1024:  # topics are a closed set; stay bounded anyway
+                self._significant[topic] = found
+        return found
 
     def _subscribers_of(self, topic: bytes) -> tuple[WorkerSlot, ...]:
         """Workers subscribed to `topic` (docs/protocol.md), memoised per topic."""
