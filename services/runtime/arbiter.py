@@ -482,6 +482,7 @@ class Supervisor:
         # Read what the workers sent first: after anything that held the loop
         # (a slow fork, a disk stall) their heartbeats are queued, not missed.
         self._drain_backend()
+        self.bus.tend()
         self.children.reap_strays()
         self.supervision.run_timers(now)
         if not self.stopping:

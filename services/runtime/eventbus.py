@@ -88,6 +88,12 @@ class EventBus:
         self._subscribers: dict[bytes, tuple[WorkerSlot, ...]] = {}
         self._significant: dict[bytes, tuple[WorkerSlot, ...]] = {}
 
+    def tend(self) -> None:
+        """Let the event socket act on what clients sent it (new subscribers,
+        subscriptions, hang-ups) while nothing is published: a PUB does that
+        only on a send (at most once a millisecond), and is never polled."""
+        self.events.getsockopt(zmq.EVENTS)
+
     def publish_own(self, topic: Topic, data: BaseModel) -> None:
         """An event of the supervisor itself (`worker.*`, data a `WorkerEventData`)."""
         self.fan_out(topic.value.encode(), SOURCE.encode(), utc_text().encode(), dumps(data))
