@@ -203,6 +203,8 @@ def _preload() -> None:
 
     Every worker module too: a restart then forks a process that only has to
     run its worker's `start()` (measured: ~25 ms from kill -9 to an answer).
+    And what a worker's `start()` imports before READY: watchdog's native
+    observer, which the file watcher imports lazily (~8 ms of its start).
     """
     from protocol.names import WorkerName
     from services.runtime import host  # noqa: F401 - the import is the point
@@ -210,6 +212,9 @@ def _preload() -> None:
 
     for name in WorkerName:
         load_worker_class(name)
+    with contextlib.suppress(ImportError, OSError):  # no watchdog or no inotify: polled
+        import watchdog.events
+        import watchdog.observers  # noqa: F401
 
 
 def _become_worker(stdin_fd: int, stderr_fd: int, control: socket.socket) -> None:
