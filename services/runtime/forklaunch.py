@@ -28,7 +28,6 @@ import signal
 import socket
 import subprocess
 import sys
-import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -167,6 +166,8 @@ def _serve_forked(
 
         code = serve(socket.socket(fileno=control_fd))
     except BaseException:
+        import traceback
+
         traceback.print_exc()  # to fd 2 by now: the supervisor logs it
         sys.stderr.flush()
     finally:
