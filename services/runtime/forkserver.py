@@ -27,14 +27,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 
 from config import default_value
@@ -101,9 +99,8 @@ class ForkServer:
 
         A host asked for by `prefork` comes first (usually forked already);
         otherwise one is asked for now. Blocks the caller (the supervisor's
-        loop) for a few ms normally; the wait is bounded: 5 s until the server
-        says its imports are done (it may fork hosts before that), then
-        `FORK_TIMEOUT_S`. Any failure is a
+        loop) for a few ms normally; the wait is bounded: 5 s while the server
+        still imports at start-up, then `FORK_TIMEOUT_S`. Any failure is a
         `ForkServerError` and the caller spawns a fresh interpreter instead.
         """
         if self.child.reap() is not None:
@@ -201,26 +198,23 @@ class ForkServer:
 # -- the server process ---------------------------------------------------------
 
 
-def _preload(after_each_worker: Callable[[], None] = lambda: None) -> None:
+def _preload() -> None:
     """Import everything a worker needs, once, before any fork.
 
     Every worker module too: a restart then forks a process that only has to
     run its worker's `start()` (measured: ~25 ms from kill -9 to an answer).
     And what a worker's `start()` imports before READY: watchdog's native
     observer, which the file watcher imports lazily (~8 ms of its start).
-    `after_each_worker` runs once each worker module is in, in `WorkerName`
-    order (the order in which a start asks for its workers).
     """
     from protocol.names import WorkerName
     from services.runtime import host  # noqa: F401 - the import is the point
     from services.runtime.registry import load_worker_class
 
+    for name in WorkerName:
+        load_worker_class(name)
     with contextlib.suppress(ImportError, OSError):  # no watchdog or no inotify: polled
         import watchdog.events
         import watchdog.observers  # noqa: F401
-    for name in WorkerName:
-        load_worker_class(name)
-        after_each_worker()
 
 
 def _become_worker(stdin_fd: int, stderr_fd: int, control: socket.socket) -> None:
@@ -255,54 +249,36 @@ def main() -> int:
 
 def serve(control: socket.socket) -> int:
     """Preload, say ready, then serve fork requests until the supervisor closes our
-    stdin or the socket (a spawned server, or one forked early: `forklaunch`).
-
-    A host asked for ahead (`ForkServer.prefork`) is forked as soon as the
-    module of the worker it will likely become is in: the i-th request once
-    the i-th worker module is, so the first workers start while the server
-    still imports the others. A host assigned another worker imports that
-    worker's module itself (`load_worker_class`), so the guess costs at most
-    that import, never a wrong worker.
-    """
+    stdin or the socket (a spawned server, or one forked early: `forklaunch`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def serve_one_waiting() -> None:
-        if select.select([control.fileno()], [], [], 0)[0]:
-            _serve_request(control)  # a closed socket is seen again by the loop below
-
-    _preload(serve_one_waiting)
-    from protocol.internal import ForkReply
+    _preload()
+    from protocol.internal import ForkReply, ForkRequest
 
     control.send(ForkReply(ready=True).datagram())
+    import select
+
     while True:
         readable, _, _ = select.select([control.fileno(), 0], [], [])
         if 0 in readable and not os.read(0, 4096):
             return 0  # the supervisor is gone
-        if control.fileno() in readable and not _serve_request(control):
+        if control.fileno() not in readable:
+            continue
+        message, fds, _flags, _address = socket.recv_fds(control, 4096, 2)
+        if not message:
             return 0
-
-
-def _serve_request(control: socket.socket) -> bool:
-    """Read one fork request and answer it; False when the supervisor closed the socket."""
-    from protocol.internal import ForkReply, ForkRequest
-
-    message, fds, _flags, _address = socket.recv_fds(control, 4096, 2)
-    if not message:
-        return False
-    try:
-        token = ForkRequest.model_validate_json(message).token
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        for fd in fds:
-            os.close(fd)
-        control.send(ForkReply(error=f"bad request: {exc}"[:1000]).datagram())
-        return True
-    if len(fds) != 2:
-        for fd in fds:
-            os.close(fd)
-        control.send(ForkReply(token=token, error="expected 2 fds").datagram())
-        return True
-    _serve_one(control, token, fds[0], fds[1])
-    return True
+        try:
+            token = ForkRequest.model_validate_json(message).token
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            for fd in fds:
+                os.close(fd)
+            control.send(ForkReply(error=f"bad request: {exc}"[:1000]).datagram())
+            continue
+        if len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            control.send(ForkReply(token=token, error="expected 2 fds").datagram())
+            continue
+        _serve_one(control, token, fds[0], fds[1])
 
 
 def _serve_one(control: socket.socket, token: int, stdin_fd: int, stderr_fd: int) -> None:
