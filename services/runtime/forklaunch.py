@@ -12,10 +12,10 @@ and the four worker modules) while the supervisor reads its settings and
 binds its sockets. Nothing else has run yet when it forks: no socket, no
 thread, no lock, no logging, so the server is as clean as a fresh interpreter.
 
-This module itself imports nothing but `os`, `pathlib`, `socket`,
-`subprocess` and `sys`: a replacement fork server, started while the
-supervisor runs (its sockets and threads must never be forked), is a fresh
-interpreter (`launch_fork_server`). `start` adopts the early server
+This module itself imports only a few modules of the standard library, so
+commands other than `start` pay nothing for it. A replacement fork server,
+started while the supervisor runs (its sockets and threads must never be
+forked), is a fresh interpreter (`launch_fork_server`). `start` adopts the early server
 (`EarlyLaunch.take`), or abandons it when it cannot go on (another
 supervisor holds the lock, bad options...).
 """
