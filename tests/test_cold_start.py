@@ -43,14 +43,16 @@ def _modules_after(code: str) -> set[str]:
 def test_start_forks_its_fork_server_once_the_shared_imports_are_done(tmp_path: Path) -> None:
     """`supervisor start` forks its fork server after importing what the workers need too
     (pydantic, zmq, structlog, the protocol), before anything of its own loop and without
-    any worker module: one copy of the shared imports, no worker's cost in the supervisor."""
+    any worker module: one copy of the shared imports, no worker's cost in the supervisor,
+    and no thread started by those imports for the fork to copy half-way."""
     code = (
         "import supervisor\n"
         "from services.runtime.forklaunch import launch_for_argv\n"
         f"early = launch_for_argv(['start', '--project', {str(tmp_path)!r}])\n"
         "assert early is not None\n"
         "early.abandon()\n"
-        "import sys\n"
+        "import sys, threading\n"
+        "assert threading.active_count() == 1, threading.enumerate()\n"
         "print(' '.join(sorted(sys.modules)))\n"
     )
     loaded = set(_python(code).split())

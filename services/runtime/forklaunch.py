@@ -65,7 +65,8 @@ SHARED_MODULES = (
 )
 """What both the supervisor (before READY) and every worker import: imported
 once, before the early fork server is forked from the supervisor (~75% of
-either process's imports)."""
+either process's imports). None of them may start a thread or open a socket
+when imported: the fork copies this process as it is (a test checks)."""
 
 
 def code_root() -> str:
