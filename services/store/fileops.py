@@ -73,8 +73,10 @@ class FileOps:
             return False
         # rename(2) does nothing when both names are already the same inode
         # (a retried save): drop the temp name then.
-        with contextlib.suppress(FileNotFoundError):
+        try:  # noqa: SIM105 - every save runs this; contextlib.suppress costs ~1 µs more
             os.unlink(link)
+        except FileNotFoundError:
+            pass
         return True
 
     def read_bytes(self, path: Path) -> bytes:
