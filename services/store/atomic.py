@@ -50,6 +50,16 @@ __all__ = [
 M = TypeVar("M", bound=BaseModel)
 
 _counter = itertools.count()
+_pid = os.getpid()
+"""This process's id, for temp names; a forked child refreshes it (no getpid(2) per save)."""
+
+
+def _forked() -> None:
+    global _pid  # noqa: PLW0603 - one per-process value, reset in the child after fork
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 AttemptFailed = Callable[[int, int, BaseException], None]
 """Called with (attempt, max_attempts, error) after each failed try."""
@@ -167,6 +177,10 @@ class AtomicJsonFile:
         self._target = os.fspath(path)
         self._previous = os.fspath(previous_name(path))
         self._temp_stem = os.path.join(os.fspath(path.parent), _temp_prefix(path))
+        # True while the file at `path` is the one this object's last save
+        # renamed into place, with no other name: its next `.prev` link then
+        # moves by rename and leaves no temp name to drop (see keep_previous).
+        self._sole_name = False
 
     def clean_leftovers(self) -> list[Path]:
         """Remove temp files a crashed save left behind (only the owner may)."""
@@ -286,7 +300,7 @@ class AtomicJsonFile:
 
     def _replace_once(self, data: bytes) -> None:
         ops = self.ops
-        temp = f"{self._temp_stem}{os.getpid()}-{next(_counter)}"
+        temp = f"{self._temp_stem}{_pid}-{next(_counter)}"
         fd = ops.open_new(temp)
         try:
             try:
@@ -295,8 +309,12 @@ class AtomicJsonFile:
             finally:
                 ops.close(fd)
             # Both renames land in the one folder fsync that ends the save.
-            ops.keep_previous(self._target, f"{temp}-prev", self._previous)
+            sole, self._sole_name = self._sole_name, False
+            ops.keep_previous(
+                self._target, f"{temp}-prev", self._previous, may_share_inode=not sole
+            )
             ops.replace(temp, self._target)
+            self._sole_name = True
         except BaseException:
             # The old document is untouched; drop our half-written copy.
             with contextlib.suppress(OSError):

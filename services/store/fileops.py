@@ -54,12 +54,26 @@ class FileOps:
         """Atomically rename `source` over `target` (same folder)."""
         os.replace(source, target)
 
-    def keep_previous(self, current: StrPath, link: StrPath, previous: StrPath) -> bool:
+    def keep_previous(
+        self,
+        current: StrPath,
+        link: StrPath,
+        previous: StrPath,
+        *,
+        may_share_inode: bool = True,
+    ) -> bool:
         """Make `previous` a second name of `current`'s inode (no copy); False if impossible.
 
         Hard-links `current` to the temp name `link`, then renames that over
         `previous`. A missing `current` (the first save) or a file system
         without hard links leaves `previous` as it was.
+
+        rename(2) does nothing when `previous` is already a name of the same
+        inode (a retried save, or a crash between this step and the replace
+        that follows it): `link` is then dropped here. A caller that knows
+        `current` has no other name (it renamed that file into place itself
+        and linked it nowhere since) passes `may_share_inode=False` and saves
+        that unlink(2) in every save.
         """
         try:
             os.link(current, link)
@@ -71,12 +85,11 @@ class FileOps:
             with contextlib.suppress(OSError):
                 os.unlink(link)
             return False
-        # rename(2) does nothing when both names are already the same inode
-        # (a retried save): drop the temp name then.
-        try:  # noqa: SIM105 - every save runs this; contextlib.suppress costs ~1 µs more
-            os.unlink(link)
-        except FileNotFoundError:
-            pass
+        if may_share_inode:
+            try:  # noqa: SIM105 - every save runs this; contextlib.suppress costs ~1 µs more
+                os.unlink(link)
+            except FileNotFoundError:
+                pass
         return True
 
     def read_bytes(self, path: Path) -> bytes:
