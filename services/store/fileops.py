@@ -110,6 +110,8 @@ class FileOps:
 
     def write_all(self, fd: int, data: bytes) -> None:
         """Write every byte, looping over short writes (a data file is one write(2) as a rule)."""
+        if not data:
+            return
         written = self.write(fd, data)
         if written == len(data):
             return
