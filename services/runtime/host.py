@@ -217,7 +217,8 @@ class WorkerHost:
         poll = poller.poll
         deadline = self._next_deadline(beats)
         while not self._stopping:
-            timeout_ms = max(0, int((deadline - time.monotonic()) * 1000) + 1)
+            wait_s = deadline - time.monotonic()
+            timeout_ms = int(wait_s * 1000) + 1 if wait_s > 0 else 0
             ready = poll(timeout_ms)
             if ready:
                 fds = [item for item, _ in ready]
