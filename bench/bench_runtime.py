@@ -156,10 +156,16 @@ def _round_trip(ctx: BenchContext, tree: ServiceTree) -> list[Row]:
     echo.stdin.write(payload)
     echo.stdin.close()
     floor = MinimalBroker(ctx.workdir, payload)
+    checked = MinimalBroker(ctx.workdir, json.dumps(reply["result"]).encode(), checks=True)
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     command = json.loads((tree.project / ".session/run/endpoints.json").read_text())["command"]
-    via, direct, minimal = (context.socket(zmq.REQ) for _ in range(3))
-    for sock, address in ((via, command), (direct, endpoint), (minimal, floor.command)):
+    via, direct, minimal, careful = (context.socket(zmq.REQ) for _ in range(4))
+    for sock, address in (
+        (via, command),
+        (direct, endpoint),
+        (minimal, floor.command),
+        (careful, checked.command),
+    ):
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(address)
     request = b'{"v":1,"id":"rt","op":"session.get","args":{}}'
@@ -173,8 +179,10 @@ def _round_trip(ctx: BenchContext, tree: ServiceTree) -> list[Row]:
 
     quit_sent = False
     try:
-        through, straight, least = rotate(
-            [ask(via), ask(direct), ask(minimal)], rounds=ctx.rounds(3000, 300), warmup=50
+        through, straight, least, checking = rotate(
+            [ask(via), ask(direct), ask(minimal), ask(careful)],
+            rounds=ctx.rounds(3000, 300),
+            warmup=50,
         )
         for sock in (direct, minimal):
             sock.send(b"quit")
@@ -182,10 +190,11 @@ def _round_trip(ctx: BenchContext, tree: ServiceTree) -> list[Row]:
         quit_sent = True
     finally:
         floor.close(quit_sent)
+        checked.close(quit_sent=False)
         if not quit_sent:
             echo.kill()
         echo.wait(timeout=5)
-        for sock in (via, direct, minimal):
+        for sock in (via, direct, minimal, careful):
             sock.close(linger=0)
     through_row = Row(
         "session.get via supervisor",
@@ -195,14 +204,18 @@ def _round_trip(ctx: BenchContext, tree: ServiceTree) -> list[Row]:
         Target("p50", max_ratio=ROUND_TRIP_MAX_RATIO),
     )
     floor_row = Row("session.get via supervisor", through, "minimal broker (floor)", least)
+    checked_row = Row("session.get via supervisor", through, "floor with our checks", checking)
     floor_over_direct = Row("floor", least, "direct", straight).ratio()
+    checks_over_floor = Row("floor with our checks", checking, "floor", least).ratio()
     ctx.notes.append(
         "round trip: the floor (a minimal Python broker and worker with our framing, "
         f"bench/hop_floor.py) is {floor_over_direct:.2f}x the direct pair at p50; "
         f"the supervisor is {floor_row.ratio():.2f}x the floor and "
-        f"{through_row.ratio():.2f}x the direct pair"
+        f"{through_row.ratio():.2f}x the direct pair; the same floor making the contract's "
+        f"checks (envelope in the broker, validation once in the worker) is "
+        f"{checks_over_floor:.2f}x the floor, and the supervisor {checked_row.ratio():.2f}x it"
     )
-    return [through_row, floor_row]
+    return [through_row, floor_row, checked_row]
 
 
 FLOOR_INTERPRETERS = 5
