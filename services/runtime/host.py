@@ -32,7 +32,6 @@ from protocol.base import utc_text
 from protocol.codec import dumps
 from protocol.envelopes import (
     Event,
-    decode_event,
     encode_error,
     encode_ok,
     encode_ok_json,
@@ -44,7 +43,6 @@ from protocol.internal import (
     PUB,
     REQ,
     TOKEN_BYTES,
-    EventAck,
     EventDelivery,
     Heartbeat,
     MalformedFrame,
@@ -57,6 +55,7 @@ from protocol.internal import (
 )
 from protocol.ops import OP_BY_NAME, parse_args
 from services.runtime import wire
+from services.runtime.delivery import Delivered, ack_frames, delivery_of, read_event
 from services.runtime.frames import messages, send_frames
 from services.runtime.logs import configure_worker_logging
 from services.runtime.paths import ProjectPaths
@@ -274,7 +273,7 @@ class WorkerHost:
         one kind is finished before anything of another kind is handled.
         """
         requests: list[tuple[bytes, Call]] = []
-        events: list[EventDelivery] = []
+        events: list[Delivered] = []
         for frames in messages(self._dealer, _MAX_DRAIN, polled=True):
             if len(frames) == 3 and frames[0] == REQ and 1 <= len(frames[1]) <= TOKEN_BYTES:
                 # The hot path, checked as `decode_to_worker` would, without a model.
@@ -282,6 +281,11 @@ class WorkerHost:
                 call = self._decode(frames[1], frames[2])
                 if call is not None:
                     requests.append((frames[1], call))
+                continue
+            delivered = delivery_of(frames)
+            if delivered is not None:  # the other hot path (`EventDelivery`), the same way
+                self._answer(requests)
+                events.append(delivered)
                 continue
             try:
                 frame = decode_to_worker(frames)
@@ -296,7 +300,7 @@ class WorkerHost:
                 continue
             self._answer(requests)
             if isinstance(frame, EventDelivery):
-                events.append(frame)
+                events.append((frame.number, frame.topic, frame.event))
                 continue
             self._deliver_events(events)
             if isinstance(frame, StopRequest):
@@ -349,21 +353,27 @@ class WorkerHost:
     def _reply(self, token: bytes, frame: bytes) -> None:
         send_frames(self._dealer, WorkerReply.pack(token, frame))
 
-    def _deliver_events(self, pending: list[EventDelivery]) -> None:
+    def _deliver_events(self, pending: list[Delivered]) -> None:
         """Hand events to the worker; ACK those it took (the rest are re-delivered
-        to the next incarnation). Empties `pending`."""
+        to the next incarnation). Empties `pending`.
+
+        One ACK message for the whole batch, sent once the worker returned,
+        i.e. once what it took is durable (or, for `cost.logged` in the
+        archiver, held by the ledger's fsynced line).
+        """
         if not pending:
             return
         numbers: list[int] = []
         events: list[Event] = []
-        for delivery in pending:
+        for number, topic, body in pending:
             try:
-                events.append(decode_event([delivery.topic, delivery.event], exact=True))
-                numbers.append(delivery.number)
+                events.append(read_event(topic, body))
             except ProtocolError:
                 self.worker.log.exception("worker.event_malformed")
                 # Re-delivering a malformed frame would only fail again.
-                send_frames(self._dealer, EventAck(numbers=(delivery.number,)).frames())
+                send_frames(self._dealer, ack_frames((number,)))
+            else:
+                numbers.append(number)
         pending.clear()
         if not events:
             return
@@ -373,11 +383,11 @@ class WorkerHost:
             self.worker.log.exception("worker.events_failed", count=len(events))
             self._owes_events = True
             return
-        acked = tuple(number for number, ok in zip(numbers, taken, strict=True) if ok)
+        acked = [number for number, ok in zip(numbers, taken, strict=True) if ok]
         if len(acked) < len(numbers):
             self._owes_events = True
-        if acked:  # one ACK message for the whole batch
-            send_frames(self._dealer, EventAck(numbers=acked).frames())
+        if acked:
+            send_frames(self._dealer, ack_frames(acked))
 
 
 def main() -> int:
