@@ -115,6 +115,7 @@ class HistoryArchiver(Worker):
         (which also rate-limits `history.updated`); the ledger is read
         `reconcile_delay_s` after start, once re-deliveries had their chance; a
         failed journal append is tried again `retry_journal_s` later."""
+        self.event_window_s = settings.history.event_window_s
         self.alive_interval_s = settings.autosave.interval_s
         self.store = HistoryStore(
             ctx.paths,

@@ -160,6 +160,9 @@ class WorkerHost:
         )
         self.worker: Worker = load_worker_class(assignment.name)(ctx)
         self._reuse_results = self.worker.stable_results
+        self._held: list[Delivered] = []
+        """Delivered events waiting for the end of the worker's `event_window_s`."""
+        self._held_until: float | None = None
         self._last_result: tuple[BaseModel, bytes] | None = None
 
     # -- what the worker may call -------------------------------------------------
@@ -212,7 +215,7 @@ class WorkerHost:
         while not self._stopping:
             now = time.monotonic()
             deadline = beats.next_at(owes=self._owes_events)
-            wanted = self.worker.next_deadline()
+            wanted = self._next_deadline()
             if wanted is not None:
                 deadline = min(deadline, wanted)
             timeout_ms = max(0, int((deadline - now) * 1000) + 1) if deadline > now else 0
@@ -235,6 +238,7 @@ class WorkerHost:
             # could race the worker of a new supervisor that took the lock.
             log.info("worker.abandoned")
         else:
+            self._deliver_events([])  # what the event window still held
             self.worker.stop()
         self._dealer.close(linger=2000 if self._stop_reason != "supervisor gone" else 0)
         return 0
@@ -242,6 +246,8 @@ class WorkerHost:
     def _timed_work(self, beats: _BeatSchedule, *, active: bool) -> None:
         """The worker's timers, then a heartbeat if one is due (the end of each turn)."""
         now = time.monotonic()
+        if self._held_until is not None and now >= self._held_until:
+            self._deliver_events([])
         wanted = self.worker.next_deadline()
         ticked = wanted is not None and now >= wanted
         if ticked:
@@ -307,7 +313,7 @@ class WorkerHost:
                 self._stopping, self._stop_reason = True, "asked by supervisor"
                 break
         self._answer(requests)
-        self._deliver_events(events)
+        self._hold_events(events)
 
     def _decode(self, token: bytes, payload: bytes) -> Call | None:
         # The supervisor checked the envelope already; reading it again costs
@@ -353,14 +359,46 @@ class WorkerHost:
     def _reply(self, token: bytes, frame: bytes) -> None:
         send_frames(self._dealer, WorkerReply.pack(token, frame))
 
+    def _next_deadline(self) -> float | None:
+        """The worker's next deadline, or the end of the event window if sooner."""
+        wanted = self.worker.next_deadline()
+        held = self._held_until
+        if held is None or (wanted is not None and wanted < held):
+            return wanted
+        return held
+
+    def _hold_events(self, pending: list[Delivered]) -> None:
+        """Hold what was just read for the worker's `event_window_s`, or hand it over.
+
+        A worker that batches its events well (the archiver: one journal write
+        and one ACK per batch) spends most of its CPU per wake-up, not per
+        event, when events come one at a time: holding them a few ms makes the
+        batches ~5-10x larger (measured under the 8-client `cost.log` load).
+        Anything else that arrives (a request, STOP) first hands over what is
+        held, so order is kept. Empties `pending`.
+        """
+        window = self.worker.event_window_s
+        if window <= 0 or len(self._held) + len(pending) >= _MAX_DRAIN:
+            self._deliver_events(pending)
+            return
+        if pending:
+            self._held.extend(pending)
+            pending.clear()
+            if self._held_until is None:
+                self._held_until = time.monotonic() + window
+
     def _deliver_events(self, pending: list[Delivered]) -> None:
-        """Hand events to the worker; ACK those it took (the rest are re-delivered
-        to the next incarnation). Empties `pending`.
+        """Hand the held events and `pending` to the worker; ACK those it took (the
+        rest are re-delivered to the next incarnation). Empties `pending`.
 
         One ACK message for the whole batch, sent once the worker returned,
         i.e. once what it took is durable (or, for `cost.logged` in the
         archiver, held by the ledger's fsynced line).
         """
+        if self._held:
+            pending[:0] = self._held
+            self._held = []
+        self._held_until = None
         if not pending:
             return
         numbers: list[int] = []
