@@ -4,10 +4,13 @@ It owns `.session/history.json` (or `history.json.gz`) and `.session/archive/`
 (docs/protocol.md) and answers `history.list`.
 
 * The live session's entry is built from the events it receives (`file.*`,
-  `cost.logged`, `session.*`). Each accepted event is appended to the journal
-  `archive/live.jsonl` and fsynced before `on_event` returns, so `kill -9` at
-  any moment loses nothing; history.json is rewritten from memory soon after
-  (at most once a second) and `history.updated` is published.
+  `cost.logged`, `session.*`). Events come in batches (the host holds them
+  `history.event_window_s`, unacknowledged); each accepted batch is appended
+  to the journal `archive/live.jsonl` with one write, fsynced unless it holds
+  only `cost.logged` (the ledger's fsynced line holds those), before the
+  host acknowledges it, so `kill -9` at any moment loses nothing;
+  history.json is rewritten from memory soon after (at most once a second)
+  and `history.updated` is published.
 * While the session runs, its `end_time` is the last moment it was known
   alive (refreshed every auto-save interval). A clean stop finalizes it
   `ended`; a start that finds another session still `active` finalizes that

@@ -22,7 +22,7 @@ from protocol.internal import (
     WorkerRequest,
     decode_to_worker,
 )
-from services.runtime.delivery import ack_frames, delivery_of, read_event
+from services.runtime.delivery import EventWindow, ack_frames, delivery_of, read_event
 
 COST_LOGGED = (
     b'{"v":1,"topic":"cost.logged","source":"cost_ledger","seq":7,'
@@ -148,3 +148,25 @@ def test_a_supervisor_stamped_envelope_round_trips() -> None:
         data={"path": "manuscript/ch1.md"},
     )
     assert read_event(b"file.created", dumps(event)) == event
+
+
+def test_the_event_window_holds_until_it_ends_then_hands_over_in_order() -> None:
+    """Events kept in an open window come out, oldest first, once it is released."""
+    window = EventWindow(0.005, limit=8)
+    first, second = [(1, b"t", b"a")], [(2, b"t", b"b")]
+    assert window.keep(first, now=100.0) and first == []
+    assert window.until == 100.005
+    assert window.keep(second, now=100.004) and window.until == 100.005  # not extended
+    assert not window.due(100.004) and window.due(100.005)
+    late = [(3, b"t", b"c")]
+    assert not window.keep(late, now=100.006)  # over: everything goes now
+    assert window.release(late) and [number for number, _, _ in late] == [1, 2, 3]
+    assert window.until is None and not window.release([])
+
+
+def test_no_window_or_a_full_one_hands_events_over_at_once() -> None:
+    """A window of 0 never holds, and one at its limit refuses more."""
+    assert not EventWindow(0.0, limit=8).keep([(1, b"t", b"a")], now=1.0)
+    window = EventWindow(1.0, limit=2)
+    assert window.keep([(1, b"t", b"a")], now=1.0)
+    assert not window.keep([(2, b"t", b"b")], now=1.1)

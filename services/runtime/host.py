@@ -55,7 +55,13 @@ from protocol.internal import (
 )
 from protocol.ops import OP_BY_NAME, parse_args
 from services.runtime import wire
-from services.runtime.delivery import Delivered, ack_frames, delivery_of, read_event
+from services.runtime.delivery import (
+    Delivered,
+    EventWindow,
+    ack_frames,
+    delivery_of,
+    read_event,
+)
 from services.runtime.frames import messages, send_frames
 from services.runtime.logs import configure_worker_logging
 from services.runtime.paths import ProjectPaths
@@ -160,9 +166,7 @@ class WorkerHost:
         )
         self.worker: Worker = load_worker_class(assignment.name)(ctx)
         self._reuse_results = self.worker.stable_results
-        self._held: list[Delivered] = []
-        """Delivered events waiting for the end of the worker's `event_window_s`."""
-        self._held_until: float | None = None
+        self._window = EventWindow(self.worker.event_window_s, limit=_MAX_DRAIN)
         self._poller = zmq.Poller()
         self._last_result: tuple[BaseModel, bytes] | None = None
 
@@ -247,7 +251,7 @@ class WorkerHost:
     def _timed_work(self, beats: _BeatSchedule, *, active: bool) -> None:
         """The worker's timers, then a heartbeat if one is due (the end of each turn)."""
         now = time.monotonic()
-        if self._held_until is not None and now >= self._held_until:
+        if self._window.due(now):
             # The window is over: read what came meanwhile, then hand it all over.
             self._poller.register(self._dealer, zmq.POLLIN)
             self._drain()
@@ -366,34 +370,23 @@ class WorkerHost:
     def _next_deadline(self) -> float | None:
         """The worker's next deadline, or the end of the event window if sooner."""
         wanted = self.worker.next_deadline()
-        held = self._held_until
-        if held is None or (wanted is not None and wanted < held):
+        ends = self._window.until
+        if ends is None or (wanted is not None and wanted < ends):
             return wanted
-        return held
+        return ends
 
     def _hold_events(self, pending: list[Delivered]) -> None:
-        """Hold what was just read for the worker's `event_window_s`, or hand it over.
+        """Hold what was just read in the event window (`EventWindow`), or hand it over.
 
-        A worker that batches its events well (the archiver: one journal write
-        and one ACK per batch) spends most of its CPU per wake-up, not per
-        event, when events come one at a time. So the first event read opens
-        a window: the dealer is left unread (not polled) until it ends, then
-        everything that came meanwhile is read and handed over as one batch,
-        ~5-10x larger under the 8-client `cost.log` load. A request or STOP
-        waits for the window too (a few ms), and anything other than an event
-        first hands over what is held, so order is kept. Empties `pending`.
+        While a window is open the dealer is not polled: a request or STOP
+        waits for its end (a few ms), and anything other than an event first
+        hands over what is held, so order is kept. Empties `pending`.
         """
-        window = self.worker.event_window_s
-        due = self._held_until is not None and time.monotonic() >= self._held_until
-        if window <= 0 or due or len(self._held) + len(pending) >= _MAX_DRAIN:
+        opening = self._window.until is None
+        if not self._window.keep(pending, time.monotonic()):
             self._deliver_events(pending)
-            return
-        if pending:
-            self._held.extend(pending)
-            pending.clear()
-            if self._held_until is None:
-                self._held_until = time.monotonic() + window
-                self._poller.register(self._dealer, 0)  # unregistered until the window ends
+        elif opening and self._window.until is not None:
+            self._poller.register(self._dealer, 0)  # unregistered until the window ends
 
     def _deliver_events(self, pending: list[Delivered]) -> None:
         """Hand the held events and `pending` to the worker; ACK those it took (the
@@ -403,11 +396,7 @@ class WorkerHost:
         i.e. once what it took is durable (or, for `cost.logged` in the
         archiver, held by the ledger's fsynced line).
         """
-        if self._held:
-            pending[:0] = self._held
-            self._held = []
-        if self._held_until is not None:
-            self._held_until = None
+        if self._window.release(pending):
             self._poller.register(self._dealer, zmq.POLLIN)
         if not pending:
             return
