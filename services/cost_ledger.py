@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -52,6 +52,7 @@ from protocol.names import Op, Topic, WorkerName
 from services.cost.budget import BudgetLimits
 from services.cost.ledger_files import LedgerFiles, Position, RecordedReply, month_file_name
 from services.cost.loader import load_state
+from services.cost.oplines import WrittenLine
 from services.cost.preferences import PreferenceWatch
 from services.cost.pricing import OVERRIDES_NAME, PriceBook, load_genai_prices_in_background
 from services.cost.records import budget_record, line_form, reply_of
@@ -362,7 +363,12 @@ class CostLedger(Worker):
                 carried=True,
             )
             records = [carried, *records]
-        self._log.append_many([line_form(record) for record in records])
+        self._log.append_many(
+            [
+                record.fragment() if isinstance(record, WrittenLine) else line_form(record)
+                for record in records
+            ]
+        )
         self._since_checkpoint += len(records)
         if self._dirty_since is None:
             self._dirty_since = self._monotonic()
@@ -470,7 +476,7 @@ class CostLedger(Worker):
 
 def _op_of_reply(reply: Any) -> str | None:
     """Which mutating op a remembered first reply answered (its shape says; see `reply_of`)."""
-    if not isinstance(reply, dict):
+    if not isinstance(reply, Mapping):  # a dict, or a call's `Prewritten` reply
         return None
     if "operation" in reply:
         return Op.COST_LOG.value
@@ -484,7 +490,7 @@ def _op_of_reply(reply: Any) -> str | None:
 def _is_minor(topic: str, data: Any, confirm_above: Decimal) -> bool:
     """A `cost.logged` at or below the confirm threshold (or unpriced) is minor:
     the session writer, which only snapshots on expensive calls, is spared it."""
-    if topic != Topic.COST_LOGGED.value or not isinstance(data, dict):
+    if topic != Topic.COST_LOGGED.value or not isinstance(data, Mapping):
         return False
     cost = data.get("cost")
     return cost is None or (isinstance(cost, Decimal) and cost <= confirm_above)
