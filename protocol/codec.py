@@ -85,6 +85,13 @@ class Prewritten(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._items)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of `key`, or `default` (the dict's own lookup, not `Mapping`'s)."""
+        return self._items.get(key, default)
+
     def __repr__(self) -> str:
         return f"Prewritten({self._items!r})"
 

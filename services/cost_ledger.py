@@ -44,6 +44,7 @@ from typing import Any, ClassVar
 import orjson
 
 from protocol.base import utc_now
+from protocol.codec import Prewritten
 from protocol.costs import CostsDocument
 from protocol.envelopes import Event
 from protocol.errors import ErrorCode, ProtocolError
@@ -490,7 +491,9 @@ def _op_of_reply(reply: Any) -> str | None:
 def _is_minor(topic: str, data: Any, confirm_above: Decimal) -> bool:
     """A `cost.logged` at or below the confirm threshold (or unpriced) is minor:
     the session writer, which only snapshots on expensive calls, is spared it."""
-    if topic != Topic.COST_LOGGED.value or not isinstance(data, Mapping):
+    if topic != Topic.COST_LOGGED.value:
+        return False
+    if type(data) is not Prewritten and not isinstance(data, Mapping):
         return False
     cost = data.get("cost")
     return cost is None or (isinstance(cost, Decimal) and cost <= confirm_above)

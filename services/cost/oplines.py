@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from protocol.base import MAX_TEXT_CHARS
-from protocol.codec import Prewritten, dumps
+from protocol.codec import Prewritten, decimal_text, dumps
 from protocol.ledger import LedgerOperation
 from services.cost.records import op_record
 
@@ -63,13 +63,20 @@ def written_call(
 
     Raises pydantic's `ValidationError` exactly when `records.op_record` would.
     """
+    cost = view["cost"]
+    line: WrittenLine | LedgerOperation | None = None
+    if _vouched(view) and (warning is None or type(warning) is str):
+        # What `_default` writes for them, without a call back from orjson for each
+        cost_json = b"null" if cost is None else decimal_text(cost).encode()
+        warning_json = b"null" if warning is None else orjson.dumps(warning)
+    else:
+        line = op_record(view, totals=totals, warning=warning)  # raises as it always did
+        cost_json, warning_json = dumps(cost), dumps(warning)
     view_json = dumps(view)
     totals_json = dumps(totals)
-    totals_fragment = orjson.Fragment(totals_json)
-    line: WrittenLine | LedgerOperation
-    if _vouched(view) and (warning is None or type(warning) is str):
+    if line is None:
         line = WrittenLine(
-            dumps(
+            orjson.dumps(
                 {
                     "kind": "op",
                     "id": view["request_id"],
@@ -83,24 +90,23 @@ def written_call(
                     "cache_write_tokens": view["cache_write_tokens"],
                     "reasoning_tokens": view["reasoning_tokens"],
                     "provider": view["provider"],
-                    "cost": view["cost"],
+                    "cost": orjson.Fragment(cost_json),
                     "priced": view["priced"],
                     "price_source": view["price_source"],
-                    "totals": totals_fragment,
+                    "totals": orjson.Fragment(totals_json),
                     "warning": warning,
-                }
+                },
+                option=orjson.OPT_UTC_Z,
             )
         )
-    else:
-        line = op_record(view, totals=totals, warning=warning)
     head = b'{"operation":' + view_json + b',"totals":' + totals_json
     reply = Prewritten(
         {"operation": view, "totals": totals, "warning": warning},
-        head + b',"warning":' + dumps(warning) + b"}",
+        head + b',"warning":' + warning_json + b"}",
     )
     event = Prewritten(
-        {"operation": view, "totals": totals, "cost": view["cost"]},
-        head + b',"cost":' + dumps(view["cost"]) + b"}",
+        {"operation": view, "totals": totals, "cost": cost},
+        head + b',"cost":' + cost_json + b"}",
     )
     return WrittenCall(line, reply, event)
 
