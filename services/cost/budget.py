@@ -121,12 +121,6 @@ def limit_text(limit: Decimal) -> str:
     return format(MONEY.normalize(limit), "f")
 
 
-def _fraction(spent: Decimal, limit: Decimal) -> Decimal:
-    if limit == 0:
-        return Decimal(1) if spent > 0 else Decimal(0)
-    return (spent / limit).quantize(_FRACTION_PLACES, rounding=ROUND_HALF_EVEN)
-
-
 class DueWarning(NamedTuple):
     """A warning that is due, before its words are written (cheap to compute per call)."""
 
@@ -134,17 +128,13 @@ class DueWarning(NamedTuple):
     limit: Decimal
     exceeded: bool
     fraction: Decimal
+    key: tuple[str, str, str, str]
+    """What makes it 'the same warning': period, window, level and limit (`limit_text`)."""
 
     @property
     def level(self) -> Level:
         """`exceeded` at 100% and beyond, else `warning`."""
         return "exceeded" if self.exceeded else "warning"
-
-    @property
-    def key(self) -> tuple[str, str, str, str]:
-        """What makes it 'the same warning': period, window, level and limit."""
-        level = self.level
-        return (self.spend.period, self.spend.window, level, limit_text(self.limit))
 
     def message(self) -> str:
         """The sentence a writer reads."""
@@ -187,6 +177,8 @@ class _Rule(NamedTuple):
     limit: Decimal
     threshold: Decimal | None
     """None for a zero limit: due (exceeded) as soon as anything is spent."""
+    limit_key: str
+    """The limit as a fired warning's key spells it (`limit_text`)."""
 
 
 @lru_cache(maxsize=64)
@@ -196,7 +188,8 @@ def _rules(limits: BudgetLimits, fraction: Decimal) -> dict[str, _Rule]:
     for period in PERIODS:
         limit = limits.limit(period)
         if limit is not None:
-            rules[period] = _Rule(limit, None if limit == 0 else limit * fraction)
+            threshold = None if limit == 0 else limit * fraction
+            rules[period] = _Rule(limit, threshold, limit_text(limit))
     return rules
 
 
@@ -221,14 +214,18 @@ def due_warnings(
         rule = rules.get(spend.period)
         if rule is None:
             continue
-        limit, threshold = rule
+        limit, threshold, limit_key = rule
+        spent = spend.spent
         if threshold is None:  # a zero limit
-            if spend.spent > 0:
-                due.append(DueWarning(spend, limit, True, _ONE))
+            if spent > 0:
+                key = (spend.period, spend.window, "exceeded", limit_key)
+                due.append(DueWarning(spend, limit, True, _ONE, key))
             continue
-        if spend.spent >= threshold:
-            exceeded = spend.spent >= limit
-            due.append(DueWarning(spend, limit, exceeded, _fraction(spend.spent, limit)))
+        if spent >= threshold:
+            exceeded = spent >= limit
+            key = (spend.period, spend.window, "exceeded" if exceeded else "warning", limit_key)
+            share = (spent / limit).quantize(_FRACTION_PLACES, rounding=ROUND_HALF_EVEN)
+            due.append(DueWarning(spend, limit, exceeded, share, key))
     return due
 
 
@@ -260,9 +257,12 @@ def budget_warnings(
     return [due.warning() for due in due_warnings(limits, spends, fraction)]
 
 
+_RANK: dict[str, int] = {period: rank for rank, period in enumerate(PERIODS)}
+
+
 def _severity(item: DueWarning | BudgetWarning) -> tuple[bool, Decimal, int]:
     period: Period = item.spend.period if isinstance(item, DueWarning) else item.period
-    return (item.exceeded, item.fraction, PERIODS.index(period))
+    return (item.exceeded, item.fraction, _RANK[period])
 
 
 def most_severe_due(due: list[DueWarning]) -> DueWarning | None:

@@ -237,8 +237,9 @@ class CostDesk:
         """Record and announce each warning not yet fired in its window; the worst's words."""
         state = self._state()
         due = due_warnings(state.budget, state.spends(), self._preferences().warning_fraction)
+        fired = state.fired
         for item in due:
-            if item.key in state.fired:
+            if item.key in fired:
                 continue
             warning = item.warning()
             record = warned_record(
