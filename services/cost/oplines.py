@@ -72,8 +72,9 @@ def written_call(
     else:
         line = op_record(view, totals=totals, warning=warning)  # raises as it always did
         cost_json, warning_json = dumps(cost), dumps(warning)
-    view_json = dumps(view)
-    totals_json = dumps(totals)
+    # The view's one amount as written above, not through orjson's callback again
+    view_json = dumps({**view, "cost": orjson.Fragment(cost_json)} if line is None else view)
+    totals_json = dumps(_with_fragments(totals))
     if line is None:
         line = WrittenLine(
             orjson.dumps(
@@ -144,3 +145,26 @@ def _vouched(view: dict[str, Any]) -> bool:
     # `tidy` already cut): digits + |exponent| bounds both ways of counting.
     _sign, digits, exponent = cost.as_tuple()
     return len(digits) + abs(int(exponent)) <= _MAX_DIGITS
+
+
+def _with_fragments(totals: dict[str, Any]) -> dict[str, Any]:
+    """`totals` with every amount (also in `by_model`) as the JSON `dumps` writes for it.
+
+    A call's totals are new amounts each time, so `dumps`' cache of amounts
+    only misses; writing them here is half the time and the same bytes.
+    """
+    written: dict[str, Any] = {}
+    for key, value in totals.items():
+        kind = type(value)
+        if kind is Decimal:
+            written[key] = orjson.Fragment(decimal_text(value).encode())
+        elif kind is dict:
+            written[key] = {
+                name: orjson.Fragment(decimal_text(amount).encode())
+                if type(amount) is Decimal
+                else amount
+                for name, amount in value.items()
+            }
+        else:
+            written[key] = value
+    return written
