@@ -307,7 +307,9 @@ class CostLedger(Worker):
         return outcomes
 
     def _answer(self, call: Call, batch: Batch) -> Any:
-        if call.op in MUTATING:
+        op = call.op
+        logs_a_call = op is Op.COST_LOG  # most calls: no look-up by the op's (Python-level) hash
+        if logs_a_call or op in MUTATING:
             first = self._first_reply(call.id, batch)
             if first is not None:
                 first_op = _op_of_reply(first)
@@ -319,7 +321,9 @@ class CostLedger(Worker):
                         request_id=call.id,
                     )
                 return first
-        handler = self._desk.handlers.get(call.op)
+        if logs_a_call:
+            return self._desk.log_operation(call, batch)
+        handler = self._desk.handlers.get(op)
         if handler is None:
             return self.handle(call)  # not a cost op: unknown_op
         return handler(call, batch)
