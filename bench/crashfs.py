@@ -251,9 +251,11 @@ class CrashRecorder:
                         recorder._dir_op(old, ("del", name, -1))
                         recorder._snap(f"rename {old} -> {new}")
 
-        def keep_previous(ops: FileOps, current: Path, link: Path, previous: Path) -> bool:
+        def keep_previous(
+            ops: FileOps, current: Path, link: Path, previous: Path, **options: bool
+        ) -> bool:
             with recorder._lock:
-                done: bool = originals["keep_previous"](ops, current, link, previous)
+                done: bool = originals["keep_previous"](ops, current, link, previous, **options)
                 cur, prev = recorder._relative(current), recorder._relative(previous)
                 if done and cur is not None and prev is not None:
                     parent, name = cur.rsplit("/", 1)

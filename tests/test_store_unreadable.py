@@ -98,6 +98,21 @@ def test_every_save_keeps_the_previous_generation(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".history.json.tmp-*"))
 
 
+def test_saves_after_a_crash_between_the_prev_link_and_the_rename_leave_no_temp_name(
+    tmp_path: Path,
+) -> None:
+    """A crash can leave NAME and NAME.prev one file; the next owner's saves leave no stray link."""
+    path = tmp_path / "history.json"
+    AtomicJsonFile(path).save(Preferences(theme="a"))
+    previous_name(path).unlink(missing_ok=True)
+    os.link(path, previous_name(path))  # the state that crash leaves: one file, two names
+    store = AtomicJsonFile(path)
+    for theme in ("b", "c"):
+        assert store.save(Preferences(theme=theme)).ok
+        assert not list(tmp_path.glob(".history.json.tmp-*")), theme
+    assert read_document(previous_name(path), Preferences).value == Preferences(theme="b")
+
+
 def test_a_corrupt_file_offers_its_previous_generation(tmp_path: Path) -> None:
     """Loading a corrupt file returns the `.prev` document so the owner can rebuild from it."""
     path = tmp_path / "history.json"
