@@ -45,7 +45,7 @@ import orjson
 
 from protocol.base import utc_now
 from protocol.codec import Prewritten
-from protocol.costs import CostsDocument
+from protocol.costs import Budget, CostsDocument, CostTotals
 from protocol.envelopes import Event
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.events import PreferencesChangedData
@@ -480,16 +480,28 @@ class CostLedger(Worker):
 
 
 def _op_of_reply(reply: Any) -> str | None:
-    """Which mutating op a remembered first reply answered (its shape says; see `reply_of`)."""
-    if not isinstance(reply, Mapping):  # a dict, or a call's `Prewritten` reply
-        return None
-    if "operation" in reply:
-        return Op.COST_LOG.value
-    if "daily_limit" in reply:
+    """Which mutating op a remembered first reply answered (its shape says; see `reply_of`).
+
+    `cost.set_budget` and `cost.reset_session` answer with models (`Budget`,
+    `CostTotals`), `cost.log` with a mapping (a dict, or its `Prewritten` reply).
+    """
+    if isinstance(reply, Budget):
         return Op.COST_SET_BUDGET.value
-    if "session_total" in reply:
+    if isinstance(reply, CostTotals):
         return Op.COST_RESET_SESSION.value
+    if isinstance(reply, Mapping):
+        for key, op in _REPLY_KEYS:
+            if key in reply:
+                return op
     return None
+
+
+_REPLY_KEYS = (
+    ("operation", Op.COST_LOG.value),
+    ("daily_limit", Op.COST_SET_BUDGET.value),
+    ("session_total", Op.COST_RESET_SESSION.value),
+)
+"""A first reply held as a plain mapping: the key that says which op it answered."""
 
 
 def _is_minor(topic: str, data: Any, confirm_above: Decimal) -> bool:
