@@ -31,9 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     # pydantic scans every installed distribution for plugins at import (~15 ms);
     # we use none. Children inherit this, which keeps restarts fast too.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    # A foreground `start` launches its fork server before anything else is
-    # imported: the server's imports (~0.4 s) then run beside this process's
-    # own (docs/benchmarks.md, "Cold start"). `start` adopts it or lets it go.
+    # A foreground `start` imports what it shares with the workers, then forks
+    # its fork server before anything else: the server imports the workers'
+    # own modules beside this process's remaining work (docs/benchmarks.md,
+    # "Cold start"). `start` adopts it or lets it go.
     from services.runtime.forklaunch import launch_for_argv
 
     early = launch_for_argv(sys.argv[1:] if argv is None else argv)

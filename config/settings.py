@@ -55,6 +55,7 @@ class HistorySettings(_Section):
     min_save_gap_s: Seconds
     reconcile_delay_s: Seconds
     retry_journal_s: Positive
+    event_window_s: Annotated[float, Field(ge=0, le=0.5)]
 
 
 class BudgetSettings(_Section):

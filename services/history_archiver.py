@@ -4,10 +4,13 @@ It owns `.session/history.json` (or `history.json.gz`) and `.session/archive/`
 (docs/protocol.md) and answers `history.list`.
 
 * The live session's entry is built from the events it receives (`file.*`,
-  `cost.logged`, `session.*`). Each accepted event is appended to the journal
-  `archive/live.jsonl` and fsynced before `on_event` returns, so `kill -9` at
-  any moment loses nothing; history.json is rewritten from memory soon after
-  (at most once a second) and `history.updated` is published.
+  `cost.logged`, `session.*`). Events come in batches (the host holds them
+  `history.event_window_s`, unacknowledged); each accepted batch is appended
+  to the journal `archive/live.jsonl` with one write, fsynced unless it holds
+  only `cost.logged` (the ledger's fsynced line holds those), before the
+  host acknowledges it, so `kill -9` at any moment loses nothing;
+  history.json is rewritten from memory soon after (at most once a second)
+  and `history.updated` is published.
 * While the session runs, its `end_time` is the last moment it was known
   alive (refreshed every auto-save interval). A clean stop finalizes it
   `ended`; a start that finds another session still `active` finalizes that
@@ -41,7 +44,7 @@ from protocol.history import HistoryEntry, SessionStatusName
 from protocol.history_journal import HistoryEnd, HistoryEvent, HistoryResume
 from protocol.names import Op, Topic, WorkerName
 from protocol.ops import HistoryListArgs
-from services.history.journal import LiveJournal
+from services.history.journal import JournalRecord, LiveJournal, event_line
 from services.history.ledger import session_operations
 from services.history.live import LiveSession, finalized
 from services.history.operation import canonical_operation
@@ -115,6 +118,7 @@ class HistoryArchiver(Worker):
         (which also rate-limits `history.updated`); the ledger is read
         `reconcile_delay_s` after start, once re-deliveries had their chance; a
         failed journal append is tried again `retry_journal_s` later."""
+        self.event_window_s = settings.history.event_window_s
         self.alive_interval_s = settings.autosave.interval_s
         self.store = HistoryStore(
             ctx.paths,
@@ -130,7 +134,9 @@ class HistoryArchiver(Worker):
         self.saves = 0
         self.save_failures = 0
         self.reconciled = 0
-        self._unjournaled: list[HistoryEvent | HistoryResume | HistoryEnd] = []
+        self._unjournaled: list[JournalRecord] = []
+        self._fsync_owed = False
+        """A record other than a `cost.logged` event waits in `_unjournaled`."""
         self._batching = False
         self._dirty_since: float | None = None
         self._last_save = -math.inf
@@ -242,9 +248,11 @@ class HistoryArchiver(Worker):
         data = self._accept(topic, event.data)
         if data is None:
             return
-        record = HistoryEvent(key=key, topic=topic, data=data, ts=utc_now())
-        durable = self._journal(record)
-        self.live.apply(record)
+        # The record's line, not its model: the fields are what `HistoryEvent`
+        # holds (a str key and topic, JSON-ready data, a UTC time).
+        now = utc_now()
+        durable = self._journal(event_line(key, topic, data, now), cost=topic == Topic.COST_LOGGED)
+        self.live.apply_event(key, topic, data, now)
         self._mark_dirty()
         if not durable:
             raise NotDurableError(f"{topic} event {key} waits for the journal (disk failing)")
@@ -307,14 +315,18 @@ class HistoryArchiver(Worker):
         self.log.warning("history.batch_not_durable", events=len(events))
         return [False] * len(events)
 
-    def _journal(self, record: HistoryEvent | HistoryResume | HistoryEnd) -> bool:
+    def _journal(self, record: JournalRecord, *, cost: bool = False) -> bool:
         """Append `record` behind any still waiting; False when it is not durable yet.
 
-        Inside `on_events` the record only queues: the batch is flushed at once.
+        `cost`: it is a `cost.logged` event, which the ledger holds (see
+        `_flush_unjournaled`). Inside `on_events` the record only queues: the
+        batch is flushed at once.
         """
         if self.journal is None:
             return False
         self._unjournaled.append(record)  # in order, behind earlier failures
+        if not cost:
+            self._fsync_owed = True
         if self._batching:
             return True
         return self._flush_unjournaled()
@@ -331,12 +343,9 @@ class HistoryArchiver(Worker):
                 # start, so the page cache (which outlives a kill -9 of this
                 # process) is enough. Sharing the disk's journal commits with
                 # the ledger would halve the ledger's throughput.
-                fsync = any(
-                    not isinstance(r, HistoryEvent) or r.topic != Topic.COST_LOGGED
-                    for r in self._unjournaled
-                )
-                self.journal.append_many(self._unjournaled, fsync=fsync)
+                self.journal.append_many(self._unjournaled, fsync=self._fsync_owed)
                 self._unjournaled.clear()
+                self._fsync_owed = False
         except OSError as exc:
             self._retry_at = time.monotonic() + self.timing.retry_journal_s
             self.log.error(  # noqa: TRY400 - the message says it all; no traceback
@@ -361,10 +370,15 @@ class HistoryArchiver(Worker):
         )
 
     def next_deadline(self) -> float | None:
-        """The earliest of: snapshot, heartbeat, ledger check, journal retry."""
-        times = [self._save_due(), self._next_alive, self._reconcile_at, self._retry_at]
-        due = [moment for moment in times if moment is not None and moment != math.inf]
-        return min(due) if due else None
+        """The earliest of: snapshot, heartbeat, ledger check, journal retry.
+
+        Asked twice per turn of the host's loop, so plain comparisons (no lists).
+        """
+        earliest = self._next_alive
+        for moment in (self._save_due(), self._reconcile_at, self._retry_at):
+            if moment is not None and moment < earliest:
+                earliest = moment
+        return None if earliest == math.inf else earliest
 
     def tick(self, now: float) -> None:
         """Snapshot history.json, refresh the heartbeat, reconcile, retry, compact."""
@@ -428,7 +442,7 @@ class HistoryArchiver(Worker):
             entry = HistoryEvent(
                 key=f"ledger:{record.id}", topic=Topic.COST_LOGGED.value, data=data, ts=utc_now()
             )
-            self._journal(entry)
+            self._journal(entry, cost=True)
             self.live.apply(entry)
             found += 1
         if found:

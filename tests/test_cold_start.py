@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from service import run_cli, running_service
@@ -38,24 +40,45 @@ def _modules_after(code: str) -> set[str]:
     return set(_python(probe).split())
 
 
-def test_start_spawns_the_fork_server_before_any_heavy_import(tmp_path: Path) -> None:
-    """What `supervisor start` runs before it spawns the fork server imports no pydantic,
-    zmq, structlog or protocol: the server's imports run beside the supervisor's own."""
+def test_start_forks_its_fork_server_once_the_shared_imports_are_done(tmp_path: Path) -> None:
+    """`supervisor start` forks its fork server after importing what the workers need too
+    (pydantic, zmq, structlog, the protocol), before anything of its own loop and without
+    any worker module: one copy of the shared imports, no worker's cost in the supervisor,
+    and no thread started by those imports for the fork to copy half-way."""
     code = (
         "import supervisor\n"
         "from services.runtime.forklaunch import launch_for_argv\n"
-        "from services.cli.commands import COMMANDS\n"
-        "from services.cli.parser import build_parser\n"
-        "from services.cli.start import start\n"
-        "from services.runtime.lock import SupervisorLock\n"
-        "from services.runtime.paths import ProjectPaths\n"
-        "from services.store.fileops import ensure_private_dir\n"
-        "from services.runtime.forkserver import ForkServer\n"
-        f"build_parser().parse_args(['start', '--project', {str(tmp_path)!r}, '--fresh'])\n"
+        f"early = launch_for_argv(['start', '--project', {str(tmp_path)!r}])\n"
+        "assert early is not None\n"
+        "early.abandon()\n"
+        "import sys, threading\n"
+        "assert threading.active_count() == 1, threading.enumerate()\n"
+        "print(' '.join(sorted(sys.modules)))\n"
     )
-    loaded = _modules_after(code)
-    assert "services" in loaded  # the probe did import the start path
-    assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
+    loaded = set(_python(code).split())
+    assert {"pydantic", "zmq", "structlog", "protocol.internal", "config.settings"} <= loaded
+    own = (
+        "services.runtime.arbiter",
+        "services.runtime.routing",
+        "services.runtime.host",
+        "services.session_writer",
+        "services.cost_ledger",
+        "services.file_watcher",
+        "services.history_archiver",
+        "genai_prices",
+    )
+    assert not {name for name in loaded if name.startswith(own)}
+
+
+def test_the_running_fork_server_is_a_fork_of_its_supervisor(tmp_path: Path) -> None:
+    """A foreground start's fork server runs the supervisor's own command line (a fork,
+    not a second interpreter importing everything again), and the workers it forks serve."""
+    with running_service(tmp_path / "novel") as service:
+        server = service.status()["fork_server_pid"]
+        assert server is not None
+        cmdline = Path(f"/proc/{server}/cmdline").read_bytes()
+        assert cmdline == Path(f"/proc/{service.process.pid}/cmdline").read_bytes()
+        assert service.request("session.get")["ok"]
 
 
 def test_the_fork_server_preloads_every_worker_but_not_genai_prices() -> None:
@@ -127,6 +150,16 @@ def _processes_in(folder: Path) -> set[int]:
     return found
 
 
+def _wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    """Whether `condition` holds within `timeout_s` (checked every few ms)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def _parent_of(pid: int) -> int:
     """The parent pid of `pid` (from /proc)."""
     status = Path(f"/proc/{pid}/status").read_text()
@@ -163,7 +196,8 @@ def test_only_a_foreground_start_of_an_existing_folder_launches_early(tmp_path: 
         assert early is not None
         try:
             assert early.take(tmp_path / "elsewhere") is None  # another project's start
-            assert len(_processes_in(tmp_path)) == 1
+            # The forked server enters the project folder first thing.
+            assert _wait_until(lambda: len(_processes_in(tmp_path)) == 1)
         finally:
             early.abandon()
         assert _processes_in(tmp_path) == set()  # killed and reaped
@@ -176,9 +210,11 @@ def test_the_early_fork_server_is_handed_over_once(tmp_path: Path) -> None:
     assert early is not None
     launched = early.take(tmp_path)
     assert launched is not None and early.take(tmp_path) is None
-    popen, control = launched
+    server, control = launched
     try:
         early.abandon()
-        assert _processes_in(tmp_path) == {popen.pid}  # still running: it was taken
+        assert _wait_until(lambda: _processes_in(tmp_path) == {server.pid})  # it was taken
+        assert server.reap() is None
     finally:
-        end_launch(popen, control)
+        end_launch(server, control)
+    assert _processes_in(tmp_path) == set()  # killed and reaped

@@ -199,6 +199,28 @@ def test_cost_events_alone_are_written_without_waiting_for_the_disk(
     assert again.live.to_entry().total_cost == Decimal("0.20")
 
 
+def test_a_file_event_that_waited_for_the_disk_is_still_fsynced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file event kept through a failed append is fsynced when a later cost batch flushes it."""
+    worker, _ = archiver(tmp_path, "s1")
+    assert worker.journal is not None
+    _refuse_appends(worker, monkeypatch)
+    assert worker.on_events([event("file.created", {"path": "manuscript/a.md"})]) == [False]
+    monkeypatch.undo()
+    calls: list[tuple[int, bool]] = []
+    real = worker.journal.append_many
+
+    def counting(records: list[dict[str, Any]], *, fsync: bool = True) -> None:
+        calls.append((len(records), fsync))
+        real(records, fsync=fsync)
+
+    monkeypatch.setattr(worker.journal, "append_many", counting)
+    assert worker.on_events([cost("r1", "0.15")]) == [True]
+    assert worker.on_events([cost("r2", "0.05")]) == [True]
+    assert calls == [(2, True), (1, False)]
+
+
 def test_a_cost_is_journaled_as_a_subscriber_reads_it(tmp_path: Path) -> None:
     """The journal keeps a cost's operation in its JSON form: UTC `Z` time, exact digits."""
     from services.history.journal import JOURNAL_NAME

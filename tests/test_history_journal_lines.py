@@ -5,10 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import json_values, names, utc_timestamps
 
 from protocol.codec import dumps_line
-from protocol.history_journal import HistoryEnd, HistoryEvent, HistoryResume
-from services.history.journal import LiveJournal
+from protocol.history_journal import (
+    HistoryEnd,
+    HistoryEvent,
+    HistoryResume,
+    decode_history_journal_line,
+)
+from services.history.journal import LiveJournal, event_line
 
 AT = datetime(2026, 11, 30, 21, 0, 0, 123456, tzinfo=UTC)
 
@@ -40,3 +50,19 @@ def test_event_lines_are_the_bytes_of_their_models(tmp_path: Path) -> None:
     journal.append_many(records, fsync=False)
     journal.close()
     assert (tmp_path / "live.jsonl").read_bytes() == b"".join(dumps_line(r) for r in records)
+
+
+@settings(max_examples=200)
+@given(
+    key=names,
+    topic=names,
+    data=st.dictionaries(names, json_values(), max_size=3),
+    ts=utc_timestamps(),
+)
+def test_an_event_line_without_its_model_is_the_models_line(
+    key: str, topic: str, data: dict[str, Any], ts: datetime
+) -> None:
+    """The archiver's per-event line (no model built) is the bytes `HistoryEvent` writes."""
+    model = HistoryEvent(key=key, topic=topic, data=data, ts=ts)
+    assert dumps_line(event_line(key, topic, data, ts)) == dumps_line(model)
+    assert decode_history_journal_line(dumps_line(event_line(key, topic, data, ts))) == model

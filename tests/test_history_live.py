@@ -191,3 +191,17 @@ def test_redelivery_never_changes_the_entry(
         if not again.has_seen(record.key):
             again.apply(record)
     assert again.to_entry() == once.to_entry()
+
+
+@settings(max_examples=100, deadline=None)
+@given(events=EVENTS)
+def test_an_event_applied_from_its_fields_folds_as_its_record(events: list[HistoryEvent]) -> None:
+    """`apply_event` (the archiver's per-event path, no model) gives what `apply` gives."""
+    by_record = LiveSession.new("s1", START)
+    by_fields = LiveSession.new("s1", START)
+    for record in events:
+        changed = by_record.apply(record)
+        assert by_fields.apply_event(record.key, record.topic, record.data, record.ts) == changed
+    assert by_fields.to_entry() == by_record.to_entry()
+    assert list(by_fields.seen) == list(by_record.seen)
+    assert by_fields.cost_ids == by_record.cost_ids

@@ -64,3 +64,23 @@ def test_a_frozen_server_times_out_quickly_once_ready(tmp_path: Path) -> None:
         server.child.signal(signal.SIGCONT)
         server.close(kill=True)
         assert server.child.returncode is not None
+
+
+def test_hosts_asked_for_ahead_are_handed_out_and_none_leaks(tmp_path: Path) -> None:
+    """Hosts asked for ahead (`prefork`, as `start` does) come out of `fork` one by one, each
+    a new process; closing the server with one still unclaimed leaves no descriptor behind."""
+    open_fds = len(list(Path("/proc/self/fd").iterdir()))
+    server = ForkServer.start(cwd=tmp_path)
+    hosts = []
+    try:
+        server.prefork(3)
+        hosts = [server.fork(), server.fork()]
+        assert len({host.pid for host in hosts}) == 2
+        assert all(host.pid not in (os.getpid(), server.child.pid) for host in hosts)
+        assert all(Path(f"/proc/{host.pid}").exists() for host in hosts)
+    finally:
+        for host in hosts:
+            host.signal(signal.SIGKILL)
+            host.close()
+        server.close(kill=True)
+    assert len(list(Path("/proc/self/fd").iterdir())) == open_fds

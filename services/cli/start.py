@@ -156,23 +156,28 @@ def start(options: argparse.Namespace) -> int:
         return EXIT_FAILURE
     try:
         paths.endpoints.unlink(missing_ok=True)  # left by a supervisor that crashed
+        from protocol.names import WorkerName
+        from services.runtime.children import become_subreaper
         from services.runtime.forkserver import ForkServer
 
-        # It imports for ~0.4 s: started first (by `supervisor.py` already, when
-        # it could tell the project from the command line), so it imports while
-        # this process reads the settings, imports the supervisor and checks for
-        # an interrupted session. When the settings turn it off, it is closed.
+        # Started first (forked by `supervisor.py` once the imports it shares with
+        # the workers are done, when it could tell the project from the command
+        # line), so it imports the workers' own modules while this process reads
+        # the settings, imports the supervisor and checks for an interrupted
+        # session. When the settings turn it off, it is closed.
         early = getattr(options, "early_fork_server", None)
         launched = early.take(paths.project) if early is not None else None
         fork_server: Any = (
-            ForkServer.adopt_launch(*launched)
-            if launched is not None
-            else ForkServer.start(cwd=paths.project)
+            ForkServer(*launched) if launched is not None else ForkServer.start(cwd=paths.project)
         )
         problem, settings = _check_overrides(overrides)
         if problem or settings is None or not settings.supervisor.fork_server:
             fork_server.close()
             fork_server = None
+        elif become_subreaper():  # the hosts it forks are adopted by this process
+            # One host per worker, forked once the server's imports are done while
+            # this process still starts up: the start's forks cost no round trip.
+            fork_server.prefork(len(WorkerName))
         if problem:
             print(f"supervisor: --config {options.config}: {problem}", file=sys.stderr)
             return EXIT_FAILURE

@@ -157,15 +157,16 @@ class LiveSession:
     def apply(self, record: HistoryEvent | HistoryResume | HistoryEnd) -> bool:
         """Apply one journal record after the checkpoint; True if the entry changed."""
         if isinstance(record, HistoryEvent):
-            self.remember(record.key)
-            changed = self._apply_event(record.topic, record.data)
-        elif isinstance(record, HistoryEnd):
-            self.status = "ended"
-            changed = True
-        else:
-            self.status = "active"
-            changed = True
+            return self.apply_event(record.key, record.topic, record.data, record.ts)
+        self.status = "ended" if isinstance(record, HistoryEnd) else "active"
         self.touch(record.ts)
+        return True
+
+    def apply_event(self, key: str, topic: str, data: dict[str, Any], ts: datetime) -> bool:
+        """`apply` of the `event` record of these fields, without building it."""
+        self.remember(key)
+        changed = self._apply_event(topic, data)
+        self.touch(ts)
         return changed
 
     def _apply_event(self, topic: str, data: dict[str, Any]) -> bool:

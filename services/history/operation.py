@@ -43,17 +43,29 @@ def canonical_operation(raw: Any) -> dict[str, Any] | None:
     """`raw` itself when it is already what `_as_json` would make of it, else None.
 
     Never more permissive than `CostOperation`: a value it would refuse, or
-    would write differently, sends the operation the model's way.
+    would write differently, sends the operation the model's way. Written
+    as plain loops and comparisons (no generator per check): this runs once
+    per `cost.logged`, and was 7 us of the archiver's CPU per event.
     """
     if type(raw) is not dict or tuple(raw) != _FIELDS:
         return None
+    for name in _TOKENS:
+        count = raw[name]
+        if type(count) is not int or count < 0 or count > _MAX_TOKENS:
+            return None
+    for name in _OPTIONAL_TEXT:
+        text = raw[name]
+        if text is not None and type(text) is not str:
+            return None
+    operation, model = raw["operation"], raw["model"]
     fits = (
-        _orjson_utc(raw["timestamp"])
-        and all(_short_text(raw[name]) for name in ("operation", "model"))
-        and all(_tokens(raw[name]) for name in _TOKENS)
-        and all(raw[name] is None or type(raw[name]) is str for name in _OPTIONAL_TEXT)
+        type(operation) is str
+        and len(operation) <= MAX_TEXT_CHARS
+        and type(model) is str
+        and len(model) <= MAX_TEXT_CHARS
         and type(raw["priced"]) is bool
         and _exact_amount(raw["cost"])
+        and _orjson_utc(raw["timestamp"])
     )
     return raw if fits else None
 
@@ -66,14 +78,6 @@ def _orjson_utc(stamp: Any) -> bool:
     except ValueError:
         return False  # the shape of a time, not a real one (month 13)
     return True
-
-
-def _short_text(text: Any) -> bool:
-    return type(text) is str and len(text) <= MAX_TEXT_CHARS
-
-
-def _tokens(count: Any) -> bool:
-    return type(count) is int and 0 <= count <= _MAX_TOKENS
 
 
 def _exact_amount(cost: Any) -> bool:

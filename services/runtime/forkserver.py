@@ -32,6 +32,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 from config import default_value
@@ -39,7 +40,14 @@ from services.runtime.children import ChildProcess
 from services.runtime.forklaunch import launch_fork_server
 from services.runtime.wire import ENV_SUPERVISOR_PID
 
-__all__ = ["FORK_TIMEOUT_S", "STARTUP_TIMEOUT_S", "ForkServer", "ForkServerError", "main"]
+__all__ = [
+    "FORK_TIMEOUT_S",
+    "STARTUP_TIMEOUT_S",
+    "ForkServer",
+    "ForkServerError",
+    "main",
+    "serve",
+]
 
 FORK_TIMEOUT_S = float(default_value("fork_server", "fork_timeout_s"))
 """A fork answers in a few ms; past this the server is stuck and is replaced.
@@ -63,6 +71,8 @@ class ForkServer:
         self.control = control
         self.ready = False
         self._token = 0
+        self._asked: deque[tuple[int, int, int]] = deque()
+        """Requests sent by `prefork` and not yet handed out: (token, host's stdin, stderr)."""
 
     @classmethod
     def start(cls, *, cwd: Path) -> ForkServer:
@@ -71,7 +81,7 @@ class ForkServer:
 
     @classmethod
     def adopt_launch(cls, popen: subprocess.Popen[bytes], control: socket.socket) -> ForkServer:
-        """The handle on a server spawned by `launch_fork_server` (maybe early: `EarlyLaunch`)."""
+        """The handle on a server spawned by `launch_fork_server`."""
         if popen.stderr is None or popen.stdin is None:  # pragma: no cover
             raise ForkServerError("fork server spawned without its pipes")
         os.set_blocking(popen.stderr.fileno(), False)
@@ -87,24 +97,21 @@ class ForkServer:
     def fork(self) -> ChildProcess:
         """A new worker host, waiting for its assignment on stdin, parented to us.
 
-        Blocks the caller (the supervisor's loop) for a few ms normally; the
-        wait is bounded: 5 s while the server still imports at start-up, then
-        `FORK_TIMEOUT_S`. Any failure is a `ForkServerError` and the caller
-        spawns a fresh interpreter instead.
+        A host asked for by `prefork` comes first (usually forked already);
+        otherwise one is asked for now. Blocks the caller (the supervisor's
+        loop) for a few ms normally; the wait is bounded: 5 s while the server
+        still imports at start-up, then `FORK_TIMEOUT_S`. Any failure is a
+        `ForkServerError` and the caller spawns a fresh interpreter instead.
         """
         if self.child.reap() is not None:
             raise ForkServerError("the fork server has exited")
-        stdin_r, stdin_w = os.pipe()
-        stderr_r, stderr_w = os.pipe()
+        token, stdin_w, stderr_r = self._asked.popleft() if self._asked else self._ask()
         try:
-            pid = self._request_fork(stdin_r, stderr_w)
+            pid = self._answer(token)
         except BaseException:
             for fd in (stdin_w, stderr_r):
                 os.close(fd)
             raise
-        finally:
-            os.close(stdin_r)
-            os.close(stderr_w)
         os.set_blocking(stderr_r, False)
         try:
             pidfd = os.pidfd_open(pid)
@@ -114,15 +121,45 @@ class ForkServer:
             raise ForkServerError(f"forked worker {pid} vanished") from None
         return ChildProcess(pid=pid, pidfd=pidfd, stderr_fd=stderr_r, lifeline_fd=stdin_w)
 
-    def _request_fork(self, stdin_r: int, stderr_w: int) -> int:
-        """Send one fork request with the child's pipe ends; the new pid."""
-        from protocol.internal import ForkReply, ForkRequest, MalformedFrame
+    def prefork(self, count: int) -> None:
+        """Ask for `count` worker hosts at once, before anything needs them.
 
+        The server forks them as soon as its imports are done, while the
+        supervisor still starts up, so the start's `fork` calls find them forked
+        (docs/benchmarks.md, "Cold start"). The caller must be a child subreaper
+        already: a host waits to be adopted by the supervisor. Best effort: on
+        a failure `fork` asks again, one at a time, and reports what is wrong.
+        """
+        with contextlib.suppress(ForkServerError):
+            for _ in range(count):
+                self._asked.append(self._ask())
+
+    def _ask(self) -> tuple[int, int, int]:
+        """Send one fork request with the new host's pipe ends; (token, our ends)."""
+        from protocol.internal import ForkRequest
+
+        stdin_r, stdin_w = os.pipe()
+        stderr_r, stderr_w = os.pipe()
         self._token += 1
         try:
             self.control.settimeout(FORK_TIMEOUT_S if self.ready else STARTUP_TIMEOUT_S)
             request = ForkRequest(token=self._token).datagram()
             socket.send_fds(self.control, [request], [stdin_r, stderr_w])
+        except OSError as exc:
+            os.close(stdin_w)
+            os.close(stderr_r)
+            raise ForkServerError(f"fork server did not answer: {exc}") from None
+        finally:
+            os.close(stdin_r)
+            os.close(stderr_w)
+        return self._token, stdin_w, stderr_r
+
+    def _answer(self, token: int) -> int:
+        """Wait for the reply to request `token` (they come in order); the new pid."""
+        from protocol.internal import ForkReply, MalformedFrame
+
+        try:
+            self.control.settimeout(FORK_TIMEOUT_S if self.ready else STARTUP_TIMEOUT_S)
             while True:
                 data = self.control.recv(4096)
                 if not data:
@@ -130,7 +167,7 @@ class ForkServer:
                 reply = ForkReply.parse(data)
                 if reply.ready:
                     self.ready = True
-                elif reply.token == self._token:
+                elif reply.token == token:
                     break
         except (OSError, MalformedFrame) as exc:
             raise ForkServerError(f"fork server did not answer: {exc}") from None
@@ -141,8 +178,14 @@ class ForkServer:
     def close(self, *, kill: bool = False) -> None:
         """Let the fork server go (closing its stdin makes it exit) and reap it.
 
-        `kill=True` for a server that stopped answering: SIGKILL first.
+        `kill=True` for a server that stopped answering: SIGKILL first. Hosts
+        asked for and not handed out lose their stdin, so they exit (the
+        supervisor reaps them as strays).
         """
+        while self._asked:
+            _token, stdin_w, stderr_r = self._asked.popleft()
+            for fd in (stdin_w, stderr_r):
+                os.close(fd)
         with contextlib.suppress(OSError):
             self.control.close()
         if kill:
@@ -160,6 +203,8 @@ def _preload() -> None:
 
     Every worker module too: a restart then forks a process that only has to
     run its worker's `start()` (measured: ~25 ms from kill -9 to an answer).
+    And what a worker's `start()` imports before READY: watchdog's native
+    observer, which the file watcher imports lazily (~8 ms of its start).
     """
     from protocol.names import WorkerName
     from services.runtime import host  # noqa: F401 - the import is the point
@@ -167,6 +212,9 @@ def _preload() -> None:
 
     for name in WorkerName:
         load_worker_class(name)
+    with contextlib.suppress(ImportError, OSError):  # no watchdog or no inotify: polled
+        import watchdog.events
+        import watchdog.observers  # noqa: F401
 
 
 def _become_worker(stdin_fd: int, stderr_fd: int, control: socket.socket) -> None:
@@ -195,9 +243,14 @@ def _become_worker(stdin_fd: int, stderr_fd: int, control: socket.socket) -> Non
 
 
 def main() -> int:
-    """Serve fork requests until the supervisor closes our stdin or the socket."""
+    """`python -m services.runtime.forkserver FD`: serve on the control socket FD."""
+    return serve(socket.socket(fileno=int(sys.argv[1])))  # pass_fds keeps the number
+
+
+def serve(control: socket.socket) -> int:
+    """Preload, say ready, then serve fork requests until the supervisor closes our
+    stdin or the socket (a spawned server, or one forked early: `forklaunch`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    control = socket.socket(fileno=int(sys.argv[1]))  # pass_fds keeps the number
     _preload()
     from protocol.internal import ForkReply, ForkRequest
 

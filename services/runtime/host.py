@@ -32,7 +32,6 @@ from protocol.base import utc_text
 from protocol.codec import dumps
 from protocol.envelopes import (
     Event,
-    decode_event,
     encode_error,
     encode_ok,
     encode_ok_json,
@@ -44,7 +43,6 @@ from protocol.internal import (
     PUB,
     REQ,
     TOKEN_BYTES,
-    EventAck,
     EventDelivery,
     Heartbeat,
     MalformedFrame,
@@ -57,6 +55,13 @@ from protocol.internal import (
 )
 from protocol.ops import OP_BY_NAME, parse_args
 from services.runtime import wire
+from services.runtime.delivery import (
+    Delivered,
+    EventWindow,
+    ack_frames,
+    delivery_of,
+    read_event,
+)
 from services.runtime.frames import messages, send_frames
 from services.runtime.logs import configure_worker_logging
 from services.runtime.paths import ProjectPaths
@@ -161,6 +166,8 @@ class WorkerHost:
         )
         self.worker: Worker = load_worker_class(assignment.name)(ctx)
         self._reuse_results = self.worker.stable_results
+        self._window = EventWindow(self.worker.event_window_s, limit=_MAX_DRAIN)
+        self._poller = zmq.Poller()
         self._last_result: tuple[BaseModel, bytes] | None = None
 
     # -- what the worker may call -------------------------------------------------
@@ -203,7 +210,7 @@ class WorkerHost:
         send_frames(self._dealer, hello.frames())
         log.info("worker.ready", **{**hello.health, "pid": hello.pid})
         beats = _BeatSchedule(self.settings, time.monotonic(), hello.health)
-        poller = zmq.Poller()
+        poller = self._poller  # the event window mutes the dealer on it (`_hold_events`)
         poller.register(self._dealer, zmq.POLLIN)
         poller.register(self.lifeline_fd, zmq.POLLIN)
         poller.register(self._wake_r.fileno(), zmq.POLLIN)
@@ -213,7 +220,7 @@ class WorkerHost:
         while not self._stopping:
             now = time.monotonic()
             deadline = beats.next_at(owes=self._owes_events)
-            wanted = self.worker.next_deadline()
+            wanted = self._next_deadline()
             if wanted is not None:
                 deadline = min(deadline, wanted)
             timeout_ms = max(0, int((deadline - now) * 1000) + 1) if deadline > now else 0
@@ -236,6 +243,7 @@ class WorkerHost:
             # could race the worker of a new supervisor that took the lock.
             log.info("worker.abandoned")
         else:
+            self._deliver_events([])  # what the event window still held
             self.worker.stop()
         self._dealer.close(linger=2000 if self._stop_reason != "supervisor gone" else 0)
         return 0
@@ -243,6 +251,11 @@ class WorkerHost:
     def _timed_work(self, beats: _BeatSchedule, *, active: bool) -> None:
         """The worker's timers, then a heartbeat if one is due (the end of each turn)."""
         now = time.monotonic()
+        if self._window.due(now):
+            # The window is over: read what came meanwhile, then hand it all over.
+            self._poller.register(self._dealer, zmq.POLLIN)
+            self._drain()
+            self._deliver_events([])
         wanted = self.worker.next_deadline()
         ticked = wanted is not None and now >= wanted
         if ticked:
@@ -274,7 +287,7 @@ class WorkerHost:
         one kind is finished before anything of another kind is handled.
         """
         requests: list[tuple[bytes, Call]] = []
-        events: list[EventDelivery] = []
+        events: list[Delivered] = []
         for frames in messages(self._dealer, _MAX_DRAIN, polled=True):
             if len(frames) == 3 and frames[0] == REQ and 1 <= len(frames[1]) <= TOKEN_BYTES:
                 # The hot path, checked as `decode_to_worker` would, without a model.
@@ -282,6 +295,11 @@ class WorkerHost:
                 call = self._decode(frames[1], frames[2])
                 if call is not None:
                     requests.append((frames[1], call))
+                continue
+            delivered = delivery_of(frames)
+            if delivered is not None:  # the other hot path (`EventDelivery`), the same way
+                self._answer(requests)
+                events.append(delivered)
                 continue
             try:
                 frame = decode_to_worker(frames)
@@ -296,14 +314,14 @@ class WorkerHost:
                 continue
             self._answer(requests)
             if isinstance(frame, EventDelivery):
-                events.append(frame)
+                events.append((frame.number, frame.topic, frame.event))
                 continue
             self._deliver_events(events)
             if isinstance(frame, StopRequest):
                 self._stopping, self._stop_reason = True, "asked by supervisor"
                 break
         self._answer(requests)
-        self._deliver_events(events)
+        self._hold_events(events)
 
     def _decode(self, token: bytes, payload: bytes) -> Call | None:
         # The supervisor checked the envelope already; reading it again costs
@@ -349,21 +367,50 @@ class WorkerHost:
     def _reply(self, token: bytes, frame: bytes) -> None:
         send_frames(self._dealer, WorkerReply.pack(token, frame))
 
-    def _deliver_events(self, pending: list[EventDelivery]) -> None:
-        """Hand events to the worker; ACK those it took (the rest are re-delivered
-        to the next incarnation). Empties `pending`."""
+    def _next_deadline(self) -> float | None:
+        """The worker's next deadline, or the end of the event window if sooner."""
+        wanted = self.worker.next_deadline()
+        ends = self._window.until
+        if ends is None or (wanted is not None and wanted < ends):
+            return wanted
+        return ends
+
+    def _hold_events(self, pending: list[Delivered]) -> None:
+        """Hold what was just read in the event window (`EventWindow`), or hand it over.
+
+        While a window is open the dealer is not polled: a request or STOP
+        waits for its end (a few ms), and anything other than an event first
+        hands over what is held, so order is kept. Empties `pending`.
+        """
+        opening = self._window.until is None
+        if not self._window.keep(pending, time.monotonic()):
+            self._deliver_events(pending)
+        elif opening and self._window.until is not None:
+            self._poller.register(self._dealer, 0)  # unregistered until the window ends
+
+    def _deliver_events(self, pending: list[Delivered]) -> None:
+        """Hand the held events and `pending` to the worker; ACK those it took (the
+        rest are re-delivered to the next incarnation). Empties `pending`.
+
+        One ACK message for the whole batch, sent once the worker returned,
+        i.e. once what it took is durable (or, for `cost.logged` in the
+        archiver, held by the ledger's fsynced line).
+        """
+        if self._window.release(pending):
+            self._poller.register(self._dealer, zmq.POLLIN)
         if not pending:
             return
         numbers: list[int] = []
         events: list[Event] = []
-        for delivery in pending:
+        for number, topic, body in pending:
             try:
-                events.append(decode_event([delivery.topic, delivery.event], exact=True))
-                numbers.append(delivery.number)
+                events.append(read_event(topic, body))
             except ProtocolError:
                 self.worker.log.exception("worker.event_malformed")
                 # Re-delivering a malformed frame would only fail again.
-                send_frames(self._dealer, EventAck(numbers=(delivery.number,)).frames())
+                send_frames(self._dealer, ack_frames((number,)))
+            else:
+                numbers.append(number)
         pending.clear()
         if not events:
             return
@@ -373,11 +420,11 @@ class WorkerHost:
             self.worker.log.exception("worker.events_failed", count=len(events))
             self._owes_events = True
             return
-        acked = tuple(number for number, ok in zip(numbers, taken, strict=True) if ok)
+        acked = [number for number, ok in zip(numbers, taken, strict=True) if ok]
         if len(acked) < len(numbers):
             self._owes_events = True
-        if acked:  # one ACK message for the whole batch
-            send_frames(self._dealer, EventAck(numbers=acked).frames())
+        if acked:
+            send_frames(self._dealer, ack_frames(acked))
 
 
 def main() -> int:

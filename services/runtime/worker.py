@@ -73,6 +73,11 @@ class Worker:
     stable_results: ClassVar[bool] = False
     """Results are frozen models replaced, never changed in place: the host may
     reuse the JSON of a result it encoded last (`session.get` answered twice)."""
+    event_window_s: float = 0.0
+    """How long the host may hold delivered events, counted from the first one
+    held, so that those arriving meanwhile are handled with it as one batch
+    (one `on_events`, one ACK). 0: each read's events are handed over at once.
+    Held events are not acknowledged, so nothing is lost if the worker dies."""
 
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
