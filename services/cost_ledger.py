@@ -125,7 +125,13 @@ class CostLedger(Worker):
             paths.session_dir / OVERRIDES_NAME, use_genai_prices=self._use_genai_prices
         )
         if self._use_genai_prices:  # later, off the start-up; a price needed sooner waits
-            load_genai_prices_in_background(self.ctx.settings.ledger.prices_load_delay_s)
+            # A price wanted before the load is done waits for it, beating twice per
+            # heartbeat interval, so the supervisor never takes the wait for a hang.
+            load_genai_prices_in_background(
+                self.ctx.settings.ledger.prices_load_delay_s,
+                keep_alive=self.ctx.keep_alive,
+                every_s=self.ctx.settings.supervisor.heartbeat_interval_s / 2,
+            )
         if self._prices.overrides_problem:
             self.log.error("cost_ledger.overrides_ignored", error=self._prices.overrides_problem)
         self._desk = CostDesk(

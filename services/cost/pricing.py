@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -66,6 +66,7 @@ from services.cost.rates import (
 from services.cost.usage import TokenUsage, genai_usage
 
 __all__ = [
+    "KEEP_ALIVE_EVERY_S",
     "OVERRIDES_NAME",
     "Price",
     "PriceBook",
@@ -114,6 +115,24 @@ _GENAI_LOAD = threading.Lock()
 to finish, so no call is ever priced from a half-loaded package."""
 _genai_loaded = False
 
+KEEP_ALIVE_EVERY_S = 0.25
+"""How often, by default, a price waiting for the background load says it is
+still working: well inside the supervisor's window for a worker that owes a
+reply (1.5 s by default), since the load can take longer on a busy machine."""
+
+
+@dataclass
+class _BackgroundLoad:
+    """The load started by `load_genai_prices_in_background`, and who waits for it."""
+
+    thread: threading.Thread
+    start_now: threading.Event
+    keep_alive: Callable[[], None] | None
+    every_s: float
+
+
+_background: _BackgroundLoad | None = None
+
 
 def load_genai_prices() -> Any:
     """Import genai-prices and its bundled data, once per process; the module.
@@ -121,8 +140,28 @@ def load_genai_prices() -> Any:
     It costs 0.1-0.2 s of CPU (more on a busy machine), so nobody pays it on
     the way to READY: the cost ledger starts it on a thread when it starts
     (`load_genai_prices_in_background`), and a price wanted before it is done
-    waits here for it. Nothing here starts genai-prices' network updater.
+    waits for that thread, which stops waiting out its delay. While it waits,
+    the main thread calls the ledger's `keep_alive` every `every_s`,
+    so a load that is slow on a loaded machine is not mistaken for a hung
+    ledger (and killed, and the request's retry killed again). Nothing here
+    starts genai-prices' network updater.
     """
+    background = _background
+    if (
+        not _genai_loaded
+        and background is not None
+        and background.thread is not threading.current_thread()
+    ):
+        background.start_now.set()
+        while background.thread.is_alive():
+            background.thread.join(background.every_s)
+            if background.thread.is_alive() and background.keep_alive is not None:
+                background.keep_alive()
+    return _load_now()
+
+
+def _load_now() -> Any:
+    """The load itself, under the lock; at once when it is done already."""
     global _genai_loaded  # noqa: PLW0603 - once per process, under the lock
     with _GENAI_LOAD:
         import genai_prices
@@ -133,25 +172,34 @@ def load_genai_prices() -> Any:
     return genai_prices
 
 
-def load_genai_prices_in_background(delay_s: float = 0.0) -> threading.Thread | None:
+def load_genai_prices_in_background(
+    delay_s: float = 0.0,
+    keep_alive: Callable[[], None] | None = None,
+    every_s: float = KEEP_ALIVE_EVERY_S,
+) -> threading.Thread | None:
     """`load_genai_prices` on a daemon thread after `delay_s`; None when loaded already.
 
     Off the start-up path (docs/benchmarks.md, "Cold start"): the ledger says
     READY and answers what needs no genai-prices (totals, budgets, prices from
     overrides or the shipped table) without it, and the delay keeps the load's
     CPU away from the other workers while they start. A price needed sooner
-    loads it at once (and the thread then finds it loaded). A failure is not
-    reported here: the next price that needs genai-prices meets it.
+    starts the load at once and waits for it, calling `keep_alive` every
+    `every_s` meanwhile.
+    A failure is not reported here: the next price that needs genai-prices
+    meets it.
     """
+    global _background  # noqa: PLW0603 - one load per process
     if _genai_loaded:
         return None
+    start_now = threading.Event()
 
     def load() -> None:
-        time.sleep(delay_s)  # a one-off wait on a thread of its own, then it ends
+        start_now.wait(delay_s)  # a one-off wait on a thread of its own, then it ends
         with contextlib.suppress(Exception):
-            load_genai_prices()
+            _load_now()
 
     thread = threading.Thread(target=load, name="genai-prices-load", daemon=True)
+    _background = _BackgroundLoad(thread, start_now, keep_alive, every_s)
     thread.start()
     return thread
 
