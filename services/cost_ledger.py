@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -44,7 +44,8 @@ from typing import Any, ClassVar
 import orjson
 
 from protocol.base import utc_now
-from protocol.costs import CostsDocument
+from protocol.codec import Prewritten
+from protocol.costs import Budget, CostsDocument, CostTotals
 from protocol.envelopes import Event
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.events import PreferencesChangedData
@@ -52,6 +53,7 @@ from protocol.names import Op, Topic, WorkerName
 from services.cost.budget import BudgetLimits
 from services.cost.ledger_files import LedgerFiles, Position, RecordedReply, month_file_name
 from services.cost.loader import load_state
+from services.cost.oplines import WrittenLine
 from services.cost.preferences import PreferenceWatch
 from services.cost.pricing import OVERRIDES_NAME, PriceBook, load_genai_prices_in_background
 from services.cost.records import budget_record, line_form, reply_of
@@ -123,7 +125,13 @@ class CostLedger(Worker):
             paths.session_dir / OVERRIDES_NAME, use_genai_prices=self._use_genai_prices
         )
         if self._use_genai_prices:  # later, off the start-up; a price needed sooner waits
-            load_genai_prices_in_background(self.ctx.settings.ledger.prices_load_delay_s)
+            # A price wanted before the load is done waits for it, beating twice per
+            # heartbeat interval, so the supervisor never takes the wait for a hang.
+            load_genai_prices_in_background(
+                self.ctx.settings.ledger.prices_load_delay_s,
+                keep_alive=self.ctx.keep_alive,
+                every_s=self.ctx.settings.supervisor.heartbeat_interval_s / 2,
+            )
         if self._prices.overrides_problem:
             self.log.error("cost_ledger.overrides_ignored", error=self._prices.overrides_problem)
         self._desk = CostDesk(
@@ -305,7 +313,9 @@ class CostLedger(Worker):
         return outcomes
 
     def _answer(self, call: Call, batch: Batch) -> Any:
-        if call.op in MUTATING:
+        op = call.op
+        logs_a_call = op is Op.COST_LOG  # most calls: no look-up by the op's (Python-level) hash
+        if logs_a_call or op in MUTATING:
             first = self._first_reply(call.id, batch)
             if first is not None:
                 first_op = _op_of_reply(first)
@@ -317,7 +327,9 @@ class CostLedger(Worker):
                         request_id=call.id,
                     )
                 return first
-        handler = self._desk.handlers.get(call.op)
+        if logs_a_call:
+            return self._desk.log_operation(call, batch)
+        handler = self._desk.handlers.get(op)
         if handler is None:
             return self.handle(call)  # not a cost op: unknown_op
         return handler(call, batch)
@@ -362,7 +374,12 @@ class CostLedger(Worker):
                 carried=True,
             )
             records = [carried, *records]
-        self._log.append_many([line_form(record) for record in records])
+        self._log.append_many(
+            [
+                record.fragment() if isinstance(record, WrittenLine) else line_form(record)
+                for record in records
+            ]
+        )
         self._since_checkpoint += len(records)
         if self._dirty_since is None:
             self._dirty_since = self._monotonic()
@@ -469,22 +486,36 @@ class CostLedger(Worker):
 
 
 def _op_of_reply(reply: Any) -> str | None:
-    """Which mutating op a remembered first reply answered (its shape says; see `reply_of`)."""
-    if not isinstance(reply, dict):
-        return None
-    if "operation" in reply:
-        return Op.COST_LOG.value
-    if "daily_limit" in reply:
+    """Which mutating op a remembered first reply answered (its shape says; see `reply_of`).
+
+    `cost.set_budget` and `cost.reset_session` answer with models (`Budget`,
+    `CostTotals`), `cost.log` with a mapping (a dict, or its `Prewritten` reply).
+    """
+    if isinstance(reply, Budget):
         return Op.COST_SET_BUDGET.value
-    if "session_total" in reply:
+    if isinstance(reply, CostTotals):
         return Op.COST_RESET_SESSION.value
+    if isinstance(reply, Mapping):
+        for key, op in _REPLY_KEYS:
+            if key in reply:
+                return op
     return None
+
+
+_REPLY_KEYS = (
+    ("operation", Op.COST_LOG.value),
+    ("daily_limit", Op.COST_SET_BUDGET.value),
+    ("session_total", Op.COST_RESET_SESSION.value),
+)
+"""A first reply held as a plain mapping: the key that says which op it answered."""
 
 
 def _is_minor(topic: str, data: Any, confirm_above: Decimal) -> bool:
     """A `cost.logged` at or below the confirm threshold (or unpriced) is minor:
     the session writer, which only snapshots on expensive calls, is spared it."""
-    if topic != Topic.COST_LOGGED.value or not isinstance(data, dict):
+    if topic != Topic.COST_LOGGED.value:
+        return False
+    if type(data) is not Prewritten and not isinstance(data, Mapping):
         return False
     cost = data.get("cost")
     return cost is None or (isinstance(cost, Decimal) and cost <= confirm_above)

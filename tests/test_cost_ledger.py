@@ -17,7 +17,7 @@ import pytest
 
 from protocol.codec import dumps, loads_exact
 from protocol.costs import Budget, CostsDocument, CostTotals
-from protocol.envelopes import decode_event, encode_event
+from protocol.envelopes import decode_event, encode_event, encode_ok
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.events import PreferencesChangedData, parse_event_data
 from protocol.names import Op, Topic, WorkerName
@@ -237,6 +237,34 @@ def test_resend_after_restart_gets_the_first_result(harness: LedgerHarness) -> N
     restarted = harness.open()  # no stop(): a crash
     assert harness.log(restarted, "gpt-4", 1000, 0, request_id="c1-1") == first
     assert len(harness.records("op")) == 2
+
+
+def test_a_resent_reply_is_byte_for_byte_the_first(harness: LedgerHarness) -> None:
+    """The client reads the same bytes again: from the reply cache, and rebuilt from the line."""
+    ledger = harness.open()
+    call = harness.log_call("gpt-4", 1000, request_id="c1-bytes")
+    (first,) = ledger.handle_batch([call])
+    harness.log(ledger, "gpt-4", 3000, 0)  # totals move on
+    (cached,) = ledger.handle_batch([call])
+    restarted = harness.open()  # no stop(): a crash; the reply comes from the ledger line
+    (rebuilt,) = restarted.handle_batch([call])
+    assert encode_ok("c1-bytes", cached) == encode_ok("c1-bytes", first)
+    assert encode_ok("c1-bytes", rebuilt) == encode_ok("c1-bytes", first)
+
+
+def test_an_id_used_by_cost_log_is_refused_for_another_op(harness: LedgerHarness) -> None:
+    """An id is one request's: re-used for another cost op, it is refused either way round."""
+    ledger = harness.open()
+    harness.log(ledger, "gpt-4", 1000, 0, request_id="shared-1")
+    (refused,) = ledger.handle_batch([harness.call("cost.set_budget", "shared-1", daily_limit=10)])
+    assert isinstance(refused, ProtocolError) and "already used for cost.log" in refused.message
+    harness.one(ledger, harness.call("cost.set_budget", "shared-2", daily_limit=10))
+    (refused,) = ledger.handle_batch([harness.log_call("gpt-4", 1000, request_id="shared-2")])
+    assert isinstance(refused, ProtocolError) and "cost.set_budget" in refused.message
+    harness.one(ledger, harness.call("cost.reset_session", "shared-3"))
+    (refused,) = ledger.handle_batch([harness.log_call("gpt-4", 1000, request_id="shared-3")])
+    assert isinstance(refused, ProtocolError) and "cost.reset_session" in refused.message
+    assert len(harness.records("op")) == 1
 
 
 def test_resend_older_than_the_reply_cache_is_rebuilt_from_the_ledger(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from protocol.costs import BudgetWarning
 from services.cost.money import MONEY, percent_text, usd
@@ -102,9 +102,8 @@ class BudgetLimits:
         )
 
 
-@dataclass(frozen=True)
-class PeriodSpend:
-    """What was spent in one current window."""
+class PeriodSpend(NamedTuple):
+    """What was spent in one current window (a tuple: three are built per `cost.log`)."""
 
     period: Period
     window: str
@@ -122,31 +121,20 @@ def limit_text(limit: Decimal) -> str:
     return format(MONEY.normalize(limit), "f")
 
 
-def _fraction(spent: Decimal, limit: Decimal) -> Decimal:
-    if limit == 0:
-        return Decimal(1) if spent > 0 else Decimal(0)
-    return (spent / limit).quantize(_FRACTION_PLACES, rounding=ROUND_HALF_EVEN)
-
-
-@dataclass(frozen=True)
-class DueWarning:
+class DueWarning(NamedTuple):
     """A warning that is due, before its words are written (cheap to compute per call)."""
 
     spend: PeriodSpend
     limit: Decimal
     exceeded: bool
     fraction: Decimal
+    key: tuple[str, str, str, str]
+    """What makes it 'the same warning': period, window, level and limit (`limit_text`)."""
 
     @property
     def level(self) -> Level:
         """`exceeded` at 100% and beyond, else `warning`."""
         return "exceeded" if self.exceeded else "warning"
-
-    @property
-    def key(self) -> tuple[str, str, str, str]:
-        """What makes it 'the same warning': period, window, level and limit."""
-        level = self.level
-        return (self.spend.period, self.spend.window, level, limit_text(self.limit))
 
     def message(self) -> str:
         """The sentence a writer reads."""
@@ -154,13 +142,14 @@ class DueWarning:
         title = PERIOD_TITLES[spend.period]
         left = MONEY.subtract(limit, spend.spent)
         share = percent_text(spend.spent / limit) if limit > 0 else "all"
+        limit_usd = _limit_usd(limit)
         if self.exceeded:
             text = (
-                f"{title} exceeded: {usd(spend.spent)} spent of {usd(limit)} ({share}); "
+                f"{title} exceeded: {usd(spend.spent)} spent of {limit_usd} ({share}); "
                 f"{usd(-left)} over the limit."
             )
         else:
-            text = f"{title}: {usd(spend.spent)} of {usd(limit)} spent ({share}); {usd(left)} left."
+            text = f"{title}: {usd(spend.spent)} of {limit_usd} spent ({share}); {usd(left)} left."
         if spend.unpriced:
             calls = "call" if spend.unpriced == 1 else "calls"
             text += f" {spend.unpriced} unpriced {calls} not included."
@@ -182,24 +171,61 @@ class DueWarning:
         )
 
 
+class _Rule(NamedTuple):
+    """A period's limit and the spend from which it warns (`limit x fraction`)."""
+
+    limit: Decimal
+    threshold: Decimal | None
+    """None for a zero limit: due (exceeded) as soon as anything is spent."""
+    limit_key: str
+    """The limit as a fired warning's key spells it (`limit_text`)."""
+
+
+@lru_cache(maxsize=64)
+def _rules(limits: BudgetLimits, fraction: Decimal) -> dict[str, _Rule]:
+    """Each limited period's rule, worked out once per budget and fraction (not per call)."""
+    rules: dict[str, _Rule] = {}
+    for period in PERIODS:
+        limit = limits.limit(period)
+        if limit is not None:
+            threshold = None if limit == 0 else limit * fraction
+            rules[period] = _Rule(limit, threshold, limit_text(limit))
+    return rules
+
+
+@lru_cache(maxsize=256)
+def _limit_usd(limit: Decimal) -> str:
+    """`usd(limit)`, cached: a message names its limit on every call over the fraction."""
+    return usd(limit)
+
+
+_ONE = Decimal(1)
+
+
 def due_warnings(
     limits: BudgetLimits, spends: list[PeriodSpend], fraction: Decimal
 ) -> list[DueWarning]:
     """Every warning due now, one per period at most (none if warnings are off)."""
     if not limits.warnings_enabled:
         return []
+    rules = _rules(limits, fraction)
     due: list[DueWarning] = []
     for spend in spends:
-        limit = limits.limit(spend.period)
-        if limit is None:
+        rule = rules.get(spend.period)
+        if rule is None:
             continue
-        if limit == 0:
-            if spend.spent > 0:
-                due.append(DueWarning(spend, limit, True, Decimal(1)))
+        limit, threshold, limit_key = rule
+        spent = spend.spent
+        if threshold is None:  # a zero limit
+            if spent > 0:
+                key = (spend.period, spend.window, "exceeded", limit_key)
+                due.append(DueWarning(spend, limit, True, _ONE, key))
             continue
-        if spend.spent >= limit * fraction:
-            exceeded = spend.spent >= limit
-            due.append(DueWarning(spend, limit, exceeded, _fraction(spend.spent, limit)))
+        if spent >= threshold:
+            exceeded = spent >= limit
+            key = (spend.period, spend.window, "exceeded" if exceeded else "warning", limit_key)
+            share = (spent / limit).quantize(_FRACTION_PLACES, rounding=ROUND_HALF_EVEN)
+            due.append(DueWarning(spend, limit, exceeded, share, key))
     return due
 
 
@@ -231,13 +257,18 @@ def budget_warnings(
     return [due.warning() for due in due_warnings(limits, spends, fraction)]
 
 
+_RANK: dict[str, int] = {period: rank for rank, period in enumerate(PERIODS)}
+
+
 def _severity(item: DueWarning | BudgetWarning) -> tuple[bool, Decimal, int]:
     period: Period = item.spend.period if isinstance(item, DueWarning) else item.period
-    return (item.exceeded, item.fraction, PERIODS.index(period))
+    return (item.exceeded, item.fraction, _RANK[period])
 
 
 def most_severe_due(due: list[DueWarning]) -> DueWarning | None:
     """Exceeded before approaching, then the largest share, then the longest period."""
+    if len(due) == 1:
+        return due[0]
     return max(due, key=_severity) if due else None
 
 

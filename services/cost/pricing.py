@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -53,10 +53,20 @@ from typing import Any
 from pydantic import ValidationError
 
 from config import ModelPrice, PricingTable, load_pricing
-from services.cost.money import MONEY, tidy
+from services.cost.money import tidy
+from services.cost.rates import (
+    NO_RATES,
+    PlainRates,
+    Price,
+    Route,
+    conditions_change_within_day,
+    plain_rates_of,
+    table_price,
+)
 from services.cost.usage import TokenUsage, genai_usage
 
 __all__ = [
+    "KEEP_ALIVE_EVERY_S",
     "OVERRIDES_NAME",
     "Price",
     "PriceBook",
@@ -68,18 +78,7 @@ __all__ = [
 OVERRIDES_NAME = "pricing.toml"
 """The user's price overrides, in `.session/`."""
 
-_THOUSAND = Decimal(1000)
 _CACHED_NAMES = 1024
-
-
-@dataclass(frozen=True)
-class Price:
-    """The exact cost of one call and the source of its price."""
-
-    cost: Decimal
-    source: str
-    model_id: str
-    """The id the price belongs to (an alias resolved)."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +115,24 @@ _GENAI_LOAD = threading.Lock()
 to finish, so no call is ever priced from a half-loaded package."""
 _genai_loaded = False
 
+KEEP_ALIVE_EVERY_S = 0.25
+"""How often, by default, a price waiting for the background load says it is
+still working: well inside the supervisor's window for a worker that owes a
+reply (1.5 s by default), since the load can take longer on a busy machine."""
+
+
+@dataclass
+class _BackgroundLoad:
+    """The load started by `load_genai_prices_in_background`, and who waits for it."""
+
+    thread: threading.Thread
+    start_now: threading.Event
+    keep_alive: Callable[[], None] | None
+    every_s: float
+
+
+_background: _BackgroundLoad | None = None
+
 
 def load_genai_prices() -> Any:
     """Import genai-prices and its bundled data, once per process; the module.
@@ -123,8 +140,28 @@ def load_genai_prices() -> Any:
     It costs 0.1-0.2 s of CPU (more on a busy machine), so nobody pays it on
     the way to READY: the cost ledger starts it on a thread when it starts
     (`load_genai_prices_in_background`), and a price wanted before it is done
-    waits here for it. Nothing here starts genai-prices' network updater.
+    waits for that thread, which stops waiting out its delay. While it waits,
+    the main thread calls the ledger's `keep_alive` every `every_s`,
+    so a load that is slow on a loaded machine is not mistaken for a hung
+    ledger (and killed, and the request's retry killed again). Nothing here
+    starts genai-prices' network updater.
     """
+    background = _background
+    if (
+        not _genai_loaded
+        and background is not None
+        and background.thread is not threading.current_thread()
+    ):
+        background.start_now.set()
+        while background.thread.is_alive():
+            background.thread.join(background.every_s)
+            if background.thread.is_alive() and background.keep_alive is not None:
+                background.keep_alive()
+    return _load_now()
+
+
+def _load_now() -> Any:
+    """The load itself, under the lock; at once when it is done already."""
     global _genai_loaded  # noqa: PLW0603 - once per process, under the lock
     with _GENAI_LOAD:
         import genai_prices
@@ -135,25 +172,34 @@ def load_genai_prices() -> Any:
     return genai_prices
 
 
-def load_genai_prices_in_background(delay_s: float = 0.0) -> threading.Thread | None:
+def load_genai_prices_in_background(
+    delay_s: float = 0.0,
+    keep_alive: Callable[[], None] | None = None,
+    every_s: float = KEEP_ALIVE_EVERY_S,
+) -> threading.Thread | None:
     """`load_genai_prices` on a daemon thread after `delay_s`; None when loaded already.
 
     Off the start-up path (docs/benchmarks.md, "Cold start"): the ledger says
     READY and answers what needs no genai-prices (totals, budgets, prices from
     overrides or the shipped table) without it, and the delay keeps the load's
     CPU away from the other workers while they start. A price needed sooner
-    loads it at once (and the thread then finds it loaded). A failure is not
-    reported here: the next price that needs genai-prices meets it.
+    starts the load at once and waits for it, calling `keep_alive` every
+    `every_s` meanwhile.
+    A failure is not reported here: the next price that needs genai-prices
+    meets it.
     """
+    global _background  # noqa: PLW0603 - one load per process
     if _genai_loaded:
         return None
+    start_now = threading.Event()
 
     def load() -> None:
-        time.sleep(delay_s)  # a one-off wait on a thread of its own, then it ends
+        start_now.wait(delay_s)  # a one-off wait on a thread of its own, then it ends
         with contextlib.suppress(Exception):
-            load_genai_prices()
+            _load_now()
 
     thread = threading.Thread(target=load, name="genai-prices-load", daemon=True)
+    _background = _BackgroundLoad(thread, start_now, keep_alive, every_s)
     thread.start()
     return thread
 
@@ -198,8 +244,10 @@ class PriceBook:
         )
         self._genai_missing: set[str] = set()
         self._genai: Any = None
-        self._plain: dict[tuple[str, str | None, date], tuple[str, _PlainRates] | None] = {}
+        self._plain: dict[tuple[str, str | None, date], tuple[str, PlainRates] | None] = {}
         """genai-prices' plain rates by (name, provider, day): pricing a call in µs."""
+        self._routes: dict[tuple[str, str | None, date], Route] = {}
+        """Where a call without provider details is priced, by (model, provider, UTC day)."""
 
     @classmethod
     def load(cls, overrides_path: Path | None, *, use_genai_prices: bool = True) -> PriceBook:
@@ -247,21 +295,65 @@ class PriceBook:
             if isinstance(input_tokens, TokenUsage)
             else TokenUsage(input_tokens, output_tokens)
         )
+        if usage.details is None:
+            moment = at or datetime.now(UTC)
+            key = (model, provider, moment.astimezone(UTC).date())
+            route = self._routes.get(key)
+            if route is None:
+                route = self._route(model, provider, moment)
+                if route is not None:  # None: the generic way decides, each time
+                    if len(self._routes) >= _CACHED_NAMES:
+                        self._routes.clear()
+                    self._routes[key] = route
+            if route is not None:
+                return route.price(usage)
+        return self._price_slowly(model, usage, at=at, provider=provider)
+
+    def _price_slowly(
+        self, model: str, usage: TokenUsage, *, at: datetime | None, provider: str | None
+    ) -> Price | None:
+        """`price` worked out from scratch: every source in order, for any usage."""
         user_alias = self._overrides.alias(model) if self._overrides is not None else None
         target = self._shipped.alias(user_alias or model) or user_alias
         if self._overrides is not None:
             for name in dict.fromkeys(n for n in (user_alias, model, target) if n):
                 found = self._overrides.find(name)
                 if found is not None:
-                    return _table_price(found[0], found[1], "override", usage)
+                    return table_price(found[0], found[1], "override", usage)
         for candidate in dict.fromkeys([target or model, model]):
             priced = self._from_genai_prices(candidate, usage, at, provider)
             if priced is not None:
                 return priced
             found = self._shipped.find(candidate)
             if found is not None:
-                return _table_price(found[0], found[1], self._shipped.source, usage)
+                return table_price(found[0], found[1], self._shipped.source, usage)
         return None
+
+    def _route(self, model: str, provider: str | None, at: datetime) -> Route | None:
+        """How `_price_slowly` prices a call on `model` without provider details, on
+        `at`'s UTC day, whatever its token counts: the same sources in the same order,
+        the arithmetic left for each call. None when genai-prices' generic way would
+        decide (its own units, or a model it may not know): that is never cached."""
+        user_alias = self._overrides.alias(model) if self._overrides is not None else None
+        target = self._shipped.alias(user_alias or model) or user_alias
+        if self._overrides is not None:
+            for name in dict.fromkeys(n for n in (user_alias, model, target) if n):
+                found = self._overrides.find(name)
+                if found is not None:
+                    return Route(NO_RATES, found[1], "override", found[0])
+        for candidate in dict.fromkeys([target or model, model]):
+            if self.use_genai_prices and candidate.lower() not in self._genai_missing:
+                if self._genai is None:
+                    self._genai = load_genai_prices()  # waits for a load in progress, if any
+                fast = self._plain_rates(candidate, provider, at)
+                if fast is None:
+                    return None
+                source = f"genai-prices@{self._genai.__version__}"
+                return Route(fast[1], None, source, fast[0])
+            found = self._shipped.find(candidate)
+            if found is not None:
+                return Route(NO_RATES, found[1], self._shipped.source, found[0])
+        return Route(NO_RATES, None, "", "")
 
     def knows(self, model: str) -> bool:
         """Whether a call on `model` would be priced."""
@@ -269,7 +361,7 @@ class PriceBook:
 
     def _plain_rates(
         self, model: str, provider: str | None, at: datetime | None
-    ) -> tuple[str, _PlainRates] | None:
+    ) -> tuple[str, PlainRates] | None:
         """genai-prices' model id and plain rates for `model` at `at`, cached per day."""
         moment = at or datetime.now(UTC)
         key = (model.lower(), provider, moment.astimezone(UTC).date())
@@ -277,7 +369,7 @@ class PriceBook:
             return self._plain[key]
         if len(self._plain) >= _CACHED_NAMES:
             self._plain.clear()
-        found: tuple[str, _PlainRates] | None = None
+        found: tuple[str, PlainRates] | None = None
         try:
             from genai_prices import data_snapshot
             from genai_prices.units import _get_registry
@@ -294,8 +386,8 @@ class PriceBook:
             else:
                 self._plain[key] = None
                 return None
-            if not _conditions_change_within_day(info):
-                rates = _plain_rates_of(info.get_prices(moment), _get_registry())
+            if not conditions_change_within_day(info):
+                rates = plain_rates_of(info.get_prices(moment), _get_registry())
                 found = None if rates is None else (str(info.id), rates)
         except Exception:  # a fast path: anything odd takes the generic way
             found = None
@@ -340,96 +432,6 @@ class PriceBook:
         )
 
 
-_PLAIN_KEYS = {
-    "input_mtok": "input",
-    "output_mtok": "output",
-    "cache_read_mtok": "cache_read",
-    "cache_write_mtok": "cache_write",
-}
-"""genai-prices' price keys for the four counts a `TokenUsage` without details has."""
-
-_MTOK = Decimal(1_000_000)
-
-
-@dataclass(frozen=True)
-class _PlainRates:
-    """A genai-prices model price over plain token counts, applied without its
-    generic unit machinery (~1 ms a call): the same arithmetic, exactly - every
-    token pays the tier its call's total input tokens reach ("cliff" tiers),
-    cached tokens their own rate when there is one, else the input rate."""
-
-    input: Any
-    output: Any
-    cache_read: Any = None
-    cache_write: Any = None
-
-    def cost(self, usage: TokenUsage) -> Decimal:
-        """Exactly what genai-prices' `calc_price` gives for `usage`."""
-        total_input = usage.input_tokens
-
-        def rate(price: Any) -> Decimal:
-            tiers = getattr(price, "tiers", None)
-            if tiers is None:
-                return Decimal(price)
-            chosen = price.base
-            for tier in reversed(tiers):
-                if total_input > tier.start:
-                    chosen = tier.price
-                    break
-            return Decimal(chosen)
-
-        plain = usage.input_tokens
-        parts = [(usage.output_tokens, self.output)]
-        for tokens, price in (
-            (usage.cache_read_tokens, self.cache_read),
-            (usage.cache_write_tokens, self.cache_write),
-        ):
-            if price is not None:
-                plain -= tokens
-                parts.append((tokens, price))
-        parts.append((plain, self.input))
-        cost = Decimal(0)
-        for tokens, price in parts:
-            if tokens:
-                cost = MONEY.add(cost, MONEY.multiply(Decimal(tokens), rate(price)))
-        return MONEY.divide(cost, _MTOK)
-
-
-def _plain_rates_of(model_price: Any, registry: Any) -> _PlainRates | None:
-    """The four plain rates of a genai-prices `ModelPrice`, or None when it prices
-    anything a plain call could be charged for besides them (e.g. per request)."""
-    rates: dict[str, Any] = {}
-    for key, value in model_price.__dict__.items():
-        if key.startswith("_") or value is None:
-            continue
-        if key in _PLAIN_KEYS:
-            rates[_PLAIN_KEYS[key]] = value
-            continue
-        try:
-            usage_key = registry.unit_for_price_key(key).usage_key
-        except KeyError:
-            return None
-        if usage_key in {"requests", "input_tokens", "output_tokens", "output_reasoning_tokens"}:
-            return None  # charged per request, or a count a plain call has: the generic way
-    if "input" not in rates or "output" not in rates:
-        return None
-    return _PlainRates(**rates)
-
-
-def _table_price(model_id: str, rate: ModelPrice, source: str, usage: TokenUsage) -> Price:
-    """tokens x rate / 1000, each share of the input at its own rate, exactly."""
-    parts = [
-        (usage.uncached_input_tokens, rate.input),
-        (usage.cache_read_tokens, rate.input if rate.cache_read is None else rate.cache_read),
-        (usage.cache_write_tokens, rate.input if rate.cache_write is None else rate.cache_write),
-        (usage.output_tokens, rate.output),
-    ]
-    cost = Decimal(0)
-    for tokens, per_thousand in parts:
-        cost = MONEY.add(cost, MONEY.multiply(Decimal(tokens), per_thousand))
-    return Price(tidy(MONEY.divide(cost, _THOUSAND)), source, model_id)
-
-
 def read_overrides(path: Path) -> tuple[PricingTable | None, str | None]:
     """Parse the user's overrides: (table, None), (None, None) if absent, (None, why)."""
     try:
@@ -445,21 +447,3 @@ def read_overrides(path: Path) -> tuple[PricingTable | None, str | None]:
     except (tomllib.TOMLDecodeError, ValidationError, AttributeError) as exc:
         first = str(exc).strip().splitlines()
         return None, f"{path}: {first[0] if first else type(exc).__name__}"
-
-
-def _conditions_change_within_day(info: Any) -> bool:
-    """Whether a model's prices switch at a moment other than midnight UTC (then
-    the per-day cache could be wrong for part of a day: use the generic way)."""
-    prices = getattr(info, "prices", None)
-    if not isinstance(prices, list):
-        return False
-    for conditional in prices:
-        constraint = getattr(conditional, "constraint", None)
-        if constraint is None:
-            continue
-        start = getattr(constraint, "start_date", None)
-        if isinstance(start, datetime) and start.time() != datetime.min.time():
-            return True
-        if start is None and not hasattr(constraint, "start_date"):
-            return True  # a kind of condition we do not know (time of day...)
-    return False

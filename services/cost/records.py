@@ -2,9 +2,12 @@
 
 The shapes are `protocol.ledger`'s models (`LedgerLine`, keyed on `kind`):
 `op`, `budget`, `reset` and `warned`; `docs/storage.md` section 7.2 shows
-each. Here they are built from the ledger's own values: an `op` or `reset`
-line is built before its reply is known, applied to the state, then given
-its reply (`with_reply`), so the line that reaches the disk carries the
+each. Here they are built from the ledger's own values: a `reset` line is
+built before its reply is known, applied to the state, then given its reply
+(`with_reply`); a `cost.log`'s view (`op_view`) is folded into the state
+first, then its `op` line is written once with its reply
+(`services.cost.oplines`, which falls back on `op_record` for what its hand
+check does not vouch for). So the line that reaches the disk carries the
 reply it answered and a re-sent id is answered with exactly its first
 result, even after restarts, without being applied again.
 """
@@ -80,7 +83,10 @@ def op_record(
 ) -> LedgerOperation:
     """The `op` line of a call (`op_view`), carrying its reply: `totals`, `warning`.
 
-    The line is validated here (its bounds guard what reaches the disk);
+    The model path of `oplines.written_call` (which writes the same bytes
+    without the model when its own check vouches for the fields, and is
+    tested against this). The line is validated here (its bounds guard what
+    reaches the disk);
     `totals` is `LedgerState.totals()`, the ledger's own exact values, built
     into `CostTotals` without validating them again.
     """

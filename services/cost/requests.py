@@ -20,11 +20,11 @@ from protocol.ledger import LedgerLine
 from protocol.names import MUTATING_OPS, Op, Topic
 from protocol.ops import CostEstimateArgs, CostLogArgs, CostSeriesArgs, SetBudgetArgs
 from services.cost.budget import BudgetLimits, due_warnings, most_severe_due, refusal
+from services.cost.oplines import WrittenLine, written_call
 from services.cost.preferences import CostPreferences
 from services.cost.pricing import OVERRIDES_NAME, PriceBook
 from services.cost.records import (
     budget_record,
-    op_record,
     op_view,
     reply_of,
     reset_record,
@@ -57,7 +57,7 @@ class Batch:
     now: datetime
     budget_before: BudgetLimits
     """The budget in force before the batch (a new month file starts with it)."""
-    records: list[LedgerLine] = field(default_factory=list)
+    records: list[LedgerLine | WrittenLine] = field(default_factory=list)
     replies: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, Any]] = field(default_factory=list)
 
@@ -120,24 +120,16 @@ class CostDesk:
             reasoning_tokens=used.usage.reasoning_tokens,
             provider=used.provider,
         )
-        # Folded first, then the line is built once with its reply (a line that
+        # Folded first, then the line is written once with its reply (a line that
         # fails validation fails the batch, and the ledger reloads from disk).
         state.fold_operation(view)
         state.applied.add(call.id)
-        totals = state.totals()
         at = len(batch.records)
         warning = self._fire_due_warnings(batch)
-        record = op_record(view, totals=totals, warning=warning)
-        batch.records.insert(at, record)  # before the warnings it fired, as on disk
-        # `reply_of(record)`, with the view already built (the reply adds nothing to it)
-        reply = batch.replies[call.id] = {
-            "operation": view,
-            "totals": record.totals,
-            "warning": warning,
-        }
-        batch.events.append(
-            (Topic.COST_LOGGED.value, {"operation": view, "totals": totals, "cost": record.cost})
-        )
+        written = written_call(view, totals=state.totals(), warning=warning)
+        batch.records.insert(at, written.line)  # before the warnings it fired, as on disk
+        reply = batch.replies[call.id] = written.reply
+        batch.events.append((Topic.COST_LOGGED.value, written.event))
         if price is None:
             message = (
                 f"no price for model {used.model!r}: the call was recorded unpriced "
@@ -245,8 +237,9 @@ class CostDesk:
         """Record and announce each warning not yet fired in its window; the worst's words."""
         state = self._state()
         due = due_warnings(state.budget, state.spends(), self._preferences().warning_fraction)
+        fired = state.fired
         for item in due:
-            if item.key in state.fired:
+            if item.key in fired:
                 continue
             warning = item.warning()
             record = warned_record(

@@ -275,8 +275,11 @@ class LedgerState:
         return WindowSum(window, total, unpriced)
 
     def next_boundary(self) -> datetime:
-        """When the earliest current window ends (the day's, normally)."""
-        return min(current.window.end for current in self.windows.values())
+        """When the earliest current window ends (the day's, normally).
+
+        Kept by `refresh`, which makes every window that of its `now` (the host
+        asks twice per turn of its loop)."""
+        return self._current_until
 
     # -- views ----------------------------------------------------------------------
 

@@ -193,10 +193,8 @@ def call_usage(args: Any, request_id: str) -> CallUsage:
     Raises `ProtocolError` (`invalid_args`) with the reason when a provider's
     usage cannot be read or names no model.
     """
-    from protocol.errors import ErrorCode, ProtocolError
-
     provider = args.provider.strip().lower() if args.provider else None
-    if args.usage is None:
+    if args.usage is None:  # the common case: no import, nothing to normalise
         usage = TokenUsage(
             args.input_tokens,
             args.output_tokens or 0,
@@ -205,6 +203,8 @@ def call_usage(args: Any, request_id: str) -> CallUsage:
             args.reasoning_tokens,
         )
         return CallUsage(args.model, usage, provider)
+    from protocol.errors import ErrorCode, ProtocolError
+
     try:
         found = from_provider_usage(args.usage, provider or "")
     except ValueError as exc:

@@ -62,6 +62,12 @@ class WorkerContext:
     call_soon_threadsafe: Callable[[Callable[[], None]], None]
     """Run a callback on the worker's main thread (from any thread)."""
     log: Any = field(default_factory=structlog.get_logger)
+    keep_alive: Callable[[], None] = field(default=lambda: None)
+    """Tell the supervisor this worker is still at work; main thread only.
+
+    For the rare wait that may outlast the supervisor's window for a worker
+    that owes a reply (1.5 s by default), such as a price waiting for
+    genai-prices to load on a busy machine: each call is a sign of life."""
 
 
 class Worker:
