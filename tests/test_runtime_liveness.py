@@ -108,3 +108,30 @@ def test_a_change_of_health_reaches_the_status_without_waiting_for_the_idle_beat
             time.sleep(0.02)
             health = service.worker("session_writer")["health"]
         assert health["revision"] > before
+
+
+def test_a_cost_waiting_for_genai_prices_to_load_is_not_taken_for_a_hang(
+    tmp_path: Path,
+) -> None:
+    """A cost.log right after start waits for genai-prices (~0.1 s or more) beyond a 0.1 s
+    window: the ledger says it is still working, is not killed, and prices the call."""
+    beat_s, liveness = 0.01, 5  # the load itself (~0.1 s) outlasts this window
+    config = {
+        "supervisor": {"heartbeat_interval_s": beat_s, "heartbeat_liveness": liveness},
+        "ledger": {"prices_load_delay_s": 60.0},  # only the request can start the load
+    }
+    with running_service(tmp_path / "novel", config=config) as service:
+        pid = service.wait_running("cost_ledger")["pid"]
+        reply = service.request(
+            "cost.log",
+            {
+                "operation": "scene_generation",
+                "model": "claude-sonnet-4-5",
+                "input_tokens": 1000,
+                "output_tokens": 200,
+            },
+        )
+        assert reply["ok"], reply
+        assert str(reply["result"]["operation"]["price_source"]).startswith("genai-prices@"), reply
+        entry = service.worker("cost_ledger")
+        assert (entry["restarts"], entry["pid"]) == (0, pid), entry["last_exit"]

@@ -164,7 +164,10 @@ class WorkerHost:
             options=assignment.options,
             publish=self.publish,
             call_soon_threadsafe=self.call_soon_threadsafe,
+            keep_alive=self.keep_alive,
         )
+        self._beats: _BeatSchedule | None = None
+        """Set at READY: before it, the supervisor's start-up timeout applies."""
         self.worker: Worker = load_worker_class(assignment.name)(ctx)
         self._reuse_results = self.worker.stable_results
         self._window = EventWindow(self.worker.event_window_s, limit=_MAX_DRAIN)
@@ -188,6 +191,17 @@ class WorkerHost:
             frames.append(MINOR)
         send_frames(self._dealer, frames)
 
+    def keep_alive(self) -> None:
+        """A heartbeat from inside a long piece of work (`WorkerContext.keep_alive`).
+
+        It carries the health last sent (asking the worker for its health
+        halfway through a request could show a state it is changing).
+        """
+        beats = self._beats
+        if beats is not None:
+            beats.last_beat = time.monotonic()
+            send_frames(self._dealer, Heartbeat(health=beats.sent_health).frames())
+
     def call_soon_threadsafe(self, callback: Callable[[], None]) -> None:
         """Queue `callback` for the main thread and wake it."""
         self._callbacks.put(callback)
@@ -210,7 +224,7 @@ class WorkerHost:
         hello = WorkerHello(pid=os.getpid(), name=self.assignment.name, health=self.worker.health())
         send_frames(self._dealer, hello.frames())
         log.info("worker.ready", **{**hello.health, "pid": hello.pid})
-        beats = _BeatSchedule(self.settings, time.monotonic(), hello.health)
+        beats = self._beats = _BeatSchedule(self.settings, time.monotonic(), hello.health)
         poller = self._poller  # the event window mutes the dealer on it (`_hold_events`)
         poller.register(self._dealer, zmq.POLLIN)
         poller.register(self.lifeline_fd, zmq.POLLIN)
