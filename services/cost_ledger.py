@@ -16,9 +16,11 @@ Choices a user may notice (documented here, where the code is):
   ids; after a start without a usable checkpoint, those of the month files of
   the last `LOOKBACK_DAYS` (40 days). Every re-send inside the window gets its
   exact first reply (from the reply cache, else from its ledger line).
-- Events are published right after the fsync and before the replies; a crash
-  in between loses the event, not the operation (a re-send gets the first
-  reply and no second event, so subscribers never count a call twice).
+- Events are published right after the fsync; the host sends them after the
+  batch's replies (`replies_first`: the supervisor routes the replies before
+  it fans the events out). A crash in between loses the event, not the
+  operation (a re-send gets the first reply and no second event, so
+  subscribers never count a call twice).
 - `unpriced_operations` and `by_model` are per session, like `session_total`;
   `daily_unpriced`/`weekly_unpriced`/`monthly_unpriced` count the windows.
 - A warning fires once per (period, window, level, limit): raising a limit
@@ -78,6 +80,7 @@ class CostLedger(Worker):
 
     name: ClassVar[WorkerName] = WorkerName.COST_LEDGER
     exact_numbers: ClassVar[bool] = True
+    replies_first: ClassVar[bool] = True
 
     def __init__(
         self,

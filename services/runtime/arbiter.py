@@ -103,6 +103,9 @@ class Supervisor:
             for name in workers
         }
         self._by_identity = {slot.identity: slot for slot in self.slots.values()}
+        self._later: list[tuple[bytes, bytes, bytes, bytes, bool]] = []
+        """Events read in this turn, fanned out once its requests are forwarded
+        (`_dispatch`): (topic, source, ts, data, minor)."""
         self._timers_at = 0.0
         """Monotonic time of the next timer check; 0 forces one (set on any change)."""
         self._stall = StallClock(tolerance_s=settings.supervisor.heartbeat_interval_s)
@@ -299,10 +302,18 @@ class Supervisor:
                 backend = True
             else:
                 descriptors = True
-        if backend:
-            self._drain_backend(polled=True)
-        if frontend:
-            self.router.drain(polled=True)
+        # A turn's events are fanned out after its requests are forwarded: the
+        # requests that a burst of replies brought back do not wait while the
+        # events that came with those replies are stamped and delivered
+        # (docs/benchmarks.md, "Why the rate lagged the CPU"). A reply still
+        # follows every event its worker published before it.
+        try:
+            if backend:
+                self._drain_backend(polled=True, defer_events=True)
+            if frontend:
+                self.router.drain(polled=True)
+        finally:
+            self._fan_out_later()
         if descriptors:
             self._on_descriptors([fd for fd, _ in self._descriptors.poll(0)])
 
@@ -400,8 +411,22 @@ class Supervisor:
 
     # -- the workers' link ----------------------------------------------------------
 
-    def _drain_backend(self, *, polled: bool = False) -> None:
+    def _fan_out_later(self) -> None:
+        """Fan out the events `_drain_backend` held, in the order they came."""
+        later = self._later
+        if not later:
+            return
+        self._later = []
+        fan_out = self.bus.fan_out
+        for topic, source, ts, data, minor in later:
+            fan_out(topic, source, ts, data, minor=minor)
+
+    def _drain_backend(self, *, polled: bool = False, defer_events: bool = False) -> None:
+        """Handle what the workers sent. `defer_events`: hold plain events for
+        `_fan_out_later` (the caller's), sending those held before any reply or
+        other frame, so that nothing overtakes an event of the same worker."""
         by_identity = self._by_identity
+        later = self._later
         for frames in messages(self.backend, _MAX_DRAIN, polled=polled):
             slot = by_identity.get(frames[0])
             if slot is None:
@@ -412,6 +437,9 @@ class Supervisor:
             if kind == REP and len(frames) == 4:
                 # The hot path: a reply passes through as bytes, found by its
                 # token alone (an unknown or odd token matches nothing).
+                if later:
+                    self._fan_out_later()
+                    later = self._later
                 pending = slot.inflight.pop(frames[2], None)
                 if pending is not None:
                     self.router.reply(pending.route, frames[3])
@@ -421,12 +449,20 @@ class Supervisor:
             body = frames[1:]
             if kind == PUB and plain_publish(body):
                 # An event's frames are its bytes: forwarded without a model.
-                self.bus.fan_out(frames[2], frames[0], frames[3], frames[4], minor=len(body) == 5)
+                if defer_events:
+                    later.append((frames[2], frames[0], frames[3], frames[4], len(body) == 5))
+                else:
+                    self.bus.fan_out(
+                        frames[2], frames[0], frames[3], frames[4], minor=len(body) == 5
+                    )
                 continue
             numbers = ack_numbers(body) if kind == ACK else None
-            if numbers is not None:
+            if numbers is not None:  # of events fanned out in earlier turns
                 self._acknowledged(slot, numbers)
                 continue
+            if later:
+                self._fan_out_later()
+                later = self._later
             self._on_worker_frame(slot, frames, now)
 
     @staticmethod

@@ -173,6 +173,8 @@ class WorkerHost:
         self._window = EventWindow(self.worker.event_window_s, limit=_MAX_DRAIN)
         self._poller = zmq.Poller()
         self._last_result: tuple[BaseModel, bytes] | None = None
+        self._held_events: list[list[bytes]] | None = None
+        """While a `replies_first` worker handles a batch: what it published."""
 
     # -- what the worker may call -------------------------------------------------
 
@@ -189,6 +191,9 @@ class WorkerHost:
         frames = [PUB, topic.encode(), utc_text().encode(), dumps(data)]
         if minor:
             frames.append(MINOR)
+        if self._held_events is not None:  # a batch of a `replies_first` worker
+            self._held_events.append(frames)
+            return
         send_frames(self._dealer, frames)
 
     def keep_alive(self) -> None:
@@ -357,12 +362,15 @@ class WorkerHost:
     def _answer(self, batch: list[tuple[bytes, Call]]) -> None:
         if not batch:
             return
+        held = self._held_events = [] if self.worker.replies_first else None
         try:
             outcomes: list[Outcome] = self.worker.handle_batch([call for _, call in batch])
         except Exception as exc:
             self.worker.log.exception("worker.batch_failed", ops=[c.op.value for _, c in batch])
             error = ProtocolError(ErrorCode.INTERNAL, f"{self.assignment.name} failed: {exc}")
             outcomes = [error] * len(batch)
+        finally:
+            self._held_events = None
         for (token, call), outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, ProtocolError):
                 frame = encode_error(call.id, outcome.code, outcome.message)
@@ -371,6 +379,10 @@ class WorkerHost:
             else:
                 frame = encode_ok(call.id, outcome)
             self._reply(token, frame)
+        if held:  # the replies are queued ahead of the events on the one connection
+            for frames in held:
+                send_frames(self._dealer, frames)
+        batch.clear()
 
     def _result_json(self, result: BaseModel) -> bytes:
         """The JSON of `result`, reused while the worker answers with the same object."""

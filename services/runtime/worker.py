@@ -79,6 +79,12 @@ class Worker:
     stable_results: ClassVar[bool] = False
     """Results are frozen models replaced, never changed in place: the host may
     reuse the JSON of a result it encoded last (`session.get` answered twice)."""
+    replies_first: ClassVar[bool] = False
+    """The events a batch publishes go out after its replies, not before: no
+    request needs to see them first, and the supervisor then routes the replies
+    before it fans the events out (the cost ledger: docs/benchmarks.md, "Why the
+    rate lagged the CPU"). False for a worker whose events must be seen by the
+    next request (the session writer's `preferences.changed`)."""
     event_window_s: float = 0.0
     """How long the host may hold delivered events, counted from the first one
     held, so that those arriving meanwhile are handled with it as one batch
