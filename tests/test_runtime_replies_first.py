@@ -1,0 +1,143 @@
+"""The cost ledger host: replies leave before their events; each request is answered once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from protocol.internal import PUB, REP, REQ, StopRequest, WorkerAssignment
+from protocol.names import WorkerName
+from services.runtime.host import WorkerHost
+from tests.test_runtime_event_window import SESSION, FakeSupervisor, _cost_event
+
+Script = Callable[[FakeSupervisor], Any]
+Run = Callable[..., Any]
+
+
+@pytest.fixture
+def ledger_host(tmp_path: Path) -> Iterator[Run]:
+    """Run a real cost ledger host on this thread while `script` plays the supervisor.
+
+    With `gate`, the ledger's first batch waits for it to be set: what the script
+    sends meanwhile is queued and read in one go.
+    """
+    saved = signal.getsignal(signal.SIGTERM)
+    lifeline_r, lifeline_w = os.pipe()
+
+    def run(script: Script, gate: threading.Event | None = None) -> Any:
+        endpoint = f"inproc://ledger-{id(script)}"
+        supervisor = FakeSupervisor(endpoint)
+        assignment = WorkerAssignment(
+            name=WorkerName.COST_LEDGER,
+            project=str(tmp_path),
+            session_id=SESSION,
+            backend=endpoint,
+            settings={"ledger": {"prices_load_delay_s": 60.0}},
+        )
+        host = WorkerHost(assignment, lifeline_r)
+        if gate is not None:
+            handle_batch = host.worker.handle_batch
+
+            def held(calls: Any) -> Any:
+                gate.wait(10.0)
+                return handle_batch(calls)
+
+            host.worker.handle_batch = held  # type: ignore[method-assign]
+        outcome: dict[str, Any] = {}
+
+        def play() -> None:
+            try:
+                supervisor.wait_ready()
+                outcome["result"] = script(supervisor)
+            except BaseException as exc:  # reported on the test's thread
+                outcome["error"] = exc
+            finally:
+                supervisor.send(StopRequest().frames())
+
+        player = threading.Thread(target=play)
+        player.start()
+        try:
+            assert host.run() == 0
+        finally:
+            player.join(timeout=30)
+            supervisor.router.close(linger=0)
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome.get("result")
+
+    try:
+        yield run
+    finally:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGTERM, saved)
+        os.close(lifeline_r)
+        os.close(lifeline_w)
+
+
+def _cost_log(token: int, request_id: str) -> list[bytes]:
+    request = {
+        "v": 1,
+        "id": request_id,
+        "op": "cost.log",
+        "args": {
+            "operation": "scene_generation",
+            "model": "claude-sonnet-3.5",
+            "input_tokens": 12450,
+            "output_tokens": 3200,
+        },
+    }
+    return [REQ, token.to_bytes(8, "big"), json.dumps(request).encode()]
+
+
+def _replies_and_events(supervisor: FakeSupervisor, count: int) -> list[tuple[bytes, bytes]]:
+    """The next `count` replies and events, in the order they came: (kind, token or topic)."""
+    seen: list[tuple[bytes, bytes]] = []
+    while len(seen) < count:
+        frames = supervisor.next_message(10.0)[1:]
+        if frames[0] in (REP, PUB):
+            seen.append((frames[0], frames[1]))
+    return seen
+
+
+def test_a_cost_log_reply_goes_out_before_its_event(ledger_host: Any) -> None:
+    """The supervisor gets each `cost.log` reply ahead of the `cost.logged` it caused."""
+
+    def script(supervisor: FakeSupervisor) -> list[tuple[bytes, bytes]]:
+        supervisor.send(_cost_log(1, "first"))
+        return _replies_and_events(supervisor, 2)
+
+    assert ledger_host(script) == [(REP, (1).to_bytes(8, "big")), (PUB, b"cost.logged")]
+
+
+def test_requests_read_before_an_event_are_answered_once(ledger_host: Any) -> None:
+    """A request and an event read together get one reply, not two, and what follows one too."""
+    gate = threading.Event()
+
+    def script(supervisor: FakeSupervisor) -> list[bytes]:
+        supervisor.send(_cost_log(1, "first"))  # its batch waits for the gate
+        supervisor.send(_cost_log(2, "second"))
+        topic, body = _cost_event(1, "elsewhere")
+        supervisor.send([b"EVT", (1).to_bytes(8, "big"), topic, body])
+        supervisor.send(_cost_log(3, "third"))
+        gate.set()
+        tokens: list[bytes] = []
+        while not tokens or tokens[-1] != (3).to_bytes(8, "big"):
+            frames = supervisor.next_message(10.0)[1:]
+            if frames[0] == REP:
+                tokens.append(frames[1])
+        supervisor.send(_cost_log(4, "fourth"))  # a marker: a late duplicate comes before it
+        while tokens[-1] != (4).to_bytes(8, "big"):
+            frames = supervisor.next_message(10.0)[1:]
+            if frames[0] == REP:
+                tokens.append(frames[1])
+        return tokens
+
+    tokens = ledger_host(script, gate)
+    assert tokens == [(n).to_bytes(8, "big") for n in (1, 2, 3, 4)]
