@@ -23,6 +23,7 @@ The pipeline, each stage in its own module:
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from typing import Any, ClassVar, Final
@@ -34,15 +35,16 @@ from services.readonly.tree import Tree, scan_folder, scan_project, stat_file
 from services.runtime.paths import WATCHED_FOLDERS
 from services.runtime.worker import Worker, WorkerContext
 from services.watch import overflow
-from services.watch.coalesce import DEFAULT_MAX_HOLD_S, DEFAULT_SETTLE_S, Coalescer, FileChange
+from services.watch.coalesce import Coalescer, FileChange
 from services.watch.intake import Intake, RawEvent
-from services.watch.observers import POLL_INTERVAL_S, ObserverFactory, WatchSet, default_observer
+from services.watch.observers import ObserverFactory, WatchSet, default_observer
 from services.watch.scan import GONE, diff_trees
 
 __all__ = ["BLIND_RESCAN_INTERVAL_S", "FileWatcher"]
 
 BLIND_RESCAN_INTERVAL_S: Final = float(default_value("watch", "blind_rescan_interval_s"))
-"""Without a way to notice queue overflows, rescan this often instead."""
+"""The shipped `watch.blind_rescan_interval_s`: without a way to notice queue
+overflows, rescan this often instead (a run uses its own settings' value)."""
 
 _ROOT_KEY: Final = ""
 
@@ -56,11 +58,22 @@ class FileWatcher(Worker):
         self,
         ctx: WorkerContext,
         *,
-        observer_factory: ObserverFactory = default_observer,
-        settle_s: float = DEFAULT_SETTLE_S,
-        max_hold_s: float = DEFAULT_MAX_HOLD_S,
+        observer_factory: ObserverFactory | None = None,
+        settle_s: float | None = None,
+        max_hold_s: float | None = None,
     ) -> None:
+        """Timings come from the run's settings (`[watch]`, so `--config` changes
+        them); tests may pass their own observers and grouping times."""
         super().__init__(ctx)
+        timing = ctx.settings.watch
+        self._poll_interval_s = timing.poll_interval_s
+        self._blind_rescan_s = timing.blind_rescan_interval_s
+        if observer_factory is None:
+            observer_factory = functools.partial(
+                default_observer, poll_interval_s=timing.poll_interval_s
+            )
+        settle_s = timing.settle_s if settle_s is None else settle_s
+        max_hold_s = timing.max_hold_s if max_hold_s is None else max_hold_s
         self.root = ctx.paths.project
         self._prefix = f"{self.root}{os.sep}"
         self.tree = Tree()
@@ -68,7 +81,12 @@ class FileWatcher(Worker):
             existed=lambda path: path in self.tree, settle_s=settle_s, max_hold_s=max_hold_s
         )
         self.intake = Intake()
-        self.watches = WatchSet(self.intake, factory=observer_factory, log=self.log)
+        self.watches = WatchSet(
+            self.intake,
+            factory=observer_factory,
+            log=self.log,
+            poll_interval_s=timing.poll_interval_s,
+        )
         self.missing: set[str] = set()
         self.skipped: dict[str, str] = {}
         self.overflow_detection = False
@@ -92,7 +110,7 @@ class FileWatcher(Worker):
         # (scan and event) and the confirmation step drops the repeat.
         self.tree = scan_project(self.root, self._watched_folders())
         if not self.overflow_detection:
-            self._next_blind_rescan = time.monotonic() + BLIND_RESCAN_INTERVAL_S
+            self._next_blind_rescan = time.monotonic() + self._blind_rescan_s
         self.log.info(
             "watch.started",
             files=len(self.tree),
@@ -120,7 +138,7 @@ class FileWatcher(Worker):
             "watch_limit_reached": self.watches.limit_reached,
             "watch_limit_error": self.watches.limit_error,
             "polling": polling,
-            "poll_interval_s": POLL_INTERVAL_S if polling else None,
+            "poll_interval_s": self._poll_interval_s if polling else None,
             "watched": sorted(key for key in backends if key != "."),
             "missing": sorted(self.missing),
             "skipped": dict(self.skipped),
@@ -147,7 +165,7 @@ class FileWatcher(Worker):
     def tick(self, now: float) -> None:
         """Publish every path that has settled."""
         if self._next_blind_rescan is not None and now >= self._next_blind_rescan:
-            self._next_blind_rescan = now + BLIND_RESCAN_INTERVAL_S
+            self._next_blind_rescan = now + self._blind_rescan_s
             self.rescan("periodic")
         for change in self.coalescer.flush(now):
             self._confirm_and_publish(change)

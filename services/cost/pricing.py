@@ -313,13 +313,9 @@ class PriceBook:
         self, model: str, usage: TokenUsage, *, at: datetime | None, provider: str | None
     ) -> Price | None:
         """`price` worked out from scratch: every source in order, for any usage."""
-        user_alias = self._overrides.alias(model) if self._overrides is not None else None
-        target = self._shipped.alias(user_alias or model) or user_alias
-        if self._overrides is not None:
-            for name in dict.fromkeys(n for n in (user_alias, model, target) if n):
-                found = self._overrides.find(name)
-                if found is not None:
-                    return table_price(found[0], found[1], "override", usage)
+        target, override = self._resolve(model)
+        if override is not None:
+            return table_price(override[0], override[1], "override", usage)
         for candidate in dict.fromkeys([target or model, model]):
             priced = self._from_genai_prices(candidate, usage, at, provider)
             if priced is not None:
@@ -329,18 +325,27 @@ class PriceBook:
                 return table_price(found[0], found[1], self._shipped.source, usage)
         return None
 
-    def _route(self, model: str, provider: str | None, at: datetime) -> Route | None:
-        """How `_price_slowly` prices a call on `model` without provider details, on
-        `at`'s UTC day, whatever its token counts: the same sources in the same order,
-        the arithmetic left for each call. None when genai-prices' generic way would
-        decide (its own units, or a model it may not know): that is never cached."""
+    def _resolve(self, model: str) -> tuple[str | None, tuple[str, ModelPrice] | None]:
+        """`model`'s target through the aliases (the user's first), and the user's
+        override that prices it, if any: the first steps of `_price_slowly` and
+        `_route` alike, so both follow one order."""
         user_alias = self._overrides.alias(model) if self._overrides is not None else None
         target = self._shipped.alias(user_alias or model) or user_alias
         if self._overrides is not None:
             for name in dict.fromkeys(n for n in (user_alias, model, target) if n):
                 found = self._overrides.find(name)
                 if found is not None:
-                    return Route(NO_RATES, found[1], "override", found[0])
+                    return target, found
+        return target, None
+
+    def _route(self, model: str, provider: str | None, at: datetime) -> Route | None:
+        """How `_price_slowly` prices a call on `model` without provider details, on
+        `at`'s UTC day, whatever its token counts: the same sources in the same order,
+        the arithmetic left for each call. None when genai-prices' generic way would
+        decide (its own units, or a model it may not know): that is never cached."""
+        target, override = self._resolve(model)
+        if override is not None:
+            return Route(NO_RATES, override[1], "override", override[0])
         for candidate in dict.fromkeys([target or model, model]):
             if self.use_genai_prices and candidate.lower() not in self._genai_missing:
                 if self._genai is None:

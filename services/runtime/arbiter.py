@@ -270,7 +270,9 @@ class Supervisor:
                 now = monotonic()
                 stalled_s = stall.stalled_for(now)
                 if stalled_s:  # we were not running: no worker was silent meanwhile
-                    forgive_stall(self.slots.values(), now, stalled_s, self.log)
+                    forgive_stall(
+                        self.slots.values(), now, stalled_s, self.log, unread_s=stall.turn_s
+                    )
                 if now >= self._timers_at:
                     try:
                         self._run_timers(now)

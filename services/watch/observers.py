@@ -50,15 +50,16 @@ ObserverFactory = Callable[[Backend], Any]
 """Makes an unstarted watchdog observer of the asked kind (injectable for tests)."""
 
 
-def default_observer(kind: Backend) -> Any:
-    """watchdog's native observer (inotify on Linux), or an lstat-based poller."""
+def default_observer(kind: Backend, poll_interval_s: int = POLL_INTERVAL_S) -> Any:
+    """watchdog's native observer (inotify on Linux), or an lstat-based poller listing
+    the tree every `poll_interval_s` (the run's `watch.poll_interval_s`)."""
     if kind == "native":
         from watchdog.observers import Observer
 
         return Observer()
     from watchdog.observers.polling import PollingObserverVFS
 
-    return PollingObserverVFS(stat=os.lstat, listdir=os.scandir, polling_interval=POLL_INTERVAL_S)
+    return PollingObserverVFS(stat=os.lstat, listdir=os.scandir, polling_interval=poll_interval_s)
 
 
 def _event_filter() -> list[type[Any]]:
@@ -98,11 +99,18 @@ class WatchSet:
     """Folders being watched, each by the native observer or, past the limit, by polling."""
 
     def __init__(
-        self, handler: Any, *, factory: ObserverFactory = default_observer, log: Any
+        self,
+        handler: Any,
+        *,
+        factory: ObserverFactory = default_observer,
+        log: Any,
+        poll_interval_s: int = POLL_INTERVAL_S,
     ) -> None:
         self.handler = handler
         self.factory = factory
         self.log = log
+        self.poll_interval_s = poll_interval_s
+        """What the polling fallback's interval is, for the log (the factory sets it)."""
         self.limit_reached = False
         self.limit_error: str | None = None
         self._observers: dict[Backend, Any] = {}
@@ -181,7 +189,7 @@ class WatchSet:
                 "watch.limit_reached",
                 error=error,
                 fallback="polling",
-                poll_interval_s=POLL_INTERVAL_S,
+                poll_interval_s=self.poll_interval_s,
                 hint="raise fs.inotify.max_user_watches (sysctl) to get instant events back",
             )
 
