@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from protocol.internal import PUB, REP, REQ, StopRequest, WorkerAssignment
+from protocol.internal import PUB, REP, REQ, WorkerAssignment
 from protocol.names import WorkerName
 from services.runtime.host import WorkerHost
-from tests.test_runtime_event_window import SESSION, FakeSupervisor, _cost_event
+from tests.host_harness import SESSION, FakeSupervisor, cost_event, host_signals, play
 
 Script = Callable[[FakeSupervisor], Any]
 Run = Callable[..., Any]
@@ -28,57 +26,30 @@ def ledger_host(tmp_path: Path) -> Iterator[Run]:
     With `gate`, the ledger's first batch waits for it to be set: what the script
     sends meanwhile is queued and read in one go.
     """
-    saved = signal.getsignal(signal.SIGTERM)
-    lifeline_r, lifeline_w = os.pipe()
+    with host_signals() as lifeline:
 
-    def run(script: Script, gate: threading.Event | None = None) -> Any:
-        endpoint = f"inproc://ledger-{id(script)}"
-        supervisor = FakeSupervisor(endpoint)
-        assignment = WorkerAssignment(
-            name=WorkerName.COST_LEDGER,
-            project=str(tmp_path),
-            session_id=SESSION,
-            backend=endpoint,
-            settings={"ledger": {"prices_load_delay_s": 60.0}},
-        )
-        host = WorkerHost(assignment, lifeline_r)
-        if gate is not None:
-            handle_batch = host.worker.handle_batch
+        def run(script: Script, gate: threading.Event | None = None) -> Any:
+            endpoint = f"inproc://ledger-{id(script)}"
+            assignment = WorkerAssignment(
+                name=WorkerName.COST_LEDGER,
+                project=str(tmp_path),
+                session_id=SESSION,
+                backend=endpoint,
+                settings={"ledger": {"prices_load_delay_s": 60.0}},
+            )
+            supervisor = FakeSupervisor(endpoint)
+            host = WorkerHost(assignment, lifeline)
+            if gate is not None:
+                handle_batch = host.worker.handle_batch
 
-            def held(calls: Any) -> Any:
-                gate.wait(10.0)
-                return handle_batch(calls)
+                def held(calls: Any) -> Any:
+                    gate.wait(10.0)
+                    return handle_batch(calls)
 
-            host.worker.handle_batch = held  # type: ignore[method-assign]
-        outcome: dict[str, Any] = {}
+                host.worker.handle_batch = held  # type: ignore[method-assign]
+            return play(host, supervisor, script)
 
-        def play() -> None:
-            try:
-                supervisor.wait_ready()
-                outcome["result"] = script(supervisor)
-            except BaseException as exc:  # reported on the test's thread
-                outcome["error"] = exc
-            finally:
-                supervisor.send(StopRequest().frames())
-
-        player = threading.Thread(target=play)
-        player.start()
-        try:
-            assert host.run() == 0
-        finally:
-            player.join(timeout=30)
-            supervisor.router.close(linger=0)
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome.get("result")
-
-    try:
         yield run
-    finally:
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGTERM, saved)
-        os.close(lifeline_r)
-        os.close(lifeline_w)
 
 
 def _cost_log(token: int, request_id: str) -> list[bytes]:
@@ -123,7 +94,7 @@ def test_requests_read_before_an_event_are_answered_once(ledger_host: Any) -> No
     def script(supervisor: FakeSupervisor) -> list[bytes]:
         supervisor.send(_cost_log(1, "first"))  # its batch waits for the gate
         supervisor.send(_cost_log(2, "second"))
-        topic, body = _cost_event(1, "elsewhere")
+        topic, body = cost_event(1, "elsewhere")
         supervisor.send([b"EVT", (1).to_bytes(8, "big"), topic, body])
         supervisor.send(_cost_log(3, "third"))
         gate.set()
