@@ -1,4 +1,4 @@
-// Events from the service's XPUB socket, with gaps in seq detected per source.
+// Events from the service's PUB socket, with gaps in seq detected per source.
 
 import { Subscriber } from "zeromq";
 import { curveOptions } from "./discovery.js";
