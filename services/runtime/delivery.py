@@ -4,48 +4,37 @@ Every delivered event used to cost a worker three pydantic models (the `EVT`
 frame's, the envelope's, the `ACK`'s) and a fresh JSON decoder (`json.loads`
 with keyword arguments builds one per call). Here the `EVT` and `ACK` frames
 are read and written by hand, as their models would, and `read_event` parses
-with one decoder built once and validates the envelope once. Anything out of
+with `protocol.codec.loads_exact` and validates the envelope once. Anything out of
 the ordinary goes through `protocol.envelopes.decode_event`, which gives the
 same `Event` or the same `ProtocolError` (property tests hold them together).
 """
 
 from __future__ import annotations
 
-import json
 import re
-from decimal import Decimal
 from typing import Any, Final
 
 from pydantic import ValidationError
 
+from protocol.codec import loads_exact
 from protocol.envelopes import Event, decode_event
-from protocol.internal import ACK, EVT
+from protocol.internal import ACK, EVT, NUMBER_BYTES
 
 __all__ = ["Delivered", "EventWindow", "ack_frames", "delivery_of", "read_event"]
 
 Delivered = tuple[int, bytes, bytes]
 """One `EVT` frame's number, topic and envelope (the fields of `EventDelivery`)."""
 
-_NUMBER_BYTES: Final = 8
 _MAX_NUMBER: Final = 2**63 - 1
 """`protocol.internal.Number`'s bound."""
 _SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89abcdefABCDEF]")
 """Half of a surrogate pair: such frames are orjson's to judge (`decode_event`)."""
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a valid JSON number")
-
-
-_EXACT: Final = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
-"""`protocol.codec.loads_exact`'s parser, built once: `json.loads` with
-keyword arguments builds a decoder (and its scanner) on every call."""
-
-
 def delivery_of(frames: list[bytes]) -> Delivered | None:
     """An `EVT number topic event` message as `decode_to_worker` would take it, without
     the model; None for any other message (or an odd one, which takes the model's way)."""
-    if len(frames) != 4 or frames[0] != EVT or len(frames[1]) != _NUMBER_BYTES:
+    if len(frames) != 4 or frames[0] != EVT or len(frames[1]) != NUMBER_BYTES:
         return None
     number = int.from_bytes(frames[1], "big")
     return (number, frames[2], frames[3]) if number <= _MAX_NUMBER else None
@@ -53,7 +42,7 @@ def delivery_of(frames: list[bytes]) -> Delivered | None:
 
 def read_event(topic: bytes, body: bytes) -> Event:
     """`decode_event([topic, body], exact=True)`: the same `Event`, or the same
-    `ProtocolError` for a frame that is not one, parsing with one decoder built once."""
+    `ProtocolError` for a frame that is not one, parsed once with `loads_exact`."""
     value = _envelope(body)
     if value is None:
         return decode_event([topic, body], exact=True)
@@ -76,15 +65,15 @@ def _envelope(body: bytes) -> dict[str, Any] | None:
     if text.startswith("\ufeff") or ("\\u" in text and _SURROGATE_ESCAPE.search(text)):
         return None
     try:
-        value = _EXACT.decode(text)
-    except (ValueError, RecursionError):
+        value = loads_exact(text)
+    except ValueError:  # JSONDecodeError, a constant, too deep
         return None
     return value if type(value) is dict else None
 
 
 def ack_frames(numbers: tuple[int, ...] | list[int]) -> list[bytes]:
     """The frames of `EventAck(numbers=...)` without building the model (once per batch)."""
-    return [ACK, *(number.to_bytes(_NUMBER_BYTES, "big") for number in numbers)]
+    return [ACK, *(number.to_bytes(NUMBER_BYTES, "big") for number in numbers)]
 
 
 class EventWindow:
