@@ -43,6 +43,7 @@ __all__ = [
     "ACK",
     "EVT",
     "HB",
+    "MAX_TOPIC_CHARS",
     "MINOR",
     "NUMBER_BYTES",
     "PUB",
@@ -86,7 +87,8 @@ MINOR = b"minor"
 _NUMBER_BYTES = 8
 NUMBER_BYTES = _NUMBER_BYTES
 """An event number's frame (`EVT`, `ACK`): 8 bytes, big-endian."""
-_MAX_TOPIC_CHARS = 128
+MAX_TOPIC_CHARS = 128
+"""The longest event topic a worker publishes (`WorkerPublish.topic`)."""
 TOKEN_BYTES = _NUMBER_BYTES
 """The longest token; hot paths check a REQ/REP frame against it without a model."""
 
@@ -182,7 +184,7 @@ class WorkerPublish(InternalFrame):
     """PUB: an event the worker publishes; the supervisor stamps `seq` and fans it out."""
 
     kind: ClassVar[bytes] = PUB
-    topic: Annotated[str, Field(min_length=1, max_length=_MAX_TOPIC_CHARS)]
+    topic: Annotated[str, Field(min_length=1, max_length=MAX_TOPIC_CHARS)]
     ts: str
     """The event's time, ISO 8601 UTC with `Z` (copied into the envelope as is)."""
     data: bytes
@@ -308,7 +310,7 @@ def plain_publish(frames: list[bytes]) -> bool:
     return (
         (count == 4 or (count == 5 and frames[4] == MINOR))
         and frames[0] == PUB
-        and 1 <= len(frames[1]) <= _MAX_TOPIC_CHARS
+        and 1 <= len(frames[1]) <= MAX_TOPIC_CHARS
         and frames[1].isascii()
         and frames[2].isascii()
     )

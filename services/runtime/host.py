@@ -39,6 +39,7 @@ from protocol.envelopes import (
 )
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.internal import (
+    MAX_TOPIC_CHARS,
     MINOR,
     PUB,
     REP,
@@ -72,8 +73,6 @@ __all__ = ["WorkerHost", "main"]
 
 _PR_SET_PDEATHSIG = 1
 _MAX_DRAIN = 512
-_MAX_TOPIC_CHARS = 128
-"""The longest event topic (`WorkerPublish.topic`, `Event.topic`)."""
 
 
 def _die_with_parent() -> None:
@@ -186,8 +185,8 @@ class WorkerHost:
         """
         # The frames of `WorkerPublish` without building the model (the per-event
         # path): topics are the worker's own `Topic` names, checked once here.
-        if not 0 < len(topic) <= _MAX_TOPIC_CHARS:
-            raise ValueError(f"an event topic is 1 to {_MAX_TOPIC_CHARS} characters: {topic!r}")
+        if not 0 < len(topic) <= MAX_TOPIC_CHARS:
+            raise ValueError(f"an event topic is 1 to {MAX_TOPIC_CHARS} characters: {topic!r}")
         frames = [PUB, topic.encode(), utc_text().encode(), dumps(data)]
         if minor:
             frames.append(MINOR)
