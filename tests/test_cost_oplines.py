@@ -137,3 +137,53 @@ def test_a_prewritten_value_reads_as_its_mapping() -> None:
     assert list(value) == ["a"]
     assert dumps(value) == b'{"a":1.5}'
     assert dumps([value, {"b": value}]) == b'[{"a":1.5},{"b":{"a":1.5}}]'
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    view=_views(),
+    amount=st.sampled_from(
+        [
+            Decimal("1.5"),
+            Decimal("1.50"),
+            Decimal("10"),
+            Decimal("1E+1"),
+            Decimal("0"),
+            Decimal("0.00"),
+            Decimal("-0"),
+            Decimal("0.08535"),
+            Decimal("59.74500"),
+        ]
+    ),
+    spelled=st.lists(
+        st.sampled_from(["1.5", "1.50", "10", "1E+1", "10.000", "0", "0.00", "-0", "0.08535"]),
+        min_size=5,
+        max_size=5,
+    ),
+)
+def test_equal_totals_are_written_as_the_model_path_writes_them(
+    view: dict[str, Any], amount: Decimal, spelled: list[str]
+) -> None:
+    """Totals that are equal (or equal amounts spelled differently) read the same in the
+    line, reply and event as the model path writes them."""
+    a, b, c, d, e = (Decimal(text) for text in spelled)
+    totals = {
+        "session_total": amount,
+        "daily_total": a,
+        "weekly_total": b,
+        "monthly_total": b,
+        "by_model": {"m": c, "n": c},
+        "unpriced_operations": 0,
+        "daily_unpriced": 0,
+        "weekly_unpriced": 0,
+        "monthly_unpriced": 0,
+        "monthly_projection": d if e > 1 else amount,
+    }
+    try:
+        record = op_record(view, totals=totals, warning=None)
+    except ValidationError:
+        return
+    written = written_call(view, totals=totals, warning=None)
+    assert _line_bytes(written.line) == dumps_line(line_form(record))
+    event = {"operation": view, "totals": totals, "cost": view["cost"]}
+    assert dumps(written.event) == dumps(event)

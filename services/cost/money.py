@@ -65,7 +65,7 @@ def usd(amount: Decimal) -> str:
         return f"{sign}${digits}"
     cents = magnitude.quantize(CENT, rounding=ROUND_HALF_EVEN)
     if cents < _THOUSAND:  # no separator to write: its own text is `x.yz` (3x faster)
-        return f"{sign}${cents}"
+        return sign + "$" + str(cents)  # `str`: no format spec to parse (a budget sentence has two)
     return f"{sign}${cents:,.2f}"
 
 

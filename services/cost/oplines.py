@@ -151,20 +151,30 @@ def _with_fragments(totals: dict[str, Any]) -> dict[str, Any]:
     """`totals` with every amount (also in `by_model`) as the JSON `dumps` writes for it.
 
     A call's totals are new amounts each time, so `dumps`' cache of amounts
-    only misses; writing them here is half the time and the same bytes.
+    only misses; writing them here is half the time and the same bytes. An
+    amount equal to the one written just before (the session's, day's, week's
+    and month's totals are often the same, and so is a lone model's) reuses its
+    bytes: equal Decimals are written alike (`decimal_text`).
     """
     written: dict[str, Any] = {}
+    last: Any = None
+    last_json: orjson.Fragment | None = None
     for key, value in totals.items():
         kind = type(value)
         if kind is Decimal:
-            written[key] = orjson.Fragment(decimal_text(value).encode())
+            if last_json is None or value != last:
+                last, last_json = value, orjson.Fragment(decimal_text(value).encode())
+            written[key] = last_json
         elif kind is dict:
-            written[key] = {
-                name: orjson.Fragment(decimal_text(amount).encode())
-                if type(amount) is Decimal
-                else amount
-                for name, amount in value.items()
-            }
+            by_name: dict[str, Any] = {}
+            for name, amount in value.items():
+                if type(amount) is Decimal:
+                    if last_json is None or amount != last:
+                        last, last_json = amount, orjson.Fragment(decimal_text(amount).encode())
+                    by_name[name] = last_json
+                else:
+                    by_name[name] = amount
+            written[key] = by_name
         else:
             written[key] = value
     return written

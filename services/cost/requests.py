@@ -20,6 +20,7 @@ from protocol.ledger import LedgerLine
 from protocol.names import MUTATING_OPS, Op, Topic
 from protocol.ops import CostEstimateArgs, CostLogArgs, CostSeriesArgs, SetBudgetArgs
 from services.cost.budget import BudgetLimits, due_warnings, most_severe_due, refusal
+from services.cost.call_warnings import CallWarnings
 from services.cost.oplines import WrittenLine, written_call
 from services.cost.preferences import CostPreferences
 from services.cost.pricing import OVERRIDES_NAME, PriceBook
@@ -91,6 +92,7 @@ class CostDesk:
         self.prices = prices
         self._preferences = preferences
         self.session_id = session_id
+        self._warnings = CallWarnings()
         self.handlers: dict[Op, Callable[[Call, Batch], Any]] = {
             Op.COST_LOG: self.log_operation,
             Op.COST_SET_BUDGET: self.set_budget,
@@ -236,11 +238,8 @@ class CostDesk:
     def _fire_due_warnings(self, batch: Batch) -> str | None:
         """Record and announce each warning not yet fired in its window; the worst's words."""
         state = self._state()
-        due = due_warnings(state.budget, state.spends(), self._preferences().warning_fraction)
-        fired = state.fired
-        for item in due:
-            if item.key in fired:
-                continue
+        to_fire, worst = self._warnings.now(state, self._preferences().warning_fraction)
+        for item in to_fire:
             warning = item.warning()
             record = warned_record(
                 item.key, ts=batch.ts, spent=warning.spent, message=warning.message
@@ -248,5 +247,4 @@ class CostDesk:
             state.apply(record)
             batch.records.append(record)
             batch.events.append((Topic.BUDGET_WARNING.value, warning))
-        worst = most_severe_due(due)
-        return worst.message() if worst else None
+        return worst

@@ -1,0 +1,103 @@
+"""The budget warnings of one `cost.log`, worked out with as little as possible per call.
+
+Every `cost.log` reply carries the sentence of the worst warning due, and
+every call must fire (record, announce) a warning the first time it is due in
+its window. `budget.due_warnings` says that from a list of `PeriodSpend`s;
+this module says the same straight from the state's current windows, on the
+reply's path (docs/benchmarks.md, "The ledger, fourth pass"):
+
+- the periods' rules (limit, threshold, the limit's key) are kept while the
+  budget and the fraction are the same objects (no hashing of the budget);
+- a period under its threshold costs one comparison: no `PeriodSpend`, no share;
+- the sentence is `DueWarning.message`'s, worked out once per call.
+
+What it returns is what `due_warnings`, the `fired` filter and
+`most_severe_due` return for `state.spends()` (tests/test_cost_call_warnings.py
+checks it for any budget, fraction, spending and fired set).
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import NamedTuple
+
+from services.cost.budget import BudgetLimits, DueWarning, PeriodSpend, limit_text, most_severe_due
+from services.cost.state import FiredKey, LedgerState
+from services.cost.windows import PERIODS, Period
+
+__all__ = ["CallWarnings", "WarningsNow"]
+
+_FRACTION_PLACES = Decimal("0.0001")
+_ONE = Decimal(1)
+
+
+class _PeriodRule(NamedTuple):
+    period: Period
+    limit: Decimal
+    threshold: Decimal | None
+    """None for a zero limit: due (exceeded) as soon as anything is spent."""
+    limit_key: str
+
+
+class WarningsNow(NamedTuple):
+    """What a call's warnings come to."""
+
+    to_fire: list[DueWarning]
+    """Due and not fired yet in their window, in period order (as `due_warnings`)."""
+    worst: str | None
+    """The sentence of the most severe warning due (fired before or not), or None."""
+
+
+_NOTHING = WarningsNow([], None)
+
+
+class CallWarnings:
+    """Works out the warnings due after each call; remembers the rules of one budget."""
+
+    def __init__(self) -> None:
+        self._limits: BudgetLimits | None = None
+        self._fraction: Decimal | None = None
+        self._rules: tuple[_PeriodRule, ...] = ()
+
+    def _rules_of(self, limits: BudgetLimits, fraction: Decimal) -> tuple[_PeriodRule, ...]:
+        """The limited periods' rules, worked out again only for another budget or fraction."""
+        if limits is self._limits and fraction is self._fraction:
+            return self._rules
+        rules = []
+        for period in PERIODS:
+            limit = limits.limit(period)
+            if limit is not None:
+                threshold = None if limit == 0 else limit * fraction
+                rules.append(_PeriodRule(period, limit, threshold, limit_text(limit)))
+        self._limits, self._fraction, self._rules = limits, fraction, tuple(rules)
+        return self._rules
+
+    def now(self, state: LedgerState, fraction: Decimal) -> WarningsNow:
+        """The warnings to fire and the worst one's words for the state's current windows."""
+        limits = state.budget
+        if not limits.warnings_enabled:
+            return _NOTHING
+        windows = state.windows
+        due: list[DueWarning] = []
+        for period, limit, threshold, limit_key in self._rules_of(limits, fraction):
+            current = windows[period]
+            spent = current.total
+            if threshold is None:  # a zero limit
+                if not spent > 0:
+                    continue
+                exceeded, share = True, _ONE
+            elif spent < threshold:
+                continue  # the common case while a period is under its threshold
+            else:
+                exceeded = spent >= limit
+                share = (spent / limit).quantize(_FRACTION_PLACES, rounding=ROUND_HALF_EVEN)
+            window = current.window.key
+            key: FiredKey = (period, window, "exceeded" if exceeded else "warning", limit_key)
+            spend = PeriodSpend(period, window, spent, current.unpriced)
+            due.append(DueWarning(spend, limit, exceeded, share, key))
+        if not due:
+            return _NOTHING
+        fired = state.fired
+        to_fire = [item for item in due if item.key not in fired]
+        worst = due[0] if len(due) == 1 else most_severe_due(due)
+        return WarningsNow(to_fire, worst.message() if worst is not None else None)
