@@ -25,6 +25,7 @@ from protocol.costs import CostOperation, CostTotals
 from protocol.envelopes import describe_validation_error
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.names import Op, Stage, WorkerName, WorkerState
+from protocol.quick_args import quick_cost_log_args
 from protocol.session import Preferences, RecoveryNotice
 
 __all__ = [
@@ -293,7 +294,14 @@ _ARGS_BY_NAME: dict[str, type[Message]] = {op.value: model for op, model in OP_A
 
 
 def parse_args(op: str, args: dict[str, Any], *, request_id: str | None = None) -> Message:
-    """Validate `args` for `op`, raising `ProtocolError` (`unknown_op`/`invalid_args`)."""
+    """Validate `args` for `op`, raising `ProtocolError` (`unknown_op`/`invalid_args`).
+
+    `cost.log` args of the common shape are checked by hand (`protocol.quick_args`).
+    """
+    if op == "cost.log" and type(args) is dict:
+        quick = quick_cost_log_args(args, CostLogArgs)
+        if quick is not None:
+            return quick
     try:
         model = _ARGS_BY_NAME[op]
     except (KeyError, TypeError):
