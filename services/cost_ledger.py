@@ -114,6 +114,8 @@ class CostLedger(Worker):
         self._series_saved_at = 0.0
         self._series_thread: threading.Thread | None = None
         self._series_stop = threading.Event()
+        self._answered: list[Batch] = []
+        """Batches answered whose bookkeeping waits until after the replies (`_settle`)."""
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -239,6 +241,7 @@ class CostLedger(Worker):
 
     def _adopt_series(self, generation: int, rebuilt: SeriesIndex) -> None:
         """On the main thread: take the rebuilt index (unless the state was rebuilt since)."""
+        self._settle()  # what was answered before goes in through `pending`, as always
         if generation != self._series_generation or self._state.series.complete:
             return
         self._state.series = self._state.series.adopt(rebuilt)
@@ -253,11 +256,13 @@ class CostLedger(Worker):
 
     def _reload(self) -> None:
         """Rebuild from disk after a failed append (memory must match the ledger)."""
+        self._answered.clear()  # the state read from disk holds them already
         self.close()
         self._load()
 
     def stop(self) -> None:
         """Write costs.json and a checkpoint, close the ledger."""
+        self._settle()
         if self._dirty_since is not None:
             self._snapshot()
         if self._since_checkpoint or self._state.series.complete:
@@ -282,7 +287,14 @@ class CostLedger(Worker):
     # -- requests -------------------------------------------------------------------
 
     def handle_batch(self, calls: Sequence[Call]) -> list[Outcome]:
-        """Apply every call, append the batch with one fsync, then answer."""
+        """Apply every call, append the batch with one fsync, then answer.
+
+        The batch's bookkeeping that no reply needs (the series index, the ids
+        applied, the reply cache) waits until after the replies: `next_deadline`
+        asks for a `tick` at once, which the host runs once the replies are sent.
+        """
+        if self._answered:
+            self._settle()  # not ticked since (a batch handled right after another)
         now = self._clock()
         if self._state.refresh(now):
             self._mark_dirty(self._monotonic())  # a new day: costs.json follows
@@ -308,8 +320,7 @@ class CostLedger(Worker):
         except Exception:
             self._reload()  # never answer from a state the ledger does not hold
             raise
-        for request_id, reply in batch.replies.items():
-            self._replies.put(request_id, reply)
+        self._answered.append(batch)
         confirm_above = self._prefs.current.confirm_above
         for topic, data in batch.events:
             self.ctx.publish(topic, data, minor=_is_minor(topic, data, confirm_above))
@@ -336,6 +347,22 @@ class CostLedger(Worker):
         if handler is None:
             return self.handle(call)  # not a cost op: unknown_op
         return handler(call, batch)
+
+    def _settle(self) -> None:
+        """The bookkeeping of the batches answered: series index, ids applied, reply cache.
+
+        A crash before it loses nothing: the batches' lines are durable, and a
+        start rebuilds all three from them.
+        """
+        state, replies = self._state, self._replies
+        for batch in self._answered:
+            for bucket, model, operation, cost in batch.series:
+                state.series.add(bucket, model, operation, cost)
+            for request_id in batch.applied:
+                state.applied.add(request_id)
+            for request_id, reply in batch.replies.items():
+                replies.put(request_id, reply)
+        self._answered.clear()
 
     def _first_reply(self, request_id: str, batch: Batch) -> Any:
         """The first result of an id already applied, or None for a new id."""
@@ -390,7 +417,9 @@ class CostLedger(Worker):
     # -- timed work -----------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        """The next snapshot, checkpoint or window boundary."""
+        """The next snapshot, checkpoint or window boundary; at once after answering."""
+        if self._answered:
+            return 0.0  # the batch's bookkeeping, once the replies are out (`_settle`)
         deadlines: list[float] = []
         if self._dirty_since is not None:
             deadlines.append(self._dirty_since + self.snapshot_delay_s)
@@ -402,7 +431,9 @@ class CostLedger(Worker):
         return min(deadlines)
 
     def tick(self, now: float) -> None:
-        """Follow the calendar, snapshot costs.json, checkpoint."""
+        """Settle what was answered, follow the calendar, snapshot costs.json, checkpoint."""
+        if self._answered:
+            self._settle()
         if self._state.refresh(self._clock()):
             self._mark_dirty(now)
         due_at = self._checkpoint_due_at()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from protocol.base import Message
@@ -61,6 +62,13 @@ class Batch:
     records: list[LedgerLine | WrittenLine] = field(default_factory=list)
     replies: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, Any]] = field(default_factory=list)
+    series: list[tuple[int, str, str, Decimal | None]] = field(default_factory=list)
+    """Operations for `LedgerState.series` (bucket, model, operation, cost), counted
+    after the replies: no reply reads the series, and a crash before they are counted
+    loses nothing (a start rebuilds the series from the ledger's lines)."""
+    applied: list[str] = field(default_factory=list)
+    """Request ids for `LedgerState.applied`, remembered after the replies (an id
+    re-sent within the batch is found in `replies`)."""
 
     @property
     def ts(self) -> datetime:
@@ -124,8 +132,9 @@ class CostDesk:
         )
         # Folded first, then the line is written once with its reply (a line that
         # fails validation fails the batch, and the ledger reloads from disk).
-        state.fold_operation(view)
-        state.applied.add(call.id)
+        bucket = state.fold_operation(view, count_series=False)
+        batch.series.append((bucket, view["model"], view["operation"], view["cost"]))
+        batch.applied.append(call.id)
         at = len(batch.records)
         warning = self._fire_due_warnings(batch)
         written = written_call(view, totals=state.totals(), warning=warning)

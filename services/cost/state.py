@@ -202,12 +202,14 @@ class LedgerState:
         self.fold_operation(view)
         return view
 
-    def fold_operation(self, view: dict[str, Any]) -> None:
-        """Fold one operation in, given as its `CostOperation` view (`operation_view`).
+    def fold_operation(self, view: dict[str, Any], *, count_series: bool = True) -> int:
+        """Fold one operation in, given as its `CostOperation` view (`operation_view`); its bucket.
 
         What `apply` does for an `op` line except remembering its request id:
         the live path folds the view before the line (which carries the totals
-        just after it) is built, so the line is built once.
+        just after it) is built, so the line is built once. With
+        `count_series=False` the caller adds it to `series` itself, later
+        (the ledger does so after the replies: no reply reads the series).
         """
         cost: Decimal | None = view["cost"]
         bucket = bucket_of(view["timestamp"])
@@ -226,9 +228,11 @@ class LedgerState:
                     current.unpriced += 1
                 else:
                     current.total = MONEY.add(current.total, cost)
-        self.series.add(bucket, view["model"], view["operation"], cost)
+        if count_series:
+            self.series.add(bucket, view["model"], view["operation"], cost)
         if view["session_id"] == self.session.session_id:
             self.session.add(view)
+        return bucket
 
     # -- time -----------------------------------------------------------------------
 
