@@ -544,10 +544,14 @@ _REPLY_KEYS = (
 """A first reply held as a plain mapping: the key that says which op it answered."""
 
 
+_COST_LOGGED = Topic.COST_LOGGED.value
+"""The topic's text, read once (an enum's `.value` is a Python-level property)."""
+
+
 def _is_minor(topic: str, data: Any, confirm_above: Decimal) -> bool:
     """A `cost.logged` at or below the confirm threshold (or unpriced) is minor:
     the session writer, which only snapshots on expensive calls, is spared it."""
-    if topic != Topic.COST_LOGGED.value:
+    if topic != _COST_LOGGED:
         return False
     if type(data) is not Prewritten and not isinstance(data, Mapping):
         return False

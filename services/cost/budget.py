@@ -32,6 +32,7 @@ __all__ = [
     "most_severe",
     "most_severe_due",
     "refusal",
+    "warning_words",
 ]
 
 Level = Literal["warning", "exceeded"]
@@ -138,22 +139,8 @@ class DueWarning(NamedTuple):
 
     def message(self) -> str:
         """The sentence a writer reads."""
-        spend, limit = self.spend, self.limit
-        title = PERIOD_TITLES[spend.period]
-        left = MONEY.subtract(limit, spend.spent)
-        share = percent_text(spend.spent / limit) if limit > 0 else "all"
-        limit_usd = _limit_usd(limit)
-        if self.exceeded:
-            text = (
-                f"{title} exceeded: {usd(spend.spent)} spent of {limit_usd} ({share}); "
-                f"{usd(-left)} over the limit."
-            )
-        else:
-            text = f"{title}: {usd(spend.spent)} of {limit_usd} spent ({share}); {usd(left)} left."
-        if spend.unpriced:
-            calls = "call" if spend.unpriced == 1 else "calls"
-            text += f" {spend.unpriced} unpriced {calls} not included."
-        return text
+        spend = self.spend
+        return warning_words(spend.period, spend.spent, self.limit, self.exceeded, spend.unpriced)
 
     def warning(self) -> BudgetWarning:
         """The `BudgetWarning` (event data and UI)."""
@@ -169,6 +156,34 @@ class DueWarning(NamedTuple):
             message=self.message(),
             unpriced_operations=spend.unpriced,
         )
+
+
+def warning_words(
+    period: Period,
+    spent: Decimal,
+    limit: Decimal,
+    exceeded: bool,
+    unpriced: int,
+    *,
+    limit_usd: str | None = None,
+) -> str:
+    """A due warning's sentence (`DueWarning.message`); `limit_usd` is `usd(limit)` if known."""
+    title = PERIOD_TITLES[period]
+    left = MONEY.subtract(limit, spent)
+    share = percent_text(spent / limit) if limit > 0 else "all"
+    if limit_usd is None:
+        limit_usd = _limit_usd(limit)
+    if exceeded:
+        text = (
+            f"{title} exceeded: {usd(spent)} spent of {limit_usd} ({share}); "
+            f"{usd(-left)} over the limit."
+        )
+    else:
+        text = f"{title}: {usd(spent)} of {limit_usd} spent ({share}); {usd(left)} left."
+    if unpriced:
+        calls = "call" if unpriced == 1 else "calls"
+        text += f" {unpriced} unpriced {calls} not included."
+    return text
 
 
 class _Rule(NamedTuple):

@@ -9,7 +9,8 @@ reply's path (docs/benchmarks.md, "The ledger, fourth pass"):
 - the periods' rules (limit, threshold, the limit's key) are kept while the
   budget and the fraction are the same objects (no hashing of the budget);
 - a period under its threshold costs one comparison: no `PeriodSpend`, no share;
-- the sentence is `DueWarning.message`'s, worked out once per call.
+- the worst is picked as it goes, and only its sentence is written
+  (`budget.warning_words`, `DueWarning.message`'s), once per call.
 
 What it returns is what `due_warnings`, the `fired` filter and
 `most_severe_due` return for `state.spends()` (tests/test_cost_call_warnings.py
@@ -21,7 +22,8 @@ from __future__ import annotations
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import NamedTuple
 
-from services.cost.budget import BudgetLimits, DueWarning, PeriodSpend, limit_text, most_severe_due
+from services.cost.budget import BudgetLimits, DueWarning, PeriodSpend, limit_text, warning_words
+from services.cost.money import usd
 from services.cost.state import FiredKey, LedgerState
 from services.cost.windows import PERIODS, Period
 
@@ -33,10 +35,13 @@ _ONE = Decimal(1)
 
 class _PeriodRule(NamedTuple):
     period: Period
+    rank: int
+    """The period's place in `PERIODS`: the longer period is the worse of two equal shares."""
     limit: Decimal
     threshold: Decimal | None
     """None for a zero limit: due (exceeded) as soon as anything is spent."""
     limit_key: str
+    limit_usd: str
 
 
 class WarningsNow(NamedTuple):
@@ -64,22 +69,33 @@ class CallWarnings:
         if limits is self._limits and fraction is self._fraction:
             return self._rules
         rules = []
-        for period in PERIODS:
+        for rank, period in enumerate(PERIODS):
             limit = limits.limit(period)
             if limit is not None:
                 threshold = None if limit == 0 else limit * fraction
-                rules.append(_PeriodRule(period, limit, threshold, limit_text(limit)))
+                rules.append(
+                    _PeriodRule(period, rank, limit, threshold, limit_text(limit), usd(limit))
+                )
         self._limits, self._fraction, self._rules = limits, fraction, tuple(rules)
         return self._rules
 
     def now(self, state: LedgerState, fraction: Decimal) -> WarningsNow:
-        """The warnings to fire and the worst one's words for the state's current windows."""
+        """The warnings to fire and the worst one's words for the state's current windows.
+
+        The worst is `most_severe_due`'s: exceeded first, then the largest
+        share, then the longest period (the rank makes every two differ).
+        """
         limits = state.budget
         if not limits.warnings_enabled:
             return _NOTHING
-        windows = state.windows
-        due: list[DueWarning] = []
-        for period, limit, threshold, limit_key in self._rules_of(limits, fraction):
+        windows, fired = state.windows, state.fired
+        to_fire: list[DueWarning] = []
+        worst: tuple[bool, Decimal, int] | None = None
+        words: tuple[Period, Decimal, Decimal, bool, int] | None = None
+        words_limit = ""
+        for period, rank, limit, threshold, limit_key, limit_usd in self._rules_of(
+            limits, fraction
+        ):
             current = windows[period]
             spent = current.total
             if threshold is None:  # a zero limit
@@ -93,11 +109,14 @@ class CallWarnings:
                 share = (spent / limit).quantize(_FRACTION_PLACES, rounding=ROUND_HALF_EVEN)
             window = current.window.key
             key: FiredKey = (period, window, "exceeded" if exceeded else "warning", limit_key)
-            spend = PeriodSpend(period, window, spent, current.unpriced)
-            due.append(DueWarning(spend, limit, exceeded, share, key))
-        if not due:
+            if key not in fired:
+                spend = PeriodSpend(period, window, spent, current.unpriced)
+                to_fire.append(DueWarning(spend, limit, exceeded, share, key))
+            severity = (exceeded, share, rank)
+            if worst is None or severity > worst:
+                worst = severity
+                words = (period, spent, limit, exceeded, current.unpriced)
+                words_limit = limit_usd
+        if words is None:
             return _NOTHING
-        fired = state.fired
-        to_fire = [item for item in due if item.key not in fired]
-        worst = due[0] if len(due) == 1 else most_severe_due(due)
-        return WarningsNow(to_fire, worst.message() if worst is not None else None)
+        return WarningsNow(to_fire, warning_words(*words, limit_usd=words_limit))

@@ -297,7 +297,8 @@ class PriceBook:
         )
         if usage.details is None:
             moment = at or datetime.now(UTC)
-            key = (model, provider, moment.astimezone(UTC).date())
+            day = moment.date() if moment.tzinfo is UTC else moment.astimezone(UTC).date()
+            key = (model, provider, day)
             route = self._routes.get(key)
             if route is None:
                 route = self._route(model, provider, moment)

@@ -48,6 +48,9 @@ __all__ = ["MUTATING", "Batch", "CostDesk"]
 
 A = TypeVar("A", bound=Message)
 
+_COST_LOGGED = Topic.COST_LOGGED.value
+"""The topic's text, read once (an enum's `.value` is a Python-level property)."""
+
 MUTATING = frozenset(op for op in MUTATING_OPS if op.value.startswith("cost."))
 """The ledger's ops whose request id is an idempotency key (each leaves a ledger record)."""
 
@@ -140,7 +143,7 @@ class CostDesk:
         written = written_call(view, totals=state.totals(), warning=warning)
         batch.records.insert(at, written.line)  # before the warnings it fired, as on disk
         reply = batch.replies[call.id] = written.reply
-        batch.events.append((Topic.COST_LOGGED.value, written.event))
+        batch.events.append((_COST_LOGGED, written.event))
         if price is None:
             message = (
                 f"no price for model {used.model!r}: the call was recorded unpriced "
