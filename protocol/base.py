@@ -123,7 +123,9 @@ def utc_text(moment: datetime | None = None) -> str:
 
     A naive moment is taken as UTC, as `Timestamp` takes it.
     """
-    utc = _to_utc(moment or datetime.now(UTC))
+    if moment is None:  # every event's stamp: no conversion, the offset is always +00:00
+        return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    utc = _to_utc(moment)
     return utc.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 

@@ -284,6 +284,17 @@ def test_the_one_timestamp_text_reads_back_as_the_same_instant(moment: datetime)
     assert parse_ts(text) == expected and parse_ts(text).tzinfo is UTC
 
 
+def test_the_timestamp_of_now_is_written_like_any_other() -> None:
+    """`utc_text()` (every event's stamp) is the text `utc_text` writes for that instant."""
+    from protocol.base import parse_ts, utc_text
+
+    before = datetime.now(UTC)
+    text = utc_text()
+    after = datetime.now(UTC)
+    assert before <= parse_ts(text) <= after
+    assert text == utc_text(parse_ts(text)) and text.endswith("Z") and len(text) == 27
+
+
 def test_parse_ts_takes_any_offset_and_refuses_what_is_no_timestamp() -> None:
     """Offsets are converted to UTC, a naive time is UTC, and a non-timestamp is an error."""
     from protocol.base import parse_ts
