@@ -39,7 +39,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -114,6 +114,8 @@ class CostLedger(Worker):
         self._series_saved_at = 0.0
         self._series_thread: threading.Thread | None = None
         self._series_stop = threading.Event()
+        self._month_file: tuple[tuple[int, int] | None, str] = (None, "")
+        """The last UTC (year, month) appended to and its file's name."""
         self._answered: list[Batch] = []
         """Batches answered whose bookkeeping waits until after the replies (`_settle`)."""
 
@@ -389,7 +391,14 @@ class CostLedger(Worker):
 
     def _commit(self, batch: Batch) -> None:
         """Append the batch to the month's file: one write, one fsync."""
-        name = month_file_name(batch.now)
+        now = batch.now
+        month = (now.year, now.month) if now.tzinfo is UTC else None
+        if month is not None and month == self._month_file[0]:
+            name = self._month_file[1]  # the common case: no formatting per batch
+        else:
+            name = month_file_name(now)
+            if month is not None:
+                self._month_file = (month, name)
         records = batch.records
         if self._log is None or name > self._log.path.name:
             if self._log is not None:
@@ -420,15 +429,14 @@ class CostLedger(Worker):
         """The next snapshot, checkpoint or window boundary; at once after answering."""
         if self._answered:
             return 0.0  # the batch's bookkeeping, once the replies are out (`_settle`)
-        deadlines: list[float] = []
+        until_boundary = (self._state.next_boundary() - self._clock()).total_seconds()
+        deadline = self._monotonic() + (until_boundary if until_boundary > 0.0 else 0.0)
         if self._dirty_since is not None:
-            deadlines.append(self._dirty_since + self.snapshot_delay_s)
+            deadline = min(deadline, self._dirty_since + self.snapshot_delay_s)
         checkpoint_due = self._checkpoint_due_at()
         if checkpoint_due is not None:
-            deadlines.append(checkpoint_due)
-        until_boundary = (self._state.next_boundary() - self._clock()).total_seconds()
-        deadlines.append(self._monotonic() + max(0.0, until_boundary))
-        return min(deadlines)
+            deadline = min(deadline, checkpoint_due)
+        return deadline
 
     def tick(self, now: float) -> None:
         """Settle what was answered, follow the calendar, snapshot costs.json, checkpoint."""
