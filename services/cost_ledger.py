@@ -67,7 +67,7 @@ from services.cost.series import (
     read_index,
     save_index,
 )
-from services.cost.snapshot import OperationTexts, costs_document, costs_json
+from services.cost.snapshot import costs_document
 from services.cost.state import LedgerState
 from services.runtime.worker import Call, Outcome, ReplyCache, Worker, WorkerContext
 from services.store import AtomicJsonFile, JsonLinesLog, RetryPolicy, ensure_private_dir
@@ -148,7 +148,6 @@ class CostLedger(Worker):
             session_id=self.ctx.session_id,
         )
         self._costs_file = AtomicJsonFile(paths.costs, retry=self._retry)
-        self._operation_texts = OperationTexts()
         self._check_costs_file()
         self._load()
 
@@ -490,12 +489,7 @@ class CostLedger(Worker):
             warning=self._desk.current_warning(),
             now=self._clock(),
         )
-        try:
-            data = costs_json(document, self._operation_texts)
-        except TypeError:  # `save` says what could not be written, as it always did
-            outcome = self._costs_file.save(document)
-        else:
-            outcome = self._costs_file.save_bytes(data)
+        outcome = self._costs_file.save(document)
         if outcome.ok:
             self._dirty_since = None
         else:
