@@ -7,6 +7,8 @@ from pathlib import Path
 
 from test_cost_ledger import LedgerHarness
 
+from protocol.codec import dumps, loads_exact
+from protocol.ledger import LedgerCheckpoint
 from protocol.names import Topic
 
 
@@ -47,3 +49,19 @@ def test_a_tick_settles_the_bookkeeping(tmp_path: Path) -> None:
     harness.tick(ledger)
     deadline = ledger.next_deadline()
     assert deadline is not None and deadline > 0.0
+
+
+def test_the_checkpoint_is_written_as_its_model_would_write_it(tmp_path: Path) -> None:
+    """checkpoint.json is byte for byte the validated model's JSON: windows, session,
+    budget, warnings fired, ids applied, unpriced calls and all."""
+    harness = LedgerHarness(tmp_path / "project")
+    ledger = harness.open()
+    harness.one(ledger, harness.call("cost.set_budget", daily_limit="0.05"))
+    for tokens in (1000, 2000, 3000):
+        harness.log(ledger, "gpt-4", tokens, 10)
+    harness.log(ledger, "my-local-llm", 10, 0)
+    ledger.stop()
+    written = (harness.paths.ledger_dir / "checkpoint.json").read_bytes()
+    model = LedgerCheckpoint.model_validate(loads_exact(written))
+    assert written == dumps(model)
+    assert model.fired and model.session.operations and len(model.applied_ids) == 5
