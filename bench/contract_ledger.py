@@ -35,6 +35,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections import deque
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation
 from typing import Any, NamedTuple, cast
@@ -211,6 +212,8 @@ class CostLedger:
         """Per period as in LIMITS: [window key, total, unpriced]."""
         self.fired: set[tuple[str, str, str]] = set()
         self.answers: dict[str, bytes] = {}
+        self.answered: deque[str] = deque()
+        """The ids of `answers`, oldest first."""
         self.pace = (31, 1)
         """Days in the local month and days of it elapsed (today counted)."""
         self.until = now
@@ -358,9 +361,10 @@ class CostLedger:
                 "result": {"operation": operation, "totals": totals, "warning": warning},
             }
         )
-        if len(self.answers) >= REMEMBERED_IDS:
-            del self.answers[next(iter(self.answers))]  # the oldest (dicts keep their order)
         self.answers[request_id] = reply
+        self.answered.append(request_id)
+        if len(self.answered) > REMEMBERED_IDS:
+            del self.answers[self.answered.popleft()]  # forget the oldest
         return reply
 
     def _totals(self) -> dict[str, Any]:

@@ -11,8 +11,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import orjson
+import pytest
 import zmq
 
+from bench import contract_ledger
 from bench.contract_ledger import CostLedger
 from bench.cost_floor import MinimalLedger
 from bench.cost_load import CLIENTS, Op, run_clients
@@ -214,3 +216,15 @@ def test_contract_floor_checks_envelopes_in_its_broker(tmp_path: Path) -> None:
     finally:
         sock.close(linger=0)
         floor.close()
+
+
+def test_contract_floor_forgets_the_oldest_answer_past_its_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Like ours, it remembers a bounded number of ids: past it, the oldest is applied anew."""
+    monkeypatch.setattr(contract_ledger, "REMEMBERED_IDS", 3)
+    ledger = _ledger()
+    for request_id in ("a", "b", "c", "d"):
+        ledger.batch([_contract_request(request_id)])
+    assert len(ledger.batch([_contract_request("d")])[0]) == 0  # remembered: nothing written
+    assert len(ledger.batch([_contract_request("a")])[0]) == 1  # forgotten: logged again
