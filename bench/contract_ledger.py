@@ -93,6 +93,9 @@ LIMITS: tuple[tuple[str, str, Decimal], ...] = (
 )
 """Our default budget, shortest period first (a tie in severity goes to the longest)."""
 
+_WARN_AT = tuple(limit * WARN_FROM for _, _, limit in LIMITS)
+"""Where each limit starts to warn, worked out once."""
+
 _FIELDS = frozenset(
     {
         "operation",
@@ -392,7 +395,7 @@ class CostLedger:
         for rank, ((period, title, limit), (key, spent, unpriced)) in enumerate(
             zip(LIMITS, self.windows, strict=True)
         ):
-            if spent < limit * WARN_FROM:
+            if spent < _WARN_AT[rank]:
                 continue
             exceeded = spent >= limit
             share = ROUNDED.divide(spent, limit).quantize(SHARE, ROUND_HALF_EVEN)
