@@ -240,10 +240,10 @@ class CostLedger:
         self.until = _midnight(today + timedelta(days=1), self.zone)
 
     def batch(
-        self, requests: list[bytes]
+        self, requests: list[bytes], now: datetime
     ) -> tuple[list[bytes], list[bytes], list[tuple[bytes, bytes]]]:
-        """(ledger lines to fsync, replies in order, events as topic and data) for a batch."""
-        now = datetime.now(UTC)
+        """(ledger lines to fsync, replies in order, events as topic and data) for a batch
+        that arrived at `now` (UTC), the time of each of its operations."""
         if now >= self.until:
             self._calendar(now)
         stamp = now.isoformat(timespec="microseconds")[:-6] + "Z"
@@ -405,9 +405,7 @@ class CostLedger:
             if (period, key, level) in self.fired:
                 continue
             self.fired.add((period, key, level))  # once per level of each window
-            message = _sentence(
-                title, spent, limit, share=share, exceeded=exceeded, unpriced=unpriced
-            )
+            message = _sentence(title, spent, limit, exceeded=exceeded, unpriced=unpriced)
             line = {
                 "kind": "warned",
                 "ts": stamp,
@@ -435,16 +433,13 @@ class CostLedger:
         exceeded, share, rank = worst
         _, title, limit = LIMITS[rank]
         _, spent, unpriced = self.windows[rank]
-        return _sentence(
-            title, spent, limit, share=share, exceeded=exceeded, unpriced=unpriced
-        ), fired
+        return _sentence(title, spent, limit, exceeded=exceeded, unpriced=unpriced), fired
 
 
-def _sentence(
-    title: str, spent: Decimal, limit: Decimal, *, share: Decimal, exceeded: bool, unpriced: int
-) -> str:
+def _sentence(title: str, spent: Decimal, limit: Decimal, *, exceeded: bool, unpriced: int) -> str:
     """The warning a writer reads: which limit, how much is spent, how much is left."""
-    percent = f"{int((share * 100).to_integral_value(rounding=ROUND_FLOOR))}%"
+    share = ROUNDED.divide(spent, limit) * 100  # rounded down: never "100%" before it is
+    percent = f"{int(share.to_integral_value(rounding=ROUND_FLOOR))}%"
     if exceeded:
         text = (
             f"{title} exceeded: {_usd(spent)} spent of {_usd(limit)} ({percent}); "
@@ -480,7 +475,7 @@ def _serve(backend: str, path: str) -> None:
         batch = [dealer.recv_multipart()]
         while cast(int, dealer.getsockopt(events_flag)) & pollin:
             batch.append(dealer.recv_multipart())
-        lines, replies, events = ledger.batch([frames[2] for frames in batch])
+        lines, replies, events = ledger.batch([frames[2] for frames in batch], datetime.now(UTC))
         if lines:
             os.write(fd, b"\n".join(lines) + b"\n")
             os.fsync(fd)  # group commit: one per batch, before any reply says ok

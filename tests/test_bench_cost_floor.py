@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 import zmq
+from test_cost_ledger import START, LedgerHarness
 
 from bench import contract_ledger
 from bench.contract_ledger import CostLedger
@@ -118,14 +119,17 @@ def _contract_request(request_id: str, args: object = None, op: str = "cost.log"
     )
 
 
+_NOW = datetime.now(UTC)
+
+
 def _ledger() -> CostLedger:
-    return CostLedger(ZoneInfo("UTC"), datetime.now(UTC))
+    return CostLedger(ZoneInfo("UTC"), _NOW)
 
 
 def test_contract_floor_answers_in_our_shapes_with_exact_amounts() -> None:
     """Its reply, ledger line and event read as ours do, every key there, every amount exact."""
     ledger = _ledger()
-    lines, replies, events = ledger.batch([_contract_request(f"c{k}") for k in range(3)])
+    lines, replies, events = ledger.batch([_contract_request(f"c{k}") for k in range(3)], _NOW)
     result = loads_exact(replies[-1])["result"]
     CostLogResult.model_validate(result)
     assert list(result) == ["operation", "totals", "warning"]
@@ -154,11 +158,13 @@ def test_contract_floor_refuses_bad_args_without_remembering_the_id() -> None:
         {**_CONTRACT_ARGS, "cache_read_tokens": 12451},
         {**_CONTRACT_ARGS, "operation": ""},
     ]
-    lines, replies, _ = ledger.batch([_contract_request("r", args) for args in refused])
+    lines, replies, _ = ledger.batch([_contract_request("r", args) for args in refused], _NOW)
     assert lines == []
     assert [orjson.loads(reply)["error"]["code"] for reply in replies] == ["invalid_args"] * 6
-    first = ledger.batch([_contract_request("r", {**_CONTRACT_ARGS, "input_tokens": 12450.0})])
-    again = ledger.batch([_contract_request("r", {**_CONTRACT_ARGS, "input_tokens": 1})])
+    first = ledger.batch(
+        [_contract_request("r", {**_CONTRACT_ARGS, "input_tokens": 12450.0})], _NOW
+    )
+    again = ledger.batch([_contract_request("r", {**_CONTRACT_ARGS, "input_tokens": 1})], _NOW)
     assert len(first[0]) == 1
     assert again == ([], first[1], [])  # nothing written or published, the first answer
 
@@ -171,7 +177,7 @@ def test_contract_floor_warns_once_per_level_and_says_so_in_each_reply() -> None
     last = b""
     for start in range(0, 600, 8):
         lines, replies, events = ledger.batch(
-            [_contract_request(f"w{k}") for k in range(start, start + 8)]
+            [_contract_request(f"w{k}") for k in range(start, start + 8)], _NOW
         )
         warned += [line for line in lines if b'"kind":"warned"' in line]
         topics += [topic for topic, _ in events if topic != b"cost.logged"]
@@ -225,6 +231,48 @@ def test_contract_floor_forgets_the_oldest_answer_past_its_bound(
     monkeypatch.setattr(contract_ledger, "REMEMBERED_IDS", 3)
     ledger = _ledger()
     for request_id in ("a", "b", "c", "d"):
-        ledger.batch([_contract_request(request_id)])
-    assert len(ledger.batch([_contract_request("d")])[0]) == 0  # remembered: nothing written
-    assert len(ledger.batch([_contract_request("a")])[0]) == 1  # forgotten: logged again
+        ledger.batch([_contract_request(request_id)], _NOW)
+    assert len(ledger.batch([_contract_request("d")], _NOW)[0]) == 0  # remembered: nothing written
+    assert len(ledger.batch([_contract_request("a")], _NOW)[0]) == 1  # forgotten: logged again
+
+
+def test_contract_floor_answers_what_our_ledger_answers(tmp_path: Path) -> None:
+    """The same calls at the same moment: our ledger's replies, lines, events and warnings."""
+    harness = LedgerHarness(tmp_path / "project", now=START)
+    ours = harness.open()
+    floor = CostLedger(ZoneInfo("UTC"), START)
+    calls = [  # $30 each, then unpriced and cached: past 80% and 100% of each default limit
+        *([("claude-sonnet-3.5", 10_000_000, 0)] * 8),
+        ("gpt-9-ultra", 10, 2),
+        *([("claude-sonnet-3.5", 10_000_000, 0)] * 10),
+    ]
+    fired = 0
+    for number, (model, input_tokens, output_tokens) in enumerate(calls):
+        args = {
+            "operation": "scene_generation",
+            "model": model,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cache_read_tokens": number,
+        }
+        mine = harness.one(ours, harness.call("cost.log", f"q{number}", **args))
+        lines, (reply,), events = floor.batch([_contract_request(f"q{number}", args)], START)
+        theirs = loads_exact(reply)["result"]
+        event = loads_exact(events[0][1])
+        our_event = next(data for topic, data in reversed(harness.events) if topic == "cost.logged")
+        for operation in (mine, theirs, event, our_event):
+            operation["operation"].pop("timestamp")
+            operation["operation"].pop("session_id")
+        assert theirs == mine
+        assert event == our_event
+        line, our_line = loads_exact(lines[0]), harness.records("op")[-1]
+        for record in (line, our_line):
+            record.pop("ts")
+            record.pop("session_id")
+        assert line == our_line
+        warned = [loads_exact(line)["message"] for line in lines[1:]]
+        assert warned == [record["message"] for record in harness.records("warned")[fired:]]
+        fired += len(warned)
+    assert fired == 5  # the day's $50 passed at once by $60, then 80% and 100% of week and month
+    assert theirs["warning"].startswith("Daily budget exceeded: $540.00 spent of $50.00 (1079%)")
+    assert theirs["warning"].endswith(" 1 unpriced call not included.")
