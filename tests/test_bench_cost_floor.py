@@ -1,4 +1,4 @@
-"""bench.cost_floor: the cost.log floor does the durable work it stands in for."""
+"""bench.cost_floor: each cost.log floor does the work it stands in for (the contract one, ours)."""
 
 from __future__ import annotations
 
