@@ -8,6 +8,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import zmq
@@ -118,7 +119,7 @@ def _cost_throughput(
     For information, the same load against the floor (`bench.cost_floor`: the
     least Python on pyzmq that does our durable work with our framing), with
     and without its event leg, and against the floor that does the contract's
-    work (`work="contract"`), rotated phase by phase with the other two.
+    work (`work="contract"`), all rotated phase by phase.
     """
     database = ctx.workdir / "peer.sqlite"
     setup = sqlite3.connect(database)
@@ -181,10 +182,13 @@ def _cost_throughput(
 
         return serialized, close
 
-    floor = MinimalLedger(ctx.workdir / "floor")
-    lean = MinimalLedger(ctx.workdir / "floor-lean", events=False, name="lean")
-    contract = MinimalLedger(ctx.workdir / "floor-contract", name="contract", work="contract")
-    try:
+    with ExitStack() as running:  # every floor started is closed, even if a later one fails
+        floor = MinimalLedger(ctx.workdir / "floor")
+        running.callback(floor.close)
+        lean = MinimalLedger(ctx.workdir / "floor-lean", events=False, name="lean")
+        running.callback(lean.close)
+        contract = MinimalLedger(ctx.workdir / "floor-contract", name="contract", work="contract")
+        running.callback(contract.close)
         contenders = [
             Contender("ours", open_stack, CpuMeter(processes)),
             Contender("peer", open_sqlite, CpuMeter({"bench (SQLite threads)": os.getpid()})),
@@ -209,10 +213,6 @@ def _cost_throughput(
                 samples, wall = run_clients(per_phase, open_sqlite_serialized, f"q{phase}")
                 queued.extend(samples)
                 queued_wall += wall
-    finally:
-        floor.close()
-        lean.close()
-        contract.close()
     return _cost_report(ctx, contenders, queued, queued_wall)
 
 
@@ -300,7 +300,7 @@ _COUNTERPART = {"supervisor": "broker", "cost_ledger": "ledger", "history_archiv
 
 
 def _by_process(ours: CpuMeter, floor: CpuMeter) -> str:
-    """`supervisor 1.10x broker, ...`: each of our processes' CPU per op over its counterpart's."""
+    """`supervisor 0.80x its broker, ...`: our processes' CPU per op over their counterparts'."""
     parts = []
     for name, counterpart in _COUNTERPART.items():
         if name in ours.spent and counterpart in floor.spent and floor.spent[counterpart] > 0:
