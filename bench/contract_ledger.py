@@ -1,19 +1,17 @@
 """The contract floor's cost ledger: the least plain Python that keeps `cost.log`'s promises.
 
-`bench.cost_floor.MinimalLedger(work="contract")` runs this file as its ledger
-process (by path: it imports nothing of ours, only the standard library,
-pyzmq and orjson). It answers what docs/protocol.md promises for `cost.log`
-and writes what our ledger writes, with the framing of the plain floor
-(`REQ token request` in, `REP token reply` and `PUB topic ts data` out):
+`bench.cost_floor.MinimalLedger(work="contract")` runs this module as its
+ledger process (`python -m bench.contract_ledger`; it imports nothing of the
+product, only `bench.contract_call`, the standard library, pyzmq and orjson).
+It answers what docs/protocol.md promises for `cost.log` and writes what our
+ledger writes, with the framing of the plain floor (`REQ token request` in,
+`REP token reply` and `PUB topic ts data` out):
 
-- args checked as the contract says: each field's type and bounds (token
-  counts are integers from 0 to 10^12, `3.0` is 3, `true` and `"3"` are not),
-  the cached and reasoning tokens against their totals, and an unknown field
-  refused, all with `invalid_args` and the reason (refusals are not
-  remembered);
-- the price from a per-model table (one dict lookup, like a cached route),
-  exact with Decimal in a context that traps `Inexact`; an unknown model is
-  recorded unpriced (`cost: null`) and announced with `cost.unpriced`;
+- the args checked as the contract says, `invalid_args` with the reason
+  (refusals are not remembered), and the price from a per-model table (one
+  dict lookup, like a cached route), exact with Decimal (`contract_call`);
+  an unknown model is recorded unpriced (`cost: null`) and announced with
+  `cost.unpriced`;
 - the totals the reply carries: session, by model, unpriced counts, and the
   day, ISO week and month of the local time zone, with the month-end
   projection; the calendar is worked out once per local day, not per call;
@@ -37,54 +35,26 @@ import sys
 import threading
 from collections import deque
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation
-from typing import Any, NamedTuple, cast
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import orjson
 import zmq
 
-__all__ = ["LIMITS", "PRICES", "CostLedger", "Price", "checked_call", "local_zone"]
+from bench.contract_call import MONEY, PRICES, Call, checked_call
 
-MONEY = Context(prec=60, traps=[Inexact, InvalidOperation])
-"""Every sum and product of money: exact, or an error, never rounded."""
+__all__ = ["LIMITS", "CostLedger", "local_zone"]
+
 ROUNDED = Context(prec=28)
 """Shares and cents for people: rounding is the point there."""
 CENT = Decimal("0.01")
 SHARE = Decimal("0.0001")
-MAX_TOKENS = 10**12
-MAX_TEXT_CHARS = 10_000
 REMEMBERED_IDS = 100_000
 """Answers kept for re-sent ids, as our ledger keeps them."""
 WARN_FROM = Decimal("0.8")
 """A limit warns from this share of it (our preference's default)."""
 
-
-class Price(NamedTuple):
-    """Dollars per token, worked out once from the per-million prices."""
-
-    input: Decimal
-    output: Decimal
-    cache_read: Decimal
-    cache_write: Decimal
-    source: str
-
-
-def _per_million(inp: str, out: str, read: str, write: str) -> Price:
-    def per_token(text: str) -> Decimal:
-        return MONEY.divide(Decimal(text), 1_000_000)
-
-    return Price(
-        per_token(inp), per_token(out), per_token(read), per_token(write), "genai-prices@0.2.3"
-    )
-
-
-PRICES: dict[str, Price] = {
-    "claude-sonnet-3.5": _per_million("3", "15", "0.30", "3.75"),
-    "claude-sonnet-4-5": _per_million("3", "15", "0.30", "3.75"),
-    "gpt-4o": _per_million("2.5", "10", "1.25", "2.5"),
-}
-"""The models the bench may name, at genai-prices' per-million rates."""
 
 LIMITS: tuple[tuple[str, str, Decimal], ...] = (
     ("daily", "Daily budget", Decimal(50)),
@@ -95,80 +65,6 @@ LIMITS: tuple[tuple[str, str, Decimal], ...] = (
 
 _WARN_AT = tuple(limit * WARN_FROM for _, _, limit in LIMITS)
 """Where each limit starts to warn, worked out once."""
-
-_FIELDS = frozenset(
-    {
-        "operation",
-        "model",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "reasoning_tokens",
-        "provider",
-        "usage",
-    }
-)
-
-
-class Call(NamedTuple):
-    """One checked `cost.log`."""
-
-    operation: str
-    model: str
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    reasoning_tokens: int
-    provider: str | None
-
-
-def _tokens(args: dict[str, Any], name: str, *, required: bool) -> int:
-    value = args.get(name)
-    if value is None:
-        if required or name in args:
-            raise ValueError(f"{name} is required" if required else f"{name} must be an integer")
-        return 0
-    if type(value) is float and value.is_integer():  # JSON Schema's integer: 3.0 is 3
-        value = int(value)
-    if type(value) is not int:  # bool is a subclass of int: refused here too
-        raise ValueError(f"{name} must be an integer")
-    if not 0 <= value <= MAX_TOKENS:
-        raise ValueError(f"{name} must be from 0 to {MAX_TOKENS}")
-    return value
-
-
-def _text(args: dict[str, Any], name: str, longest: int) -> str:
-    value = args.get(name)
-    if type(value) is not str or not 1 <= len(value) <= longest:
-        raise ValueError(f"{name} must be a string of 1 to {longest} characters")
-    return value
-
-
-def checked_call(args: dict[str, Any]) -> Call:
-    """`cost.log`'s args as the contract allows them, or ValueError saying why not."""
-    unknown = args.keys() - _FIELDS
-    if unknown:
-        raise ValueError(f"{', '.join(sorted(unknown))} is not a known field")
-    if args.get("usage") is not None:
-        raise ValueError("usage reports are not priced by this floor; send token counts")
-    provider = args.get("provider")
-    call = Call(
-        _text(args, "operation", MAX_TEXT_CHARS),
-        _text(args, "model", 200),
-        _tokens(args, "input_tokens", required=True),
-        _tokens(args, "output_tokens", required=True),
-        _tokens(args, "cache_read_tokens", required=False),
-        _tokens(args, "cache_write_tokens", required=False),
-        _tokens(args, "reasoning_tokens", required=False),
-        None if provider is None else _text(args, "provider", 100),
-    )
-    if call.cache_read_tokens + call.cache_write_tokens > call.input_tokens:
-        raise ValueError("cache_read_tokens + cache_write_tokens exceed input_tokens")
-    if call.reasoning_tokens > call.output_tokens:
-        raise ValueError("reasoning_tokens exceed output_tokens")
-    return call
 
 
 def _number(amount: Decimal) -> orjson.Fragment:
@@ -280,17 +176,7 @@ class CostLedger:
             for window in self.windows:
                 window[2] += 1
         else:
-            uncached = call.input_tokens - call.cache_read_tokens - call.cache_write_tokens
-            cost = MONEY.add(
-                MONEY.add(
-                    MONEY.multiply(uncached, price.input),
-                    MONEY.multiply(call.output_tokens, price.output),
-                ),
-                MONEY.add(
-                    MONEY.multiply(call.cache_read_tokens, price.cache_read),
-                    MONEY.multiply(call.cache_write_tokens, price.cache_write),
-                ),
-            )
+            cost = price.of(call)
             cost_json = _number(cost)
             self.session_total = MONEY.add(self.session_total, cost)
             self.by_model[call.model] = MONEY.add(self.by_model.get(call.model, 0), cost)

@@ -273,7 +273,8 @@ source, as ours; only `cost.logged` goes to the archiver, as it subscribes."""
 _CONTRACT_ARCHIVER = _ARCHIVER.replace('["operation"]["id"]', '["operation"]["request_id"]')
 """The archiver of `work="contract"`: the same, on the operation's `request_id`."""
 
-_CONTRACT_LEDGER = Path(__file__).with_name("contract_ledger.py")
+_PROJECT_ROOT = Path(__file__).resolve().parents[1]
+"""Where `python -m bench.contract_ledger` finds `bench`."""
 
 
 class MinimalLedger:
@@ -323,13 +324,13 @@ class MinimalLedger:
             stdout=subprocess.PIPE,
         )
         self.processes: dict[str, subprocess.Popen[bytes]] = {"broker": self._broker}
-        if contract:  # a file of its own, run by path: it imports nothing of ours
-            ledger = [str(_CONTRACT_LEDGER), backend, str(self.ledger_path)]
+        if contract:  # a module of its own (linted, typed, tested), none of the product's
+            ledger = ["-m", "bench.contract_ledger", backend, str(self.ledger_path)]
         else:
             ledger = ["-c", _LEDGER, backend, str(self.ledger_path)]
             ledger.append("events" if events else "quiet")
         self.processes["ledger"] = subprocess.Popen(
-            [sys.executable, *ledger], stdin=subprocess.PIPE
+            [sys.executable, *ledger], stdin=subprocess.PIPE, cwd=_PROJECT_ROOT
         )
         if events:
             archiver = _CONTRACT_ARCHIVER if contract else _ARCHIVER
