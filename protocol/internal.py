@@ -42,6 +42,7 @@ the worker that answers it. Tokens and event numbers are 8-byte big-endian.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -88,6 +89,7 @@ __all__ = [
     "plain_publish",
     "plain_publish_batch",
     "publish_batch_frames",
+    "publish_messages",
 ]
 
 READY = b"READY"
@@ -369,6 +371,23 @@ def publish_batch_frames(events: list[Published]) -> list[bytes]:
     for topic, ts, data, minor in events:
         frames += (topic, ts, data, MINOR if minor else b"")
     return frames
+
+
+def publish_messages(events: list[Published]) -> Iterator[list[bytes]]:
+    """The messages that carry `events`, in order: `PUBS` of up to
+    `MAX_EVENTS_PER_PUBLISH` events, closed once their data reach
+    `MAX_PUBLISH_BATCH_BYTES`; a `PUB` for an event left alone."""
+    start = size = 0
+    for end, event in enumerate(events, 1):
+        size += len(event[2])
+        full = end - start == MAX_EVENTS_PER_PUBLISH or size >= MAX_PUBLISH_BATCH_BYTES
+        if end < len(events) and not full:
+            continue
+        if end - start == 1:
+            yield WorkerPublish.pack(*event)
+        else:
+            yield publish_batch_frames(events[start:end])
+        start, size = end, 0
 
 
 def plain_publish_batch(frames: list[bytes]) -> list[Published] | None:

@@ -39,8 +39,6 @@ from protocol.envelopes import (
 )
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.internal import (
-    MAX_EVENTS_PER_PUBLISH,
-    MAX_PUBLISH_BATCH_BYTES,
     MAX_TOPIC_CHARS,
     REP,
     REQ,
@@ -55,7 +53,7 @@ from protocol.internal import (
     WorkerPublish,
     WorkerRequest,
     decode_to_worker,
-    publish_batch_frames,
+    publish_messages,
 )
 from protocol.ops import OP_BY_NAME, parse_args
 from services.runtime import wire
@@ -380,27 +378,11 @@ class WorkerHost:
                 frame = encode_ok(call.id, outcome)
             self._reply(token, frame)
         if held:  # the replies are queued ahead of the events on the one connection
-            self._publish_held(held)
+            # Several to a `PUBS` message: one for the supervisor to read and
+            # dispatch instead of one per event.
+            for frames in publish_messages(held):
+                send_frames(self._dealer, frames)
         batch.clear()
-
-    def _publish_held(self, held: list[Published]) -> None:
-        """Send the events a batch published, several to a `PUBS` message: one
-        message for the supervisor to read and dispatch instead of one each."""
-        start = size = 0
-        for end, event in enumerate(held, 1):
-            size += len(event[2])
-            if (
-                end < len(held)
-                and end - start < MAX_EVENTS_PER_PUBLISH
-                and size < MAX_PUBLISH_BATCH_BYTES
-            ):
-                continue
-            chunk = held[start:end]
-            if len(chunk) == 1:
-                send_frames(self._dealer, WorkerPublish.pack(*chunk[0]))
-            else:
-                send_frames(self._dealer, publish_batch_frames(chunk))
-            start, size = end, 0
 
     def _result_json(self, result: BaseModel) -> bytes:
         """The JSON of `result`, reused while the worker answers with the same object."""
