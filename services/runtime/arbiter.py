@@ -28,6 +28,7 @@ from typing import Any
 
 import structlog
 import zmq
+from zmq.backend import zmq_poll
 
 from config import Settings
 from protocol.envelopes import EndpointsFile
@@ -269,7 +270,9 @@ class Supervisor:
         # The loop turns twice per request: what it does besides the routing
         # is kept to attribute reads and one clock reading per turn.
         monotonic = time.monotonic
-        poll = self._poller.poll
+        # `zmq_poll` itself, on the poller's own list (changed in place by
+        # `register`): `Poller.poll`'s Python wrapper cost ~0.4 us a turn.
+        poll, polled = zmq_poll, self._poller.sockets
         stall = self._stall
         fork_servers = self.fork_servers
         try:
@@ -293,7 +296,7 @@ class Supervisor:
                     self._timers_at = self._next_deadline(now)
                 timeout = max(0, int((self._timers_at - now) * 1000) + 1)
                 stall.will_wait(timeout / 1000)
-                ready = poll(timeout)
+                ready = poll(polled, timeout)
                 try:
                     self._dispatch(ready)
                     if fork_servers.spare_wanted:
