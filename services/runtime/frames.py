@@ -17,7 +17,7 @@ per-message path counts more than it does in a warm loop.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, cast
+from typing import cast
 
 import zmq
 import zmq.backend
@@ -32,12 +32,12 @@ __all__ = [
     "send_frames",
 ]
 
+_EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 SNDMORE = int(zmq.SNDMORE)
 NOBLOCK = int(zmq.NOBLOCK)
 
 _BACKEND_SEND = cast(Callable[..., None], zmq.backend.Socket.send)
-_POLL = cast(Callable[[list[tuple[Any, int]], int], list[tuple[Any, int]]], zmq.backend.zmq_poll)
 
 
 def frame_sender(sock: zmq.Socket[bytes]) -> Callable[[bytes, int], None]:
@@ -52,8 +52,8 @@ def frame_sender(sock: zmq.Socket[bytes]) -> Callable[[bytes, int], None]:
 
 
 def readable(sock: zmq.Socket[bytes]) -> bool:
-    """Whether a message waits on `sock` (one `zmq_poll` of it alone, timeout 0)."""
-    return bool(_POLL([(sock, _POLLIN)], 0))
+    """Whether a message waits (~1 us; a NOBLOCK recv raising zmq.Again is ~12 us)."""
+    return bool(int(sock.getsockopt(_EVENTS)) & _POLLIN)
 
 
 def recv_frames(sock: zmq.Socket[bytes]) -> list[bytes]:
@@ -70,40 +70,25 @@ def messages(sock: zmq.Socket[bytes], limit: int, *, polled: bool) -> Iterator[l
     """The messages waiting on `sock`, up to `limit`, each as its frames.
 
     `polled`: a poller has just said `sock` is readable, so the first read
-    skips the check. Each check makes libzmq look at its command mailbox (a
-    poll(2) and a getpid(2): counted with strace, the supervisor made 8
-    more of each per request than a minimal broker), so it is asked the
-    cheapest way, `zmq_poll` on this socket alone: ~1.6 us in a warm loop,
-    where `getsockopt(EVENTS)` costs ~2.4 (pyzmq builds a `SocketOption`
-    enum first) and a NOBLOCK recv that raises `zmq.Again` ~6.7 (the
-    exception's Python `__init__`). Measured per message, thread CPU, cold
-    caches: 10-13% less than with `getsockopt(EVENTS)` for 1 to 32
-    messages a drain; reading a long burst until `zmq.Again` saved nothing
-    more (docs/benchmarks.md, "The supervisor's hop, third pass").
+    skips the check. That check (ZMQ_EVENTS) makes libzmq look at its command
+    mailbox, a poll(2) and a getpid(2) each time: counted with strace, the
+    supervisor made 8 more of each per request than a minimal broker.
     """
-    recv = sock.recv
     if polled:
         try:
-            frame = recv(NOBLOCK, copy=False)
+            frame = sock.recv(NOBLOCK, copy=False)
         except zmq.Again:  # someone read it first: nothing is lost, nothing waits
             return
         frames = [frame.bytes]
         while frame.more:
-            frame = recv(0, copy=False)
+            frame = sock.recv(0, copy=False)
             frames.append(frame.bytes)
         yield frames
         limit -= 1
-    ready = [(sock, _POLLIN)]
-    poll = _POLL
     for _ in range(limit):
-        if not poll(ready, 0):
+        if not readable(sock):
             return
-        frame = recv(0, copy=False)
-        frames = [frame.bytes]
-        while frame.more:
-            frame = recv(0, copy=False)
-            frames.append(frame.bytes)
-        yield frames
+        yield recv_frames(sock)
 
 
 def send_frames(sock: zmq.Socket[bytes], frames: list[bytes], flags: int = 0) -> None:
