@@ -14,7 +14,6 @@ import pytest
 from services.runtime.children import spawn_host
 from services.runtime.forkserver import ForkServer, ForkServerError
 
-
 _PIDFD = "anon_inode:[pidfd]"
 
 
