@@ -295,6 +295,25 @@ def test_the_timestamp_of_now_is_written_like_any_other() -> None:
     assert text == utc_text(parse_ts(text)) and text.endswith("Z") and len(text) == 27
 
 
+def test_the_timestamp_of_now_follows_the_clock_across_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`utc_text()` writes each clock reading as `datetime.now` would (microseconds rounded
+    down), also when the second changes between two stamps."""
+    import time
+
+    from protocol import base
+
+    readings = [1_764_556_799_999_999_999, 1_764_556_800_000_000_500, 1_764_556_800_123_456_789]
+    for reading in readings:
+        monkeypatch.setattr(time, "time_ns", lambda reading=reading: reading)
+        expected = datetime.fromtimestamp(reading // 1000 / 1e6, UTC).replace(
+            microsecond=reading // 1000 % 1_000_000
+        )
+        assert base.utc_text() == base.utc_text(expected)
+    assert base.utc_text() == "2025-12-01T02:40:00.123456Z"
+
+
 def test_parse_ts_takes_any_offset_and_refuses_what_is_no_timestamp() -> None:
     """Offsets are converted to UTC, a naive time is UTC, and a non-timestamp is an error."""
     from protocol.base import parse_ts
