@@ -218,3 +218,22 @@ def test_the_early_fork_server_is_handed_over_once(tmp_path: Path) -> None:
     finally:
         end_launch(server, control)
     assert _processes_in(tmp_path) == set()  # killed and reaped
+
+
+def test_start_up_imports_run_without_the_cyclic_collector_and_stay_frozen(
+    tmp_path: Path,
+) -> None:
+    """An early start imports with the collector off (its collections cost ~10% of the
+    imports); once the imports are done it is on again and what they built is frozen, so
+    no later collection walks it (no pause in the running service)."""
+    code = (
+        "import gc\n"
+        "from services.runtime.forklaunch import imports_done, launch_for_argv\n"
+        f"early = launch_for_argv(['start', '--project', {str(tmp_path)!r}])\n"
+        "assert early is not None\n"
+        "off = not gc.isenabled()\n"
+        "early.abandon()\n"
+        "imports_done()\n"
+        "print(off, gc.isenabled(), gc.get_freeze_count() > 10000)\n"
+    )
+    assert _python(code).split() == ["True", "True", "True"]
