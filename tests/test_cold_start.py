@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from service import run_cli, running_service
 
 from services.cli.exits import ExitCode
@@ -237,3 +238,28 @@ def test_start_up_imports_run_without_the_cyclic_collector_and_stay_frozen(
         "print(off, gc.isenabled(), gc.get_freeze_count() > 10000)\n"
     )
     assert _python(code).split() == ["True", "True", "True"]
+
+
+def test_the_ready_file_is_replaced_atomically_without_waiting_for_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """endpoints.json describes the running process (a crash of the machine makes it stale
+    anyway), so "ready" does not wait for an fsync: it is still written whole, by rename."""
+    from protocol.envelopes import EndpointsFile
+    from services.store import AtomicJsonFile
+    from services.store.fileops import RunFileOps
+
+    synced: list[int] = []
+    monkeypatch.setattr("os.fsync", synced.append)
+    target = tmp_path / "run" / "endpoints.json"
+    document = EndpointsFile(
+        command="ipc:///run/command.sock",
+        events="ipc:///run/events.sock",
+        supervisor_pid=4242,
+        session_id="2026-12-01-020000",
+        started_at="2026-12-01T02:00:00Z",
+    )
+    assert AtomicJsonFile(target, ops=RunFileOps()).save(document).ok
+    assert EndpointsFile.model_validate_json(target.read_bytes()) == document
+    assert synced == []
+    assert [path.name for path in target.parent.iterdir()] == ["endpoints.json"]
