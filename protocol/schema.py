@@ -37,6 +37,7 @@ from protocol.internal import (
     WorkerAssignment,
     WorkerHello,
     WorkerPublish,
+    WorkerPublishBatch,
     WorkerReply,
     WorkerRequest,
 )
@@ -93,6 +94,7 @@ _INTERNAL: dict[str, type[BaseModel]] = {
     "internal.heartbeat": Heartbeat,
     "internal.reply": WorkerReply,
     "internal.publish": WorkerPublish,
+    "internal.publish_batch": WorkerPublishBatch,
     "internal.ack": EventAck,
     "internal.request": WorkerRequest,
     "internal.event": EventDelivery,
