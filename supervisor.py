@@ -35,9 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     # its fork server before anything else: the server imports the workers'
     # own modules beside this process's remaining work (docs/benchmarks.md,
     # "Cold start"). `start` adopts it or lets it go.
-    from services.runtime.forklaunch import launch_for_argv, skip_pydantic_plugin_scan
+    from services.runtime.forklaunch import launch_for_argv
 
-    skip_pydantic_plugin_scan()
     early = launch_for_argv(sys.argv[1:] if argv is None else argv)
     try:
         from services.cli.commands import run

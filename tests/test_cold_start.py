@@ -263,28 +263,3 @@ def test_the_ready_file_is_replaced_atomically_without_waiting_for_the_disk(
     assert EndpointsFile.model_validate_json(target.read_bytes()) == document
     assert synced == []
     assert [path.name for path in target.parent.iterdir()] == ["endpoints.json"]
-
-
-def test_with_plugins_off_pydantic_skips_its_plugin_scan_and_answers_the_same() -> None:
-    """`supervisor` turns every pydantic plugin off; its start then never imports the
-    entry-point scanner (importlib.metadata), and models validate as before. The stand-in's
-    answer is pydantic's own with plugins off; any other setting leaves pydantic alone."""
-    code = (
-        "import os, sys\n"
-        "os.environ['PYDANTIC_DISABLE_PLUGINS'] = '__all__'\n"
-        "from services.runtime.forklaunch import skip_pydantic_plugin_scan\n"
-        "skip_pydantic_plugin_scan()\n"
-        "import config\n"
-        "settings = config.load_settings({})\n"
-        "from protocol.internal import ForkReply\n"
-        "assert ForkReply.parse(b'{\"token\": 3, \"pid\": 7}').pid == 7\n"
-        "print('importlib.metadata' in sys.modules)\n"
-        "stand_in = sys.modules.pop('pydantic.plugin._loader')\n"
-        "import pydantic.plugin._loader as real\n"
-        "print(tuple(real.get_plugins()) == stand_in.get_plugins() == ())\n"
-        "os.environ['PYDANTIC_DISABLE_PLUGINS'] = 'some_plugin'\n"
-        "sys.modules.pop('pydantic.plugin._loader')\n"
-        "skip_pydantic_plugin_scan()\n"
-        "print('pydantic.plugin._loader' in sys.modules)\n"
-    )
-    assert _python(code).split() == ["False", "True", "False"]

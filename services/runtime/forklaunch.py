@@ -29,7 +29,6 @@ import signal
 import socket
 import subprocess
 import sys
-import types
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -47,7 +46,6 @@ __all__ = [
     "imports_done",
     "launch_for_argv",
     "launch_fork_server",
-    "skip_pydantic_plugin_scan",
 ]
 
 ENV_SUPERVISOR_PID = "WF_SUPERVISOR_PID"
@@ -71,34 +69,6 @@ SHARED_MODULES = (
 once, before the early fork server is forked from the supervisor (~75% of
 either process's imports). None of them may start a thread or open a socket
 when imported: the fork copies this process as it is (a test checks)."""
-
-
-_PLUGINS_OFF = frozenset({"__all__", "1", "true"})
-"""The values of PYDANTIC_DISABLE_PLUGINS for which pydantic loads no plugin at all."""
-
-
-def skip_pydantic_plugin_scan() -> None:
-    """With every pydantic plugin off, skip the module that would look for them.
-
-    `pydantic.plugin._loader` imports `importlib.metadata` at its top (with
-    email, zipfile, csv, importlib.resources, tempfile...: ~10 ms on the cold
-    start's critical path, measured) only to answer "no plugins" when
-    `PYDANTIC_DISABLE_PLUGINS` is `__all__`. A stand-in with the same answer
-    takes its place in `sys.modules` before pydantic builds its first model;
-    pydantic is pinned to a minor version and a test checks the answer is
-    pydantic's own. Any other value of the variable leaves pydantic alone.
-    """
-    name = "pydantic.plugin._loader"
-    if os.environ.get("PYDANTIC_DISABLE_PLUGINS") not in _PLUGINS_OFF or name in sys.modules:
-        return
-    stand_in = types.ModuleType(name, "pydantic's plugin loader, with every plugin disabled")
-    stand_in.get_plugins = _no_plugins  # type: ignore[attr-defined]
-    sys.modules[name] = stand_in
-
-
-def _no_plugins() -> tuple[()]:
-    """What pydantic's `get_plugins` returns when every plugin is disabled."""
-    return ()
 
 
 def imports_done() -> None:
