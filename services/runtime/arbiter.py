@@ -72,6 +72,7 @@ from services.runtime.supervision import WorkerSupervision
 from services.runtime.transport import Endpoints
 from services.runtime.wire import MAX_WORKER_FRAME_BYTES
 from services.store import AtomicJsonFile
+from services.store.fileops import RunFileOps
 
 __all__ = ["STOP_PHASES", "Supervisor"]
 
@@ -406,7 +407,7 @@ class Supervisor:
             started_at=self.started_at,
             **self.endpoints.announced(),
         )
-        outcome = AtomicJsonFile(self.paths.endpoints).save(document)
+        outcome = AtomicJsonFile(self.paths.endpoints, ops=RunFileOps()).save(document)
         if not outcome.ok:
             self.log.error("endpoints.write_failed", error=outcome.error)
         self.log.info("supervisor.ready", **self.endpoints.describe())
