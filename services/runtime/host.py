@@ -431,6 +431,27 @@ class WorkerHost:
             self._poller.register(self._dealer, zmq.POLLIN)
         if not pending:
             return
+        try:
+            taken = self.worker.on_deliveries(pending)
+            if taken is None:
+                numbers, taken = self._read_events(pending)
+            else:
+                numbers = [number for number, _topic, _body in pending]
+        except Exception:
+            self.worker.log.exception("worker.events_failed", count=len(pending))
+            self._owes_events = True
+            return
+        finally:
+            pending.clear()
+        acked = [number for number, ok in zip(numbers, taken, strict=True) if ok]
+        if len(acked) < len(numbers):
+            self._owes_events = True
+        if acked:
+            send_frames(self._dealer, ack_frames(acked))
+
+    def _read_events(self, pending: list[Delivered]) -> tuple[list[int], list[bool]]:
+        """Read `pending` as `Event`s and hand them to `on_events`: the numbers of
+        those read and whether each was taken (a malformed one is ACKed at once)."""
         numbers: list[int] = []
         events: list[Event] = []
         for number, topic, body in pending:
@@ -442,20 +463,7 @@ class WorkerHost:
                 send_frames(self._dealer, ack_frames((number,)))
             else:
                 numbers.append(number)
-        pending.clear()
-        if not events:
-            return
-        try:
-            taken = self.worker.on_events(events)
-        except Exception:
-            self.worker.log.exception("worker.events_failed", count=len(events))
-            self._owes_events = True
-            return
-        acked = [number for number, ok in zip(numbers, taken, strict=True) if ok]
-        if len(acked) < len(numbers):
-            self._owes_events = True
-        if acked:
-            send_frames(self._dealer, ack_frames(acked))
+        return numbers, (self.worker.on_events(events) if events else [])
 
 
 def main() -> int:
