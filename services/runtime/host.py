@@ -45,6 +45,7 @@ from protocol.internal import (
     REP,
     REQ,
     TOKEN_BYTES,
+    EventBatch,
     EventDelivery,
     Heartbeat,
     MalformedFrame,
@@ -60,7 +61,7 @@ from services.runtime.delivery import (
     Delivered,
     EventWindow,
     ack_frames,
-    delivery_of,
+    deliveries_of,
     read_event,
 )
 from services.runtime.frames import SNDMORE, frame_sender, messages, send_frames
@@ -315,10 +316,10 @@ class WorkerHost:
                 if call is not None:
                     requests.append((frames[1], call))
                 continue
-            delivered = delivery_of(frames)
-            if delivered is not None:  # the other hot path (`EventDelivery`), the same way
+            delivered = deliveries_of(frames)
+            if delivered is not None:  # the other hot path (`EVT`), the same way
                 self._answer(requests)
-                events.append(delivered)
+                events += delivered
                 continue
             try:
                 frame = decode_to_worker(frames)
@@ -334,6 +335,9 @@ class WorkerHost:
             self._answer(requests)
             if isinstance(frame, EventDelivery):
                 events.append((frame.number, frame.topic, frame.event))
+                continue
+            if isinstance(frame, EventBatch):
+                events += [(one.number, one.topic, one.event) for one in frame.deliveries]
                 continue
             self._deliver_events(events)
             if isinstance(frame, StopRequest):
