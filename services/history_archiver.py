@@ -486,9 +486,12 @@ class HistoryArchiver(Worker):
             self.log.info("history.reconcile_skipped", reason="operation ids of this entry unknown")
             return 0
         found = 0
+        counted = self.live.cost_ids
         for record in session_operations(
             self.ctx.paths.ledger_dir, self.live.session_id, self.live.start_time
         ):
+            if record.id and record.id in counted:
+                continue  # delivered: its request id is its `cost_key`
             data = _as_json(record.as_operation())
             if self.live.knows_cost(data["operation"]):
                 continue
