@@ -327,8 +327,7 @@ class HistoryArchiver(Worker):
             for _number, topic, body in deliveries:
                 line = read_cost_logged(body) if topic == COST_LOGGED else None
                 if line is not None:
-                    self._on_cost_line(line, now, stamp)
-                    taken.append(True)
+                    taken.append(self._on_cost_line(line, now, stamp))
                     continue
                 try:
                     event = read_event(topic, body)
@@ -350,23 +349,25 @@ class HistoryArchiver(Worker):
         self.log.warning("history.batch_not_durable", events=len(taken))
         return [False] * len(taken)
 
-    def _on_cost_line(self, line: CostLine, now: datetime, stamp: bytes) -> None:
-        """`on_event` of a `cost.logged` read from its bytes, inside a batch."""
+    def _on_cost_line(self, line: CostLine, now: datetime, stamp: bytes) -> bool:
+        """`on_event` of a `cost.logged` read from its bytes, inside a batch: False
+        where `on_event` raises `NotDurableError` (the journal is closed)."""
         live = self.live
         if live.has_seen(line.key):
             self.duplicates += 1
-            return
+            return True
         operation = line.operation
         session_id = operation["session_id"]
         if session_id is not None and session_id != live.session_id:
             self.log.info("history.cost_other_session", session_id=session_id)
-            return
+            return True
         if live.knows_cost(operation):
             self.duplicates += 1
-            return
-        self._journal(line.journal_line(stamp), cost=True)
+            return True
+        durable = self._journal(line.journal_line(stamp), cost=True)
         live.apply_event(line.key, COST_LOGGED_TOPIC, {"operation": operation}, now)
         self._mark_dirty()
+        return durable
 
     def _journal(self, record: JournalRecord, *, cost: bool = False) -> bool:
         """Append `record` behind any still waiting; False when it is not durable yet.

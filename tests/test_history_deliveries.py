@@ -143,3 +143,10 @@ def test_a_batch_the_journal_refused_is_acknowledged_for_none(
     again = archiver(tmp_path)  # died before the disk came back: delivered again
     assert again.on_deliveries(batch) == [True, True]
     assert again.live.to_entry().total_cost == Decimal("0.20")
+
+
+def test_a_cost_delivered_after_stop_is_not_acknowledged(tmp_path: Path) -> None:
+    """With its journal closed the archiver takes no event, so none is acknowledged unwritten."""
+    worker = archiver(tmp_path)
+    worker.stop()
+    assert worker.on_deliveries([logged("r1", "0.15")]) == [False]
