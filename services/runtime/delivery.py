@@ -7,6 +7,11 @@ are read and written by hand, as their models would, and `read_event` parses
 with `protocol.codec.loads_exact` and validates the envelope once. Anything out of
 the ordinary goes through `protocol.envelopes.decode_event`, which gives the
 same `Event` or the same `ProtocolError` (property tests hold them together).
+
+An `EVT` may carry several events (`protocol.internal.EventBatch`: what one
+turn of the supervisor fanned out to this worker); `deliveries_of` gives
+them in order, each with its own number, and they are held, handed over and
+acknowledged exactly as if each had come alone.
 """
 
 from __future__ import annotations
