@@ -8,6 +8,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import zmq
@@ -117,7 +118,8 @@ def _cost_throughput(
     bench's own process (its client threads included, as SQLite runs there).
     For information, the same load against the floor (`bench.cost_floor`: the
     least Python on pyzmq that does our durable work with our framing), with
-    and without its event leg, rotated phase by phase with the other two.
+    and without its event leg, and against the floor that does the contract's
+    work (`work="contract"`), all rotated phase by phase.
     """
     database = ctx.workdir / "peer.sqlite"
     setup = sqlite3.connect(database)
@@ -180,14 +182,21 @@ def _cost_throughput(
 
         return serialized, close
 
-    floor = MinimalLedger(ctx.workdir / "floor")
-    lean = MinimalLedger(ctx.workdir / "floor-lean", events=False, name="lean")
-    try:
+    with ExitStack() as running:  # every floor started is closed, even if a later one fails
+        floor = MinimalLedger(ctx.workdir / "floor")
+        running.callback(floor.close)
+        lean = MinimalLedger(ctx.workdir / "floor-lean", events=False, name="lean")
+        running.callback(lean.close)
+        contract = MinimalLedger(ctx.workdir / "floor-contract", name="contract", work="contract")
+        running.callback(contract.close)
         contenders = [
             Contender("ours", open_stack, CpuMeter(processes)),
             Contender("peer", open_sqlite, CpuMeter({"bench (SQLite threads)": os.getpid()})),
             Contender("floor", _opener(context, floor.command, args), CpuMeter(floor.pids)),
             Contender("lean", _opener(context, lean.command, args), CpuMeter(lean.pids)),
+            Contender(
+                "contract", _opener(context, contract.command, args), CpuMeter(contract.pids)
+            ),
         ]
         per_phase = ctx.rounds(150, 15)
         queued: list[float] = []
@@ -204,10 +213,14 @@ def _cost_throughput(
                 samples, wall = run_clients(per_phase, open_sqlite_serialized, f"q{phase}")
                 queued.extend(samples)
                 queued_wall += wall
-    finally:
-        floor.close()
-        lean.close()
-    ours, peer, least, leanest = contenders
+    return _cost_report(ctx, contenders, queued, queued_wall)
+
+
+def _cost_report(
+    ctx: BenchContext, contenders: list[Contender], queued: list[float], queued_wall: float
+) -> list[Row]:
+    """The notes and rows of `_cost_throughput`: each contender against ours."""
+    ours, peer, least, leanest, careful = contenders
     ctx.notes.append(
         f"cost.log, {CLIENTS} clients through the whole stack: {ours.summary}; careful SQLite "
         f"(WAL, FULL, IMMEDIATE), {CLIENTS} threads: {peer.summary}; throughput ratio "
@@ -227,6 +240,14 @@ def _cost_throughput(
     ctx.notes.append(
         f"the floor without the event leg (no publish, no archiver): {leanest.summary}; "
         f"CPU per op {leanest.meter.text()}"
+    )
+    ctx.notes.append(
+        f"cost.log floor doing the contract's work (bench/contract_ledger.py: envelope checks "
+        f"in the broker; args checked, Decimal prices, totals, windows, budget warnings, the "
+        f"same line, reply and event in the ledger; same run): {careful.summary}; CPU per op "
+        f"{careful.meter.text()}; ours is {ours.rate / careful.rate:.2f}x its throughput and "
+        f"{ours.cpu_per_op / careful.cpu_per_op:.2f}x its CPU per op "
+        f"({_by_process(ours.meter, careful.meter)})"
     )
     return [
         Row(
@@ -258,7 +279,35 @@ def _cost_throughput(
             "floor",
             least.meter.per_phase,
         ),
+        Row("cost.log vs contract floor: time per op", ours.per_op, "contract", careful.per_op),
+        Row(
+            "cost.log vs contract floor: CPU per op",
+            ours.meter.per_phase,
+            "contract",
+            careful.meter.per_phase,
+        ),
+        Row(
+            "contract floor vs floor: CPU per op",
+            careful.meter.per_phase,
+            "floor",
+            least.meter.per_phase,
+        ),
     ]
+
+
+_COUNTERPART = {"supervisor": "broker", "cost_ledger": "ledger", "history_archiver": "archiver"}
+"""Which floor process does the work of each of ours a `cost.log` crosses."""
+
+
+def _by_process(ours: CpuMeter, floor: CpuMeter) -> str:
+    """`supervisor 0.80x its broker, ...`: our processes' CPU per op over their counterparts'."""
+    parts = []
+    for name, counterpart in _COUNTERPART.items():
+        if name in ours.spent and counterpart in floor.spent and floor.spent[counterpart] > 0:
+            mine = ours.spent[name] / ours.operations
+            theirs = floor.spent[counterpart] / floor.operations
+            parts.append(f"{name} {mine / theirs:.2f}x its {counterpart}")
+    return ", ".join(parts)
 
 
 def _opener(

@@ -28,6 +28,15 @@ does what we promise:
 Plain `recv_multipart`/`send_multipart`, one `zmq.Poller` in the broker, the
 workers block in `recv`. With `events=False` the ledger publishes nothing and
 no archiver runs: what the event leg costs in the floor.
+
+That ledger prices at a fixed rate and answers `{"cost": ...}`, so it shows
+pyzmq's share, not the price of our promises. `work="contract"` is the same
+three processes doing the contract's work with the least plain Python: the
+broker checks each envelope (`bad_request`, `unknown_op`) before a worker sees
+it and stamps events with their source and a `seq` per source; the ledger is
+`bench/contract_ledger.py` (args checked, Decimal prices from a table, the
+totals and windows, budget warnings, our line, reply and event); the archiver
+dedups on the operation's `request_id`.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ import select
 import subprocess
 import sys
 from pathlib import Path
+from typing import Literal
 
 __all__ = ["MinimalLedger"]
 
@@ -172,6 +182,101 @@ while True:
 )
 
 
+_CONTRACT_BROKER = (
+    _LIFELINE
+    + r"""
+import sys, zmq, orjson
+front_at, back_at, events_at, workers = sys.argv[1:5]
+ctx = zmq.Context()
+front = ctx.socket(zmq.ROUTER); front.bind(front_at)
+back = ctx.socket(zmq.ROUTER); back.bind(back_at)
+xpub = ctx.socket(zmq.XPUB); xpub.bind(events_at)
+waiting = set(workers.encode().split(b","))
+while waiting:                              # each worker's hello: its routing id
+    waiting.discard(back.recv_multipart()[0])
+sys.stdout.write("ready\n"); sys.stdout.flush()
+MAX_FRAME_BYTES = 1048576; FIELDS = frozenset(("v", "id", "op", "args"))
+SOURCES = {b"ledger": b"cost_ledger"}; OPS = {"cost.log": b"ledger"}
+
+def fault(body):
+    # (id, code, message) of a request the contract refuses before any worker sees it
+    if len(body) > MAX_FRAME_BYTES:
+        return "", "bad_request", f"request is {len(body)} bytes; the limit is {MAX_FRAME_BYTES}"
+    try:
+        request = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return "", "bad_request", f"request is not valid UTF-8 JSON: {exc}"
+    if type(request) is not dict:
+        return "", "bad_request", "a request is a JSON object"
+    request_id = request.get("id")
+    if type(request_id) is not str or not 1 <= len(request_id) <= 256:
+        return "", "bad_request", "id must be a string of 1 to 256 characters"
+    if not FIELDS.issuperset(request):
+        return request_id, "bad_request", f"{sorted(set(request) - FIELDS)} not known in a request"
+    version, op = request.get("v"), request.get("op")
+    if type(version) is not int or version != 1:
+        return request_id, "bad_request", f"unsupported protocol version {version!r}"
+    if type(op) is not str or not 1 <= len(op) <= 128:
+        return request_id, "bad_request", "op must be a string of 1 to 128 characters"
+    if type(request.get("args", {})) is not dict:
+        return request_id, "invalid_args", "args must be a JSON object"
+    if op not in OPS:
+        return request_id, "unknown_op", f"unknown op {op!r} (this floor serves cost.log)"
+    return None
+
+poller = zmq.Poller()
+poller.register(front, zmq.POLLIN); poller.register(back, zmq.POLLIN)
+pending = {}; unacked = {}; seqs = {}; counter = 0; delivered = 0
+ARCHIVER = b"archiver"
+while True:
+    for sock, _ in poller.poll():
+        if sock is front:
+            frames = front.recv_multipart()
+            refused = fault(frames[-1])
+            if refused:
+                request_id, code, message = refused
+                front.send_multipart([*frames[:-1], orjson.dumps(
+                    {"v": 1, "id": request_id, "ok": False,
+                     "error": {"code": code, "message": message}})])
+                continue
+            counter += 1
+            token = counter.to_bytes(8, "big")
+            pending[token] = frames[:-1]
+            back.send_multipart([b"ledger", b"REQ", token, frames[-1]])
+            continue
+        frames = back.recv_multipart()
+        kind = frames[1]
+        if kind == b"REP":
+            front.send_multipart([*pending.pop(frames[2]), frames[3]])
+        elif kind == b"PUB":
+            source = SOURCES[frames[0]]
+            seq = seqs[source] = seqs.get(source, -1) + 1     # per source, from 0
+            topic = frames[2]
+            event = b'{"v":1,"topic":"%s","source":"%s","seq":%d,"ts":"%s","data":%s}' % (
+                topic, source, seq, frames[3], frames[4])
+            xpub.send_multipart([topic, event])
+            if topic == b"cost.logged":                       # what the archiver subscribes to
+                delivered += 1
+                number = b"%d" % delivered
+                unacked[number] = event
+                back.send_multipart([ARCHIVER, b"EVT", number, topic, event])
+        elif kind == b"ACK":
+            for number in frames[2:]:
+                unacked.pop(number, None)
+"""
+)
+"""The broker of `work="contract"`: the plain broker, plus the envelope checks the
+contract asks before any worker sees a request (`bad_request`, then `unknown_op`,
+answered by the broker), and events stamped with their source and a `seq` per
+source, as ours; only `cost.logged` goes to the archiver, as it subscribes."""
+
+_CONTRACT_ARCHIVER = _ARCHIVER.replace('["operation"]["id"]', '["operation"]["request_id"]')
+"""The archiver of `work="contract"`: the same, on the operation's `request_id`."""
+
+_PROJECT_ROOT = Path(__file__).resolve().parents[1]
+"""Where `python -m bench.contract_ledger` finds `bench`."""
+
+
 class MinimalLedger:
     """The floor's processes: broker, ledger, and (with events) the archiver.
 
@@ -182,34 +287,55 @@ class MinimalLedger:
     the bench, even one killed with -9.
     """
 
-    def __init__(self, folder: Path, *, events: bool = True, name: str = "floor") -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        events: bool = True,
+        name: str = "floor",
+        work: Literal["plain", "contract"] = "plain",
+    ) -> None:
+        """`work="contract"`: the broker checks envelopes and the ledger is
+        `bench/contract_ledger.py`, which does what the contract promises (its
+        events are part of that, so it always runs with them)."""
+        if work == "contract" and not events:
+            raise ValueError("the contract's work includes its events: the contract floor has them")
         folder.mkdir(parents=True, exist_ok=True)
         self.command = f"ipc://{folder / f'{name}-front.sock'}"
         backend = f"ipc://{folder / f'{name}-back.sock'}"
         published = f"ipc://{folder / f'{name}-events.sock'}"
+        self.events = published
+        """The floor's public event endpoint (an XPUB, as ours)."""
         self.ledger_path = folder / f"{name}-ledger.jsonl"
         self.archive_path = folder / f"{name}-archive.jsonl"
         workers = "ledger,archiver" if events else "ledger"
+        contract = work == "contract"
         self._broker = subprocess.Popen(
-            [sys.executable, "-c", _BROKER, self.command, backend, published, workers],
+            [
+                sys.executable,
+                "-c",
+                _CONTRACT_BROKER if contract else _BROKER,
+                self.command,
+                backend,
+                published,
+                workers,
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
         self.processes: dict[str, subprocess.Popen[bytes]] = {"broker": self._broker}
+        if contract:  # a module of its own (linted, typed, tested), none of the product's
+            ledger = ["-m", "bench.contract_ledger", backend, str(self.ledger_path)]
+        else:
+            ledger = ["-c", _LEDGER, backend, str(self.ledger_path)]
+            ledger.append("events" if events else "quiet")
         self.processes["ledger"] = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                _LEDGER,
-                backend,
-                str(self.ledger_path),
-                "events" if events else "quiet",
-            ],
-            stdin=subprocess.PIPE,
+            [sys.executable, *ledger], stdin=subprocess.PIPE, cwd=_PROJECT_ROOT
         )
         if events:
+            archiver = _CONTRACT_ARCHIVER if contract else _ARCHIVER
             self.processes["archiver"] = subprocess.Popen(
-                [sys.executable, "-c", _ARCHIVER, backend, str(self.archive_path)],
+                [sys.executable, "-c", archiver, backend, str(self.archive_path)],
                 stdin=subprocess.PIPE,
             )
         said = self._broker.stdout

@@ -1,7 +1,10 @@
 """Settings of the service: `defaults.toml` is the one place a default is written.
 
-The TOML files ship inside this package (package data), so they are found the
-same way from a checkout and from an installed wheel. This module reads them;
+The TOML files ship inside this package (package data). From a checkout or an
+installed wheel they are plain files beside this one and are read by path;
+`importlib.resources` (whose imports cost every process ~5 ms on the cold
+start's critical path) is used only when the package is not on disk, e.g.
+inside a zip archive. This module reads them;
 `config.settings` holds their typed shape (pydantic), imported only when a
 typed name is first used, so `default_value` stays cheap enough for the
 command line to call before its heavy imports.
@@ -13,7 +16,7 @@ import importlib
 import tomllib
 from decimal import Decimal
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -68,7 +71,13 @@ def __getattr__(name: str) -> Any:
 
 def read_package_toml(name: str) -> dict[str, Any]:
     """Parse a TOML file shipped in this package, floats as Decimal."""
-    text = resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
+    beside = Path(__file__).with_name(name)
+    if beside.is_file():
+        text = beside.read_text(encoding="utf-8")
+    else:  # not a folder on disk (a zip archive): ask the package's loader
+        from importlib import resources
+
+        text = resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
     return tomllib.loads(text, parse_float=Decimal)
 
 

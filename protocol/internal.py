@@ -13,6 +13,7 @@ frame is the kind (the ROUTER adds the routing id in front on its side):
         HB     beat                           `Heartbeat` (JSON)
         REP    token reply                    `WorkerReply`
         PUB    topic ts data [minor]          `WorkerPublish`
+        PUBS   (topic ts data flag)...        `WorkerPublishBatch` (2 or more events)
         ACK    number...                      `EventAck`
     supervisor -> worker
         REQ    token request                  `WorkerRequest`
@@ -26,6 +27,15 @@ by the fork server was asked for with a `ForkRequest` on the fork server's
 control socket (with the child's stdin and stderr attached) and announced
 with a `ForkReply`.
 
+`PUBS` carries several events in one message, each as the four frames
+topic, ts, data and a flag (`minor`, or empty): a worker that answers a
+batch of requests before publishing what they caused (`replies_first`, the
+cost ledger) sends that batch's events as one message instead of one each,
+up to `MAX_EVENTS_PER_PUBLISH` events and about `MAX_PUBLISH_BATCH_BYTES`
+of data a message. The supervisor fans them out one by one, in order, as
+if each had come in its own `PUB`: seq per source, the public event
+socket (two frames per event) and the events' numbers are unchanged.
+
 Bodies that are already JSON (a client's request, a reply, an event) travel
 as bytes and are never parsed here: validation of a request happens once, in
 the worker that answers it. Tokens and event numbers are 8-byte big-endian.
@@ -38,7 +48,7 @@ saves messages, and no frame grows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -51,10 +61,13 @@ __all__ = [
     "EVT",
     "HB",
     "MAX_EVENTS_PER_EVT",
+    "MAX_EVENTS_PER_PUBLISH",
+    "MAX_PUBLISH_BATCH_BYTES",
     "MAX_TOPIC_CHARS",
     "MINOR",
     "NUMBER_BYTES",
     "PUB",
+    "PUBS",
     "READY",
     "REP",
     "REQ",
@@ -69,35 +82,47 @@ __all__ = [
     "Heartbeat",
     "InternalFrame",
     "MalformedFrame",
+    "Published",
     "StopRequest",
     "ToWorker",
     "WorkerAssignment",
     "WorkerHello",
     "WorkerPublish",
+    "WorkerPublishBatch",
     "WorkerReply",
     "WorkerRequest",
     "ack_numbers",
     "decode_from_worker",
     "decode_to_worker",
     "plain_publish",
+    "plain_publish_batch",
+    "publish_batch_frames",
+    "publish_messages",
 ]
 
 READY = b"READY"
 HB = b"HB"
 REP = b"REP"
 PUB = b"PUB"
+PUBS = b"PUBS"
 ACK = b"ACK"
 REQ = b"REQ"
 EVT = b"EVT"
 STOP = b"STOP"
 MINOR = b"minor"
-"""Optional last frame of PUB: skip workers in `protocol.names.SIGNIFICANT_ONLY`."""
+"""Optional last frame of PUB (the flag of an event in PUBS): skip workers in
+`protocol.names.SIGNIFICANT_ONLY`."""
 
 _NUMBER_BYTES = 8
 NUMBER_BYTES = _NUMBER_BYTES
 """An event number's frame (`EVT`, `ACK`): 8 bytes, big-endian."""
 MAX_TOPIC_CHARS = 128
 """The longest event topic a worker publishes (`WorkerPublish.topic`)."""
+MAX_EVENTS_PER_PUBLISH = 64
+"""The most events one `PUBS` message carries (a batch of more is split)."""
+MAX_PUBLISH_BATCH_BYTES = 1024 * 1024
+"""A `PUBS` message is closed once its events' data reach this many bytes, so
+one message stays far below the supervisor's frame limit and its memory."""
 TOKEN_BYTES = _NUMBER_BYTES
 """The longest token; hot paths check a REQ/REP frame against it without a model."""
 
@@ -206,10 +231,30 @@ class WorkerPublish(InternalFrame):
 
     def frames(self) -> list[bytes]:
         """`PUB topic ts data [minor]`."""
-        frames = [PUB, self.topic.encode(), self.ts.encode(), self.data]
-        if self.minor:
-            frames.append(MINOR)
-        return frames
+        return self.pack(self.topic.encode(), self.ts.encode(), self.data, self.minor)
+
+    @staticmethod
+    def pack(topic: bytes, ts: bytes, data: bytes, minor: bool) -> list[bytes]:
+        """The frames of an event without building the model (the per-event path)."""
+        return [PUB, topic, ts, data, MINOR] if minor else [PUB, topic, ts, data]
+
+
+class WorkerPublishBatch(InternalFrame):
+    """PUBS: several events of one worker in one message, fanned out in order."""
+
+    kind: ClassVar[bytes] = PUBS
+    events: Annotated[
+        tuple[WorkerPublish, ...], Field(min_length=2, max_length=MAX_EVENTS_PER_PUBLISH)
+    ]
+
+    def frames(self) -> list[bytes]:
+        """`PUBS (topic ts data flag)...`."""
+        return publish_batch_frames(
+            [
+                (event.topic.encode(), event.ts.encode(), event.data, event.minor)
+                for event in self.events
+            ]
+        )
 
 
 class EventAck(InternalFrame):
@@ -325,7 +370,9 @@ class ForkReply(InternalFrame):
             raise MalformedFrame(f"bad fork server reply: {exc}") from None
 
 
-FromWorker = WorkerHello | Heartbeat | WorkerReply | WorkerPublish | EventAck
+FromWorker = WorkerHello | Heartbeat | WorkerReply | WorkerPublish | WorkerPublishBatch | EventAck
+Published = tuple[bytes, bytes, bytes, bool]
+"""One event as a worker publishes it: topic, ts, data, minor."""
 ToWorker = WorkerRequest | EventDelivery | EventBatch | StopRequest
 
 
@@ -348,6 +395,51 @@ def plain_publish(frames: list[bytes]) -> bool:
         and frames[1].isascii()
         and frames[2].isascii()
     )
+
+
+def publish_batch_frames(events: list[Published]) -> list[bytes]:
+    """The frames of `WorkerPublishBatch` without building the model (once per batch);
+    the caller keeps to `MAX_EVENTS_PER_PUBLISH`."""
+    frames = [PUBS]
+    for topic, ts, data, minor in events:
+        frames += (topic, ts, data, MINOR if minor else b"")
+    return frames
+
+
+def publish_messages(events: list[Published]) -> Iterator[list[bytes]]:
+    """The messages that carry `events`, in order: `PUBS` of up to
+    `MAX_EVENTS_PER_PUBLISH` events, closed once their data reach
+    `MAX_PUBLISH_BATCH_BYTES`; a `PUB` for an event left alone."""
+    start = size = 0
+    for end, event in enumerate(events, 1):
+        size += len(event[2])
+        full = end - start == MAX_EVENTS_PER_PUBLISH or size >= MAX_PUBLISH_BATCH_BYTES
+        if end < len(events) and not full:
+            continue
+        if end - start == 1:
+            yield WorkerPublish.pack(*event)
+        else:
+            yield publish_batch_frames(events[start:end])
+        start, size = end, 0
+
+
+def plain_publish_batch(frames: list[bytes]) -> list[Published] | None:
+    """The events of `PUBS (topic ts data flag)...`, as `decode_from_worker` reads
+    them, when each is what `plain_publish` accepts (topic and time in ASCII):
+    forwarded without building `WorkerPublishBatch`. None for anything else
+    (the model then decides, and says why)."""
+    count = len(frames) - 1
+    if frames[0] != PUBS or count % 4 or not 8 <= count <= 4 * MAX_EVENTS_PER_PUBLISH:
+        return None
+    events = []
+    for at in range(1, count, 4):
+        topic, ts, data, flag = frames[at : at + 4]
+        if not (0 < len(topic) <= MAX_TOPIC_CHARS and topic.isascii() and ts.isascii()):
+            return None
+        if flag and flag != MINOR:
+            return None
+        events.append((topic, ts, data, bool(flag)))
+    return events
 
 
 def ack_numbers(frames: list[bytes]) -> list[int] | None:
@@ -378,6 +470,10 @@ def decode_from_worker(frames: list[bytes]) -> FromWorker:
             return WorkerPublish(
                 topic=frames[1].decode(), ts=frames[2].decode(), data=frames[3], minor=count == 5
             )
+        if kind == PUBS and count > 1 and (count - 1) % 4 == 0:
+            return WorkerPublishBatch(
+                events=tuple(_published(frames, at) for at in range(1, count, 4))
+            )
         if kind == ACK and count >= 2:
             return EventAck(numbers=tuple(_number(frame) for frame in frames[1:]))
         if kind == HB and count == 2:
@@ -387,6 +483,16 @@ def decode_from_worker(frames: list[bytes]) -> FromWorker:
     except (ValidationError, UnicodeDecodeError) as exc:
         raise MalformedFrame(f"bad {kind[:16]!r} frame: {exc}") from None
     raise MalformedFrame(f"unknown frame {kind[:16]!r} of {count} parts")
+
+
+def _published(frames: list[bytes], at: int) -> WorkerPublish:
+    """The event at `frames[at:at + 4]` of a `PUBS` message."""
+    flag = frames[at + 3]
+    if flag not in (b"", MINOR):
+        raise MalformedFrame("an event's flag in PUBS is 'minor' or empty")
+    return WorkerPublish(
+        topic=frames[at].decode(), ts=frames[at + 1].decode(), data=frames[at + 2], minor=bool(flag)
+    )
 
 
 def decode_to_worker(frames: list[bytes]) -> ToWorker:

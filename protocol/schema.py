@@ -38,6 +38,7 @@ from protocol.internal import (
     WorkerAssignment,
     WorkerHello,
     WorkerPublish,
+    WorkerPublishBatch,
     WorkerReply,
     WorkerRequest,
 )
@@ -94,6 +95,7 @@ _INTERNAL: dict[str, type[BaseModel]] = {
     "internal.heartbeat": Heartbeat,
     "internal.reply": WorkerReply,
     "internal.publish": WorkerPublish,
+    "internal.publish_batch": WorkerPublishBatch,
     "internal.ack": EventAck,
     "internal.request": WorkerRequest,
     "internal.event": EventDelivery,

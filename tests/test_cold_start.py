@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from service import run_cli, running_service
 
 from services.cli.exits import ExitCode
@@ -218,3 +219,47 @@ def test_the_early_fork_server_is_handed_over_once(tmp_path: Path) -> None:
     finally:
         end_launch(server, control)
     assert _processes_in(tmp_path) == set()  # killed and reaped
+
+
+def test_start_up_imports_run_without_the_cyclic_collector_and_stay_frozen(
+    tmp_path: Path,
+) -> None:
+    """An early start imports with the collector off (its collections cost ~10% of the
+    imports); once the imports are done it is on again and what they built is frozen, so
+    no later collection walks it (no pause in the running service)."""
+    code = (
+        "import gc\n"
+        "from services.runtime.forklaunch import imports_done, launch_for_argv\n"
+        f"early = launch_for_argv(['start', '--project', {str(tmp_path)!r}])\n"
+        "assert early is not None\n"
+        "off = not gc.isenabled()\n"
+        "early.abandon()\n"
+        "imports_done()\n"
+        "print(off, gc.isenabled(), gc.get_freeze_count() > 10000)\n"
+    )
+    assert _python(code).split() == ["True", "True", "True"]
+
+
+def test_the_ready_file_is_replaced_atomically_without_waiting_for_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """endpoints.json describes the running process (a crash of the machine makes it stale
+    anyway), so "ready" does not wait for an fsync: it is still written whole, by rename."""
+    from protocol.envelopes import EndpointsFile
+    from services.store import AtomicJsonFile
+    from services.store.fileops import RunFileOps
+
+    synced: list[int] = []
+    monkeypatch.setattr("os.fsync", synced.append)
+    target = tmp_path / "run" / "endpoints.json"
+    document = EndpointsFile(
+        command="ipc:///run/command.sock",
+        events="ipc:///run/events.sock",
+        supervisor_pid=4242,
+        session_id="2026-12-01-020000",
+        started_at="2026-12-01T02:00:00Z",
+    )
+    assert AtomicJsonFile(target, ops=RunFileOps()).save(document).ok
+    assert EndpointsFile.model_validate_json(target.read_bytes()) == document
+    assert synced == []
+    assert [path.name for path in target.parent.iterdir()] == ["endpoints.json"]

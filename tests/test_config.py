@@ -8,7 +8,6 @@ import sys
 import tomllib
 import zipfile
 from decimal import Decimal
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -123,20 +122,13 @@ def test_toml_floats_are_read_as_decimal() -> None:
     assert not any(isinstance(value, float) for value in floats)
 
 
-def test_config_files_are_read_through_importlib_resources(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The TOML files are looked up with importlib.resources in the `config` package."""
-    seen: list[str | None] = []
-    real_files = resources.files
-
-    def spy(package: Any) -> Any:
-        seen.append(package)
-        return real_files(package)
-
-    monkeypatch.setattr(resources, "files", spy)
-    load_pricing()
-    assert seen == ["config"]
+def test_config_files_are_read_beside_the_package_without_importlib_resources() -> None:
+    """From a checkout (or a wheel) the TOML files are read by path, so a process never pays
+    importlib.resources' imports (the zip case below still goes through it)."""
+    code = "import sys, config; config.raw_defaults(); print('importlib.resources' in sys.modules)"
+    result = _python(code, "", cwd=PROJECT_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False"]
 
 
 def _python(code: str, argument: str, *, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -191,6 +191,7 @@ def _run(
 ) -> int:
     from config import load_settings
     from services.runtime.arbiter import Supervisor
+    from services.runtime.forklaunch import imports_done
     from services.runtime.logs import RotatingLineFile, configure_supervisor_logging
     from services.runtime.transport import TransportUnavailable, service_endpoints
 
@@ -237,6 +238,7 @@ def _run(
             )
             supervisor.install_signal_handlers()
             supervisor.on_ready = on_ready
+            imports_done()  # the collector was off for the imports (forklaunch)
             code = supervisor.run()
     except TransportUnavailable as exc:
         if fork_server is not None:

@@ -46,7 +46,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +211,12 @@ def genai_prices_version() -> str | None:
     names it in every snapshot, twice a second while calls are logged, and
     the prices in use are those of the version loaded at start anyway.
     """
+    # Imported here, not at the top: importlib.metadata and what it pulls
+    # (email, zipfile, tempfile...) are ~10 ms the cost ledger needs only once
+    # it writes costs.json, never before READY (docs/benchmarks.md, "Cold start,
+    # second pass").
+    from importlib import metadata
+
     try:
         return metadata.version("genai-prices")
     except metadata.PackageNotFoundError:

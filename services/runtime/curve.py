@@ -17,11 +17,14 @@ import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import zmq
-from zmq.auth.thread import ThreadAuthenticator
 
 from protocol.envelopes import CurveKeyFiles
+
+if TYPE_CHECKING:
+    from zmq.auth.thread import ThreadAuthenticator
 
 __all__ = ["KEY_FILE_MODE", "ServerCurve", "curve_available"]
 
@@ -92,6 +95,9 @@ class ServerCurve:
 
     def start_checking(self, context: zmq.Context[zmq.Socket[bytes]]) -> None:
         """Admit only our client key on every CURVE socket of `context` (a ZAP thread)."""
+        # Imported here: it pulls zmq.asyncio (~5 ms), which an ipc start never needs.
+        from zmq.auth.thread import ThreadAuthenticator
+
         authenticator = ThreadAuthenticator(context)
         authenticator.start()
         authenticator.configure_curve_callback(

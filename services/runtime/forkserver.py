@@ -26,6 +26,7 @@ server's imports run beside the supervisor's own instead of after them
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -34,11 +35,15 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from config import default_value
 from services.runtime.children import ChildProcess
-from services.runtime.forklaunch import launch_fork_server
+from services.runtime.forklaunch import imports_done, launch_fork_server
 from services.runtime.wire import ENV_SUPERVISOR_PID
+
+if TYPE_CHECKING:
+    from protocol.internal import ForkReply
 
 __all__ = [
     "FORK_TIMEOUT_S",
@@ -73,6 +78,8 @@ class ForkServer:
         self._token = 0
         self._asked: deque[tuple[int, int, int]] = deque()
         """Requests sent by `prefork` and not yet handed out: (token, host's stdin, stderr)."""
+        self._early: dict[int, ForkReply] = {}
+        """Replies that came before the reply `_answer` waited for, by token."""
 
     @classmethod
     def start(cls, *, cwd: Path) -> ForkServer:
@@ -155,20 +162,28 @@ class ForkServer:
         return self._token, stdin_w, stderr_r
 
     def _answer(self, token: int) -> int:
-        """Wait for the reply to request `token` (they come in order); the new pid."""
+        """Wait for the reply to request `token`; the new pid.
+
+        Replies to requests sent together (`prefork`) may come in any order:
+        the server does not wait for one fork to finish before the next. A reply
+        to a later request is kept for its own `_answer`.
+        """
         from protocol.internal import ForkReply, MalformedFrame
 
+        reply = self._early.pop(token, None)
         try:
             self.control.settimeout(FORK_TIMEOUT_S if self.ready else STARTUP_TIMEOUT_S)
-            while True:
+            while reply is None:
                 data = self.control.recv(4096)
                 if not data:
                     raise ForkServerError("the fork server closed its socket")
-                reply = ForkReply.parse(data)
-                if reply.ready:
+                received = ForkReply.parse(data)
+                if received.ready:
                     self.ready = True
-                elif reply.token == token:
-                    break
+                elif received.token == token:
+                    reply = received
+                elif received.token is not None and token < received.token <= self._token:
+                    self._early[received.token] = received
         except (OSError, MalformedFrame) as exc:
             raise ForkServerError(f"fork server did not answer: {exc}") from None
         if reply.pid is None:
@@ -251,8 +266,14 @@ def serve(control: socket.socket) -> int:
     """Preload, say ready, then serve fork requests until the supervisor closes our
     stdin or the socket (a spawned server, or one forked early: `forklaunch`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The middle processes (`_serve_one`) are reaped by the kernel: the next
+    # request is served while the previous middle still forks and exits.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    gc.disable()  # a forked server has it off already (forklaunch)
     _preload()
     from protocol.internal import ForkReply, ForkRequest
+
+    imports_done()  # workers are forked with the imports frozen, the collector on
 
     control.send(ForkReply(ready=True).datagram())
     import select
@@ -282,6 +303,12 @@ def serve(control: socket.socket) -> int:
 
 
 def _serve_one(control: socket.socket, token: int, stdin_fd: int, stderr_fd: int) -> None:
+    """Fork a middle process that forks the worker, reports its pid and exits.
+
+    Not waited for: the kernel reaps it (SIGCHLD ignored), so four start-up
+    forks overlap instead of taking ~7 ms each in turn (docs/benchmarks.md,
+    "Cold start, second pass"); the worker is adopted once its middle is gone.
+    """
     from protocol.internal import ForkReply
 
     try:
@@ -293,6 +320,7 @@ def _serve_one(control: socket.socket, token: int, stdin_fd: int, stderr_fd: int
         return
     if middle == 0:  # the middle process: fork the worker, report it, vanish
         try:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the worker reaps its own children
             worker = os.fork()
             if worker == 0:
                 _become_worker(stdin_fd, stderr_fd, control)
@@ -304,7 +332,6 @@ def _serve_one(control: socket.socket, token: int, stdin_fd: int, stderr_fd: int
             os._exit(0)
     os.close(stdin_fd)
     os.close(stderr_fd)
-    os.waitpid(middle, 0)
 
 
 if __name__ == "__main__":

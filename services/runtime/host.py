@@ -40,8 +40,6 @@ from protocol.envelopes import (
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.internal import (
     MAX_TOPIC_CHARS,
-    MINOR,
-    PUB,
     REP,
     REQ,
     TOKEN_BYTES,
@@ -49,11 +47,14 @@ from protocol.internal import (
     EventDelivery,
     Heartbeat,
     MalformedFrame,
+    Published,
     StopRequest,
     WorkerAssignment,
     WorkerHello,
+    WorkerPublish,
     WorkerRequest,
     decode_to_worker,
+    publish_messages,
 )
 from protocol.ops import OP_BY_NAME, parse_args
 from services.runtime import wire
@@ -173,7 +174,7 @@ class WorkerHost:
         self._window = EventWindow(self.worker.event_window_s, limit=_MAX_DRAIN)
         self._poller = zmq.Poller()
         self._last_result: tuple[BaseModel, bytes] | None = None
-        self._held_events: list[list[bytes]] | None = None
+        self._held_events: list[Published] | None = None
         """While a `replies_first` worker handles a batch: what it published."""
 
     # -- what the worker may call -------------------------------------------------
@@ -188,13 +189,11 @@ class WorkerHost:
         # path): topics are the worker's own `Topic` names, checked once here.
         if not 0 < len(topic) <= MAX_TOPIC_CHARS:
             raise ValueError(f"an event topic is 1 to {MAX_TOPIC_CHARS} characters: {topic!r}")
-        frames = [PUB, topic.encode(), utc_text().encode(), dumps(data)]
-        if minor:
-            frames.append(MINOR)
+        event = (topic.encode(), utc_text().encode(), dumps(data), minor)
         if self._held_events is not None:  # a batch of a `replies_first` worker
-            self._held_events.append(frames)
+            self._held_events.append(event)
             return
-        send_frames(self._dealer, frames)
+        send_frames(self._dealer, WorkerPublish.pack(*event))
 
     def keep_alive(self) -> None:
         """A heartbeat from inside a long piece of work (`WorkerContext.keep_alive`).
@@ -383,7 +382,9 @@ class WorkerHost:
                 frame = encode_ok(call.id, outcome)
             self._reply(token, frame)
         if held:  # the replies are queued ahead of the events on the one connection
-            for frames in held:
+            # Several to a `PUBS` message: one for the supervisor to read and
+            # dispatch instead of one per event.
+            for frames in publish_messages(held):
                 send_frames(self._dealer, frames)
         batch.clear()
 

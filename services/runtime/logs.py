@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import io
 import logging
-import logging.handlers
 import os
 import sys
 from collections.abc import MutableMapping
+from functools import cache
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
+
+if TYPE_CHECKING:
+    from logging.handlers import RotatingFileHandler
 
 __all__ = ["RotatingLineFile", "configure_supervisor_logging", "configure_worker_logging"]
 
@@ -43,13 +46,22 @@ def configure_worker_logging(name: str, stream: TextIO | None = None) -> None:
     structlog.contextvars.bind_contextvars(worker=name)
 
 
-class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
-    """Log files are created 0600, like every file in `.session/` (docs/protocol.md)."""
+@cache
+def _private_rotating_handler() -> type[RotatingFileHandler]:
+    """The file handler class, defined on first use: `logging.handlers` is the
+    supervisor's alone (workers log to stderr), and its imports are on every
+    worker's cold start path otherwise (this module is shared with them)."""
+    import logging.handlers
 
-    def _open(self) -> io.TextIOWrapper:
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        # A descriptor, not a path (PTH123 does not apply); the handler closes it.
-        return open(fd, "a", encoding=self.encoding)  # noqa: PTH123
+    class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+        """Log files are created 0600, like every file in `.session/` (docs/protocol.md)."""
+
+        def _open(self) -> io.TextIOWrapper:
+            fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            # A descriptor, not a path (PTH123 does not apply); the handler closes it.
+            return open(fd, "a", encoding=self.encoding)  # noqa: PTH123
+
+    return PrivateRotatingFileHandler
 
 
 class RotatingLineFile:
@@ -57,7 +69,7 @@ class RotatingLineFile:
 
     def __init__(self, path: Path, *, max_bytes: int, backups: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._handler = _PrivateRotatingFileHandler(
+        self._handler = _private_rotating_handler()(
             path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
         )
         self._handler.setFormatter(logging.Formatter("%(message)s"))

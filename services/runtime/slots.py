@@ -28,7 +28,7 @@ class WorkerProcess(Protocol):
         """Send a signal, ignoring a process that is already gone."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class PendingRequest:
     """A client request on its way to (or inside) a worker."""
 

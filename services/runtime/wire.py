@@ -7,7 +7,7 @@ socket would drop them: the slow-joiner problem) and requests, replies,
 heartbeats and events keep their order.
 
 worker -> supervisor: READY hello | HB beat | REP token reply | PUB topic ts data [MINOR]
-                      | ACK number...
+                      | PUBS (topic ts data flag)... | ACK number...
 supervisor -> worker: REQ token request | EVT number topic event | STOP
 (each kind is a frozen model in `protocol.internal`, with its JSON Schema)
 
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from services.runtime.forklaunch import ENV_SUPERVISOR_PID
 
 if TYPE_CHECKING:
-    from protocol.internal import ACK, EVT, HB, MINOR, PUB, READY, REP, REQ, STOP
+    from protocol.internal import ACK, EVT, HB, MINOR, PUB, PUBS, READY, REP, REQ, STOP
 
 __all__ = [
     "ACK",
@@ -33,6 +33,7 @@ __all__ = [
     "MAX_WORKER_FRAME_BYTES",
     "MINOR",
     "PUB",
+    "PUBS",
     "READY",
     "REP",
     "REQ",
@@ -40,7 +41,9 @@ __all__ = [
 ]
 
 
-_FRAME_KINDS = frozenset({"ACK", "EVT", "HB", "MINOR", "PUB", "READY", "REP", "REQ", "STOP"})
+_FRAME_KINDS = frozenset(
+    {"ACK", "EVT", "HB", "MINOR", "PUB", "PUBS", "READY", "REP", "REQ", "STOP"}
+)
 """Defined with their models in `protocol.internal`, and read from there on first
 use (PEP 562): the fork server's module imports this one for `ENV_SUPERVISOR_PID`
 and must not pay for pydantic before it has been launched."""

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import TypeAlias
 
-__all__ = ["DATA_FILE_MODE", "DIR_MODE", "FileOps", "StrPath", "ensure_private_dir"]
+__all__ = ["DATA_FILE_MODE", "DIR_MODE", "FileOps", "RunFileOps", "StrPath", "ensure_private_dir"]
 
 DATA_FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -118,6 +118,23 @@ class FileOps:
         view = memoryview(data)[written:]
         while view:
             view = view[self.write(fd, view) :]
+
+
+class RunFileOps(FileOps):
+    """Atomic, not durable: for a file that describes a running process.
+
+    `endpoints.json` is replaced atomically (readers see all of it or none)
+    but never fsynced: a crash of the machine stops the service anyway, and
+    the next `start` removes the stale file. Its two fsyncs (file and folder)
+    took 5-15 ms on the cold start's critical path, between the last READY
+    and "ready" (docs/benchmarks.md, "Cold start, second pass").
+    """
+
+    def fsync(self, fd: int) -> None:
+        """Nothing: the file need not survive a crash of the machine."""
+
+    def fsync_dir(self, folder: Path) -> None:
+        """Nothing: the rename need not survive a crash of the machine."""
 
 
 def ensure_private_dir(folder: Path) -> None:
