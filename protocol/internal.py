@@ -18,6 +18,7 @@ frame is the kind (the ROUTER adds the routing id in front on its side):
     supervisor -> worker
         REQ    token request                  `WorkerRequest`
         EVT    number topic event             `EventDelivery`
+        EVT    (number topic event){2,64}     `EventBatch`
         STOP                                  `StopRequest`
 
 Before any of that, the supervisor writes one JSON line on the worker's stdin:
@@ -33,16 +34,21 @@ cost ledger) sends that batch's events as one message instead of one each,
 up to `MAX_EVENTS_PER_PUBLISH` events and about `MAX_PUBLISH_BATCH_BYTES`
 of data a message. The supervisor fans them out one by one, in order, as
 if each had come in its own `PUB`: seq per source, the public event
-socket (two frames per event) and the workers' `EVT`s are unchanged.
+socket (two frames per event) and the events' numbers are unchanged.
 
 Bodies that are already JSON (a client's request, a reply, an event) travel
 as bytes and are never parsed here: validation of a request happens once, in
 the worker that answers it. Tokens and event numbers are 8-byte big-endian.
+
+An `EVT` may carry several events for one worker (`EventBatch`: the events a
+supervisor's turn fanned out to it, in order), each still three frames of
+its own, numbered and acknowledged as if it had come alone: a batch only
+saves messages, and no frame grows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -54,6 +60,7 @@ __all__ = [
     "ACK",
     "EVT",
     "HB",
+    "MAX_EVENTS_PER_EVT",
     "MAX_EVENTS_PER_PUBLISH",
     "MAX_PUBLISH_BATCH_BYTES",
     "MAX_TOPIC_CHARS",
@@ -67,6 +74,7 @@ __all__ = [
     "STOP",
     "TOKEN_BYTES",
     "EventAck",
+    "EventBatch",
     "EventDelivery",
     "ForkReply",
     "ForkRequest",
@@ -117,6 +125,9 @@ MAX_PUBLISH_BATCH_BYTES = 1024 * 1024
 one message stays far below the supervisor's frame limit and its memory."""
 TOKEN_BYTES = _NUMBER_BYTES
 """The longest token; hot paths check a REQ/REP frame against it without a model."""
+
+MAX_EVENTS_PER_EVT = 64
+"""The most events one `EVT` message carries (`EventBatch`)."""
 
 Number = Annotated[int, Field(ge=0, le=2**63 - 1)]
 Token = Annotated[bytes, Field(min_length=1, max_length=_NUMBER_BYTES)]
@@ -294,6 +305,28 @@ class EventDelivery(InternalFrame):
         return [EVT, number.to_bytes(_NUMBER_BYTES, "big"), topic, event]
 
 
+class EventBatch(InternalFrame):
+    """EVT with several events for one subscribed worker, in the order they were
+    fanned out; each is kept until acknowledged, as if it had come alone."""
+
+    kind: ClassVar[bytes] = EVT
+    deliveries: Annotated[
+        tuple[EventDelivery, ...], Field(min_length=2, max_length=MAX_EVENTS_PER_EVT)
+    ]
+
+    def frames(self) -> list[bytes]:
+        """`EVT number topic event number topic event ...`."""
+        return self.pack([(one.number, one.topic, one.event) for one in self.deliveries])
+
+    @staticmethod
+    def pack(deliveries: Sequence[tuple[int, bytes, bytes]]) -> list[bytes]:
+        """The frames of deliveries (`(number, topic, event)`) without building the model."""
+        frames = [EVT]
+        for number, topic, event in deliveries:
+            frames += (number.to_bytes(_NUMBER_BYTES, "big"), topic, event)
+        return frames
+
+
 class StopRequest(InternalFrame):
     """STOP: finish what was handed over, flush, exit."""
 
@@ -340,7 +373,7 @@ class ForkReply(InternalFrame):
 FromWorker = WorkerHello | Heartbeat | WorkerReply | WorkerPublish | WorkerPublishBatch | EventAck
 Published = tuple[bytes, bytes, bytes, bool]
 """One event as a worker publishes it: topic, ts, data, minor."""
-ToWorker = WorkerRequest | EventDelivery | StopRequest
+ToWorker = WorkerRequest | EventDelivery | EventBatch | StopRequest
 
 
 def _number(frame: bytes) -> int:
@@ -472,6 +505,15 @@ def decode_to_worker(frames: list[bytes]) -> ToWorker:
             return WorkerRequest(token=frames[1], request=frames[2])
         if kind == EVT and count == 4:
             return EventDelivery(number=_number(frames[1]), topic=frames[2], event=frames[3])
+        if kind == EVT and count > 4 and count % 3 == 1:
+            return EventBatch(
+                deliveries=tuple(
+                    EventDelivery(number=_number(number), topic=topic, event=event)
+                    for number, topic, event in zip(
+                        frames[1::3], frames[2::3], frames[3::3], strict=True
+                    )
+                )
+            )
         if kind == STOP and count == 1:
             return StopRequest()
     except ValidationError as exc:

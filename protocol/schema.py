@@ -29,6 +29,7 @@ from protocol.history import HistoryDocument, HistoryEntry
 from protocol.history_journal import HISTORY_JOURNAL_LINE
 from protocol.internal import (
     EventAck,
+    EventBatch,
     EventDelivery,
     ForkReply,
     ForkRequest,
@@ -98,6 +99,7 @@ _INTERNAL: dict[str, type[BaseModel]] = {
     "internal.ack": EventAck,
     "internal.request": WorkerRequest,
     "internal.event": EventDelivery,
+    "internal.event_batch": EventBatch,
     "internal.stop": StopRequest,
     "internal.fork_request": ForkRequest,
     "internal.fork_reply": ForkReply,

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -44,6 +45,7 @@ from protocol.history import HistoryEntry, SessionStatusName
 from protocol.history_journal import HistoryEnd, HistoryEvent, HistoryResume
 from protocol.names import Op, Topic, WorkerName
 from protocol.ops import HistoryListArgs
+from services.history.costline import COST_LOGGED, CostLine, read_cost_logged, utc_stamp
 from services.history.journal import JournalRecord, LiveJournal, event_line
 from services.history.ledger import session_operations
 from services.history.live import LiveSession, finalized
@@ -51,10 +53,13 @@ from services.history.operation import canonical_operation
 from services.history.store import HistoryStore
 from services.readonly.history import merge_sessions, newest_first, read_archive
 from services.readonly.liveness import pid_alive
+from services.runtime.delivery import read_event
 from services.runtime.worker import Call, Worker, WorkerContext
 from services.store import RetryPolicy, ensure_private_dir
 
 __all__ = ["HistoryArchiver", "NotDurableError"]
+
+COST_LOGGED_TOPIC = Topic.COST_LOGGED.value
 
 
 def _as_json(operation: CostOperation) -> dict[str, Any]:
@@ -308,12 +313,61 @@ class HistoryArchiver(Worker):
             taken = super().on_events(events)
         finally:
             self._batching = False
+        return self._made_durable(taken)
+
+    def on_deliveries(self, deliveries: Sequence[tuple[int, bytes, bytes]]) -> list[bool]:
+        """`on_events` of events as delivered, in order: a plain `cost.logged` is read
+        from its bytes and journaled as a line spliced from them (`read_cost_logged`);
+        any other event is read and applied the general way (`on_event`)."""
+        taken: list[bool] = []
+        now = utc_now()
+        stamp = utc_stamp(now)
+        self._batching = True
+        try:
+            for _number, topic, body in deliveries:
+                line = read_cost_logged(body) if topic == COST_LOGGED else None
+                if line is not None:
+                    taken.append(self._on_cost_line(line, now, stamp))
+                    continue
+                try:
+                    event = read_event(topic, body)
+                except ProtocolError:
+                    self.log.exception("worker.event_malformed")
+                    taken.append(True)  # delivering it again would only fail again
+                    continue
+                taken += super().on_events((event,))
+        finally:
+            self._batching = False
+        return self._made_durable(taken)
+
+    def _made_durable(self, taken: list[bool]) -> list[bool]:
+        """`taken` once the batch's journal records are written, else all refused."""
         if self._flush_unjournaled():
             return taken
         # Not on disk: none is acknowledged, so all are delivered again (and,
         # already applied in memory, counted once: `has_seen` dedupes them).
-        self.log.warning("history.batch_not_durable", events=len(events))
-        return [False] * len(events)
+        self.log.warning("history.batch_not_durable", events=len(taken))
+        return [False] * len(taken)
+
+    def _on_cost_line(self, line: CostLine, now: datetime, stamp: bytes) -> bool:
+        """`on_event` of a `cost.logged` read from its bytes, inside a batch: False
+        where `on_event` raises `NotDurableError` (the journal is closed)."""
+        live = self.live
+        if live.has_seen(line.key):
+            self.duplicates += 1
+            return True
+        operation = line.operation
+        session_id = operation["session_id"]
+        if session_id is not None and session_id != live.session_id:
+            self.log.info("history.cost_other_session", session_id=session_id)
+            return True
+        if live.knows_cost(operation):
+            self.duplicates += 1
+            return True
+        durable = self._journal(line.journal_line(stamp), cost=True)
+        live.apply_event(line.key, COST_LOGGED_TOPIC, {"operation": operation}, now)
+        self._mark_dirty()
+        return durable
 
     def _journal(self, record: JournalRecord, *, cost: bool = False) -> bool:
         """Append `record` behind any still waiting; False when it is not durable yet.
@@ -433,9 +487,12 @@ class HistoryArchiver(Worker):
             self.log.info("history.reconcile_skipped", reason="operation ids of this entry unknown")
             return 0
         found = 0
+        counted = self.live.cost_ids
         for record in session_operations(
             self.ctx.paths.ledger_dir, self.live.session_id, self.live.start_time
         ):
+            if record.id and record.id in counted:
+                continue  # delivered: its request id is its `cost_key`
             data = _as_json(record.as_operation())
             if self.live.knows_cost(data["operation"]):
                 continue

@@ -15,14 +15,16 @@ from protocol.codec import dumps
 from protocol.envelopes import Event, decode_event, encode_event
 from protocol.errors import ProtocolError
 from protocol.internal import (
+    MAX_EVENTS_PER_EVT,
     EventAck,
+    EventBatch,
     EventDelivery,
     MalformedFrame,
     StopRequest,
     WorkerRequest,
     decode_to_worker,
 )
-from services.runtime.delivery import EventWindow, ack_frames, delivery_of, read_event
+from services.runtime.delivery import EventWindow, ack_frames, deliveries_of, read_event
 
 COST_LOGGED = (
     b'{"v":1,"topic":"cost.logged","source":"cost_ledger","seq":7,'
@@ -116,19 +118,52 @@ def test_a_damaged_delivery_gets_the_models_answer(junk: bytes, at: int) -> None
         WorkerRequest.pack(b"\x00\x01", b"{}"),
         StopRequest().frames(),
         [b"ACK", b"\x00" * 8],
+        EventBatch.pack([(3, b"cost.logged", COST_LOGGED), (4, b"file.created", b"{}")]),
+        EventBatch.pack([(n, b"t", b"{}") for n in range(MAX_EVENTS_PER_EVT)]),
+        EventBatch.pack([(n, b"t", b"{}") for n in range(MAX_EVENTS_PER_EVT + 1)]),
+        [*EventBatch.pack([(1, b"t", b"{}"), (2, b"t", b"{}")]), b"\x00" * 8],
+        [*EventBatch.pack([(1, b"t", b"{}")]), b"\x00" * 7, b"t", b"{}"],
+        [*EventBatch.pack([(1, b"t", b"{}")]), (2**63).to_bytes(8, "big"), b"t", b"{}"],
+        [b"EVT"],
     ],
 )
 def test_a_delivery_is_taken_exactly_when_the_model_takes_it(frames: list[bytes]) -> None:
-    """`delivery_of` reads an EVT message as `decode_to_worker` does, and nothing else."""
+    """`deliveries_of` reads an EVT message as `decode_to_worker` does, and nothing else."""
     try:
         model: object = decode_to_worker(frames)
     except MalformedFrame:
         model = None
-    fast = delivery_of(frames)
+    fast = deliveries_of(frames)
     if isinstance(model, EventDelivery):
-        assert fast == (model.number, model.topic, model.event)
+        assert fast == [(model.number, model.topic, model.event)]
+    elif isinstance(model, EventBatch):
+        assert fast == [(one.number, one.topic, one.event) for one in model.deliveries]
+        assert model.frames() == frames
     else:
         assert fast is None
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2**63 - 1), st.binary(max_size=8), st.binary(max_size=8)),
+        min_size=1,
+        max_size=MAX_EVENTS_PER_EVT,
+    )
+)
+def test_several_events_in_one_evt_read_in_order(
+    deliveries: list[tuple[int, bytes, bytes]],
+) -> None:
+    """Events sent together in one EVT come out as they went in, as the models read them."""
+    frames = EventBatch.pack(deliveries)
+    assert deliveries_of(frames) == deliveries
+    model = decode_to_worker(frames)
+    if len(deliveries) == 1:
+        assert model == EventDelivery(
+            number=deliveries[0][0], topic=deliveries[0][1], event=deliveries[0][2]
+        )
+    else:
+        assert isinstance(model, EventBatch)
+        assert [(one.number, one.topic, one.event) for one in model.deliveries] == deliveries
 
 
 @given(st.lists(st.integers(min_value=0, max_value=2**63 - 1), min_size=1, max_size=20))

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from protocol.internal import ACK, REP, REQ, WorkerAssignment
+from protocol.internal import ACK, REP, REQ, EventBatch, WorkerAssignment
 from protocol.names import WorkerName
 from services.runtime.host import WorkerHost
-from tests.host_harness import SESSION, FakeSupervisor, host_signals, play
+from tests.host_harness import SESSION, FakeSupervisor, cost_event, host_signals, play
 
 WINDOW_S = 0.5
 """Long enough that events sent back to back always fall inside one window here."""
@@ -95,3 +95,25 @@ def test_stop_hands_over_what_the_window_holds(hosted: Any, tmp_path: Path) -> N
     hosted(script)
     journal = (tmp_path / ".session" / "archive" / "live.jsonl").read_text()
     assert '"request_id":"r1"' in journal
+
+
+def test_several_events_in_one_evt_are_each_taken_and_acknowledged(hosted: Any) -> None:
+    """An EVT carrying three events (one sent twice) is applied in order and ACKed by number."""
+
+    def script(supervisor: FakeSupervisor) -> tuple[list[int], Any]:
+        events = []
+        for number in (1, 2, 3):
+            topic, body = cost_event(number, f"r{number}")
+            events.append((number, topic, body))
+        supervisor.send(EventBatch.pack([events[0], events[1]]))
+        supervisor.send(EventBatch.pack([events[1], events[2]]))  # 2 delivered again
+        request = {"v": 1, "id": "h1", "op": "history.list", "args": {"limit": 1}}
+        supervisor.send([REQ, b"\x01", json.dumps(request).encode()])
+        numbers = _acked(supervisor.next_of(ACK))
+        reply = json.loads(supervisor.next_of(REP)[2])
+        return numbers, reply
+
+    numbers, reply = hosted(script)
+    assert numbers == [1, 2, 2, 3]
+    assert reply["result"][0]["operations_count"] == {"scene_generation": 3}
+    assert reply["result"][0]["total_cost"] == 0.25605

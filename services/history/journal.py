@@ -21,6 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
+
 from protocol.codec import dumps_line
 from protocol.history_journal import (
     HistoryCheckpoint,
@@ -51,8 +53,9 @@ checkpoint: replay costs ~10 µs a record, so a restart stays well under 50 ms."
 EventLine = dict[str, Any]
 """An `event` record as the plain dict of its fields, in their order (`event_line`)."""
 
-JournalRecord = HistoryEvent | HistoryResume | HistoryEnd | EventLine
-"""What the archiver appends: a record's model, or an event's line (its hot path)."""
+JournalRecord = HistoryEvent | HistoryResume | HistoryEnd | EventLine | bytes
+"""What the archiver appends: a record's model, an event's line (its hot path), or
+an `event` line already written, without its newline (`costline.CostLine`)."""
 
 
 def event_line(key: str, topic: str, data: dict[str, Any], ts: datetime) -> EventLine:
@@ -70,6 +73,8 @@ def _line_form(record: JournalRecord) -> object:
     fields, in their order (the same bytes as the model's, without the model's
     dump of its data, ~3 us an event); other records, and any record holding
     fields from a newer version, as themselves."""
+    if type(record) is bytes:
+        return orjson.Fragment(record)  # written as it is
     if type(record) is HistoryEvent and not record.__pydantic_extra__:
         return event_line(record.key, record.topic, record.data, record.ts)
     return record

@@ -435,9 +435,7 @@ class Supervisor:
         if not later:
             return
         self._later = []
-        fan_out = self.bus.fan_out
-        for topic, source, ts, data, minor in later:
-            fan_out(topic, source, ts, data, minor=minor)
+        self.bus.fan_out_many(later)  # a worker's share of them in one EVT message
 
     def _drain_backend(self, *, polled: bool = False, defer_events: bool = False) -> None:
         """Handle what the workers sent. `defer_events`: hold plain events for

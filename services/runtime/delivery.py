@@ -7,6 +7,11 @@ are read and written by hand, as their models would, and `read_event` parses
 with `protocol.codec.loads_exact` and validates the envelope once. Anything out of
 the ordinary goes through `protocol.envelopes.decode_event`, which gives the
 same `Event` or the same `ProtocolError` (property tests hold them together).
+
+An `EVT` may carry several events (`protocol.internal.EventBatch`: what one
+turn of the supervisor fanned out to this worker); `deliveries_of` gives
+them in order, each with its own number, and they are held, handed over and
+acknowledged exactly as if each had come alone.
 """
 
 from __future__ import annotations
@@ -18,26 +23,34 @@ from pydantic import ValidationError
 
 from protocol.codec import loads_exact
 from protocol.envelopes import Event, decode_event
-from protocol.internal import ACK, EVT, NUMBER_BYTES
+from protocol.internal import ACK, EVT, MAX_EVENTS_PER_EVT, NUMBER_BYTES
 
-__all__ = ["Delivered", "EventWindow", "ack_frames", "delivery_of", "read_event"]
+__all__ = ["Delivered", "EventWindow", "ack_frames", "deliveries_of", "read_event"]
 
 Delivered = tuple[int, bytes, bytes]
-"""One `EVT` frame's number, topic and envelope (the fields of `EventDelivery`)."""
+"""One delivered event's number, topic and envelope (the fields of `EventDelivery`)."""
 
-_MAX_NUMBER: Final = 2**63 - 1
-"""`protocol.internal.Number`'s bound."""
+_MAX_FIRST_BYTE: Final = 0x7F
+"""`protocol.internal.Number`'s bound (2**63 - 1) as the first byte of 8, big-endian."""
+_MAX_FRAMES: Final = 1 + 3 * MAX_EVENTS_PER_EVT
 _SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89abcdefABCDEF]")
 """Half of a surrogate pair: such frames are orjson's to judge (`decode_event`)."""
 
 
-def delivery_of(frames: list[bytes]) -> Delivered | None:
-    """An `EVT number topic event` message as `decode_to_worker` would take it, without
-    the model; None for any other message (or an odd one, which takes the model's way)."""
-    if len(frames) != 4 or frames[0] != EVT or len(frames[1]) != NUMBER_BYTES:
+def deliveries_of(frames: list[bytes]) -> list[Delivered] | None:
+    """An `EVT (number topic event)...` message (`EventDelivery`, `EventBatch`) as
+    `decode_to_worker` would take it, without the models: its events in order; None
+    for any other message (or an odd one, which takes the models' way)."""
+    count = len(frames)
+    if count % 3 != 1 or count == 1 or count > _MAX_FRAMES or frames[0] != EVT:
         return None
-    number = int.from_bytes(frames[1], "big")
-    return (number, frames[2], frames[3]) if number <= _MAX_NUMBER else None
+    deliveries = []
+    for at in range(1, count, 3):
+        number = frames[at]
+        if len(number) != NUMBER_BYTES or number[0] > _MAX_FIRST_BYTE:
+            return None
+        deliveries.append((int.from_bytes(number, "big"), frames[at + 1], frames[at + 2]))
+    return deliveries
 
 
 def read_event(topic: bytes, body: bytes) -> Event:

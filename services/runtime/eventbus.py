@@ -10,6 +10,7 @@ is not running.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -18,8 +19,9 @@ from pydantic import BaseModel
 
 from protocol.base import utc_text
 from protocol.codec import dumps
-from protocol.internal import EVT, NUMBER_BYTES
+from protocol.internal import EVT, MAX_EVENTS_PER_EVT, NUMBER_BYTES
 from protocol.names import SIGNIFICANT_ONLY, WORKER_SUBSCRIPTIONS, Topic, WorkerState
+from services.runtime.delivery import Delivered
 from services.runtime.frames import NOBLOCK, SNDMORE, frame_sender
 from services.runtime.liveness import note_nothing
 from services.runtime.slots import WorkerSlot
@@ -77,6 +79,7 @@ class EventBus:
         self._number = 0
         self._subscribers: dict[bytes, tuple[WorkerSlot, ...]] = {}
         self._significant: dict[bytes, tuple[WorkerSlot, ...]] = {}
+        self._receiving: dict[tuple[bytes, bytes, bool], tuple[WorkerSlot, ...]] = {}
 
     def tend(self) -> None:
         """Let the event socket act on what clients sent it (new subscribers,
@@ -96,6 +99,35 @@ class EventBus:
         A `minor` event skips the workers that want only significant ones of
         its topic (`SIGNIFICANT_ONLY`).
         """
+        body = self._publish(topic, source, ts, data)
+        for slot in self._receivers(topic, source, minor=minor):
+            self._number += 1
+            self._deliver(slot, [(self._number, topic, body)])
+
+    def fan_out_many(self, events: Iterable[tuple[bytes, bytes, bytes, bytes, bool]]) -> None:
+        """`fan_out` of each `(topic, source, ts, data, minor)` in order, each worker's
+        share sent as one `EVT` message (`EventBatch`) rather than one per event.
+
+        Clients get each event at once, as from `fan_out`. A worker gets the same
+        events, numbers and order; only the messages are fewer (one `send`, one
+        wake-up of each side's I/O thread and one receive per batch).
+        """
+        shares: dict[WorkerSlot, list[Delivered]] = {}
+        for topic, source, ts, data, minor in events:
+            body = self._publish(topic, source, ts, data)
+            for slot in self._receivers(topic, source, minor=minor):
+                self._number += 1
+                share = shares.get(slot)
+                if share is None:
+                    shares[slot] = [(self._number, topic, body)]
+                else:
+                    share.append((self._number, topic, body))
+        for slot, share in shares.items():
+            for start in range(0, len(share), MAX_EVENTS_PER_EVT):
+                self._deliver(slot, share[start : start + MAX_EVENTS_PER_EVT])
+
+    def _publish(self, topic: bytes, source: bytes, ts: bytes, data: bytes) -> bytes:
+        """Stamp the event's `seq` and send it to clients; its envelope."""
         seq = self._seq.get(source, 0)
         self._seq[source] = seq + 1
         body = stamp_event(topic, source, seq, ts, data)
@@ -104,51 +136,75 @@ class EventBus:
             self._to_clients(body, NOBLOCK)
         except zmq.Again:  # never with a PUB (it drops above its high-water mark)
             pass
-        for slot in self._subscribers_of(topic):
-            if slot.identity == source or (minor and slot in self._significant_only(topic)):
-                continue
-            self._number += 1
-            if slot.state is WorkerState.RUNNING:
-                self.send(slot, self._number, topic, body)
-            elif slot.state is not WorkerState.FAILED:
-                slot.events.append((self._number, topic, body))
-                if len(slot.events) > _MAX_BUFFERED_EVENTS:
-                    slot.events.popleft()
-                    self.log.error("events.buffer_overflow", worker=slot.name.value)
+        return body
+
+    def _receivers(self, topic: bytes, source: bytes, *, minor: bool) -> tuple[WorkerSlot, ...]:
+        """The workers an event of `topic` from `source` goes to, memoised."""
+        key = (topic, source, minor)
+        found = self._receiving.get(key)
+        if found is None:
+            found = tuple(
+                slot
+                for slot in self._subscribers_of(topic)
+                if slot.identity != source and not (minor and slot in self._significant_only(topic))
+            )
+            if len(self._receiving) < 4096:  # topics and sources are closed sets; stay bounded
+                self._receiving[key] = found
+        return found
+
+    def _deliver(self, slot: WorkerSlot, deliveries: list[Delivered]) -> None:
+        """Send events to `slot`'s worker, or buffer them while it cannot take them."""
+        if slot.state is WorkerState.RUNNING:
+            if self._hand(slot, deliveries):
+                return
+        elif slot.state is WorkerState.FAILED:
+            return
+        slot.events.extend(deliveries)
+        if len(slot.events) > _MAX_BUFFERED_EVENTS:
+            while len(slot.events) > _MAX_BUFFERED_EVENTS:
+                slot.events.popleft()
+            self.log.error("events.buffer_overflow", worker=slot.name.value)
 
     def flush(self, slot: WorkerSlot) -> None:
-        """Deliver what waited for `slot` while it was not running (in order).
+        """Deliver what waited for `slot` while it was not running (in order, in
+        messages of up to `MAX_EVENTS_PER_EVT`).
 
-        Stops at the first event the worker cannot take (it died after its
+        Stops at the first message the worker cannot take (it died after its
         READY; its exit restarts it): the rest stay buffered, in order, for the
-        next READY. Going on would buffer that event again and retry it
+        next READY. Going on would buffer those events again and retry them
         forever, and the supervisor's loop would never turn again.
         """
         while slot.events:
-            number, topic, body = slot.events[0]
-            if not self._hand(slot, number, topic, body):
+            share = list(itertools.islice(slot.events, MAX_EVENTS_PER_EVT))
+            if not self._hand(slot, share):
                 return
-            slot.events.popleft()
+            for _ in share:
+                slot.events.popleft()
 
     def send(self, slot: WorkerSlot, number: int, topic: bytes, body: bytes) -> None:
         """One event to one worker; kept until acknowledged, buffered if it cannot take it."""
-        if not self._hand(slot, number, topic, body):
+        if not self._hand(slot, [(number, topic, body)]):
             slot.events.append((number, topic, body))
 
-    def _hand(self, slot: WorkerSlot, number: int, topic: bytes, body: bytes) -> bool:
-        """Send one event to `slot`'s worker; False when its connection is gone."""
+    def _hand(self, slot: WorkerSlot, deliveries: list[Delivered]) -> bool:
+        """Send events to `slot`'s worker as one `EVT` message; False when its
+        connection is gone (then none was sent)."""
         send = self._to_worker
-        try:  # `EVT number topic event` (`EventDelivery`), frame by frame
+        try:  # `EVT number topic event...` (`EventDelivery`, `EventBatch`), frame by frame
             send(slot.identity, _MORE)  # refused here when the worker is gone
             send(EVT, _MORE)
-            send(number.to_bytes(NUMBER_BYTES, "big"), _MORE)
-            send(topic, _MORE)
-            send(body, NOBLOCK)
+            last = len(deliveries) - 1
+            for index, (number, topic, body) in enumerate(deliveries):
+                send(number.to_bytes(NUMBER_BYTES, "big"), _MORE)
+                send(topic, _MORE)
+                send(body, _MORE if index < last else NOBLOCK)
         except zmq.ZMQError:
             return False
         if not slot.unacked and not slot.inflight:
             self._began_owing(slot)
-        slot.unacked[number] = (topic, body)
+        unacked = slot.unacked
+        for number, topic, body in deliveries:
+            unacked[number] = (topic, body)
         return True
 
     def _significant_only(self, topic: bytes) -> tuple[WorkerSlot, ...]:

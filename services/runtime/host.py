@@ -43,6 +43,7 @@ from protocol.internal import (
     REP,
     REQ,
     TOKEN_BYTES,
+    EventBatch,
     EventDelivery,
     Heartbeat,
     MalformedFrame,
@@ -61,7 +62,7 @@ from services.runtime.delivery import (
     Delivered,
     EventWindow,
     ack_frames,
-    delivery_of,
+    deliveries_of,
     read_event,
 )
 from services.runtime.frames import SNDMORE, frame_sender, messages, send_frames
@@ -314,10 +315,10 @@ class WorkerHost:
                 if call is not None:
                     requests.append((frames[1], call))
                 continue
-            delivered = delivery_of(frames)
-            if delivered is not None:  # the other hot path (`EventDelivery`), the same way
+            delivered = deliveries_of(frames)
+            if delivered is not None:  # the other hot path (`EVT`), the same way
                 self._answer(requests)
-                events.append(delivered)
+                events += delivered
                 continue
             try:
                 frame = decode_to_worker(frames)
@@ -333,6 +334,9 @@ class WorkerHost:
             self._answer(requests)
             if isinstance(frame, EventDelivery):
                 events.append((frame.number, frame.topic, frame.event))
+                continue
+            if isinstance(frame, EventBatch):
+                events += [(one.number, one.topic, one.event) for one in frame.deliveries]
                 continue
             self._deliver_events(events)
             if isinstance(frame, StopRequest):
@@ -432,6 +436,27 @@ class WorkerHost:
             self._poller.register(self._dealer, zmq.POLLIN)
         if not pending:
             return
+        try:
+            taken = self.worker.on_deliveries(pending)
+            if taken is None:
+                numbers, taken = self._read_events(pending)
+            else:
+                numbers = [number for number, _topic, _body in pending]
+        except Exception:
+            self.worker.log.exception("worker.events_failed", count=len(pending))
+            self._owes_events = True
+            return
+        finally:
+            pending.clear()
+        acked = [number for number, ok in zip(numbers, taken, strict=True) if ok]
+        if len(acked) < len(numbers):
+            self._owes_events = True
+        if acked:
+            send_frames(self._dealer, ack_frames(acked))
+
+    def _read_events(self, pending: list[Delivered]) -> tuple[list[int], list[bool]]:
+        """Read `pending` as `Event`s and hand them to `on_events`: the numbers of
+        those read and whether each was taken (a malformed one is ACKed at once)."""
         numbers: list[int] = []
         events: list[Event] = []
         for number, topic, body in pending:
@@ -443,20 +468,7 @@ class WorkerHost:
                 send_frames(self._dealer, ack_frames((number,)))
             else:
                 numbers.append(number)
-        pending.clear()
-        if not events:
-            return
-        try:
-            taken = self.worker.on_events(events)
-        except Exception:
-            self.worker.log.exception("worker.events_failed", count=len(events))
-            self._owes_events = True
-            return
-        acked = [number for number, ok in zip(numbers, taken, strict=True) if ok]
-        if len(acked) < len(numbers):
-            self._owes_events = True
-        if acked:
-            send_frames(self._dealer, ack_frames(acked))
+        return numbers, (self.worker.on_events(events) if events else [])
 
 
 def main() -> int:

@@ -140,6 +140,16 @@ class Worker:
                 taken.append(True)
         return taken
 
+    def on_deliveries(self, deliveries: Sequence[tuple[int, bytes, bytes]]) -> list[bool] | None:
+        """Take events as delivered (`number`, topic, envelope bytes); True for each taken.
+
+        For a worker that reads the events it cares about straight from their
+        bytes (the history archiver's `cost.logged`). None, the default: the
+        host reads each one (`services.runtime.delivery.read_event`) and calls
+        `on_events`.
+        """
+        return None
+
     def next_deadline(self) -> float | None:
         """The monotonic time `tick` should next run, or None for never."""
         return None
