@@ -60,10 +60,7 @@ def _lifeline():  # the bench holds our stdin: when it dies, so do we
 threading.Thread(target=_lifeline, daemon=True).start()
 """
 
-_BROKER = (
-    _LIFELINE
-    + r"""
-import sys, zmq
+_BROKER_SOCKETS = r"""
 front_at, back_at, events_at, workers = sys.argv[1:5]
 ctx = zmq.Context()
 front = ctx.socket(zmq.ROUTER); front.bind(front_at)
@@ -73,6 +70,14 @@ waiting = set(workers.encode().split(b","))
 while waiting:                              # each worker's hello: its routing id
     waiting.discard(back.recv_multipart()[0])
 sys.stdout.write("ready\n"); sys.stdout.flush()
+"""
+"""Both brokers' start: the front, back and event sockets bound, every worker's hello read."""
+
+_BROKER = (
+    _LIFELINE
+    + "import sys, zmq\n"
+    + _BROKER_SOCKETS
+    + r"""
 poller = zmq.Poller()
 poller.register(front, zmq.POLLIN); poller.register(back, zmq.POLLIN)
 pending = {}; unacked = {}; counter = 0; seq = 0
@@ -184,17 +189,9 @@ while True:
 
 _CONTRACT_BROKER = (
     _LIFELINE
+    + "import sys, zmq, orjson\n"
+    + _BROKER_SOCKETS
     + r"""
-import sys, zmq, orjson
-front_at, back_at, events_at, workers = sys.argv[1:5]
-ctx = zmq.Context()
-front = ctx.socket(zmq.ROUTER); front.bind(front_at)
-back = ctx.socket(zmq.ROUTER); back.bind(back_at)
-xpub = ctx.socket(zmq.XPUB); xpub.bind(events_at)
-waiting = set(workers.encode().split(b","))
-while waiting:                              # each worker's hello: its routing id
-    waiting.discard(back.recv_multipart()[0])
-sys.stdout.write("ready\n"); sys.stdout.flush()
 MAX_FRAME_BYTES = 1048576; FIELDS = frozenset(("v", "id", "op", "args"))
 SOURCES = {b"ledger": b"cost_ledger"}; OPS = {"cost.log": b"ledger"}
 

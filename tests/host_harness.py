@@ -7,6 +7,7 @@ replies and events): real frames over an in-process ROUTER, no tree.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import threading
@@ -17,10 +18,19 @@ from typing import Any
 import zmq
 
 from protocol.envelopes import encode_event
-from protocol.internal import READY, EventDelivery, StopRequest
+from protocol.internal import READY, REQ, EventDelivery, StopRequest, WorkerAssignment
+from protocol.names import WorkerName
 from services.runtime.host import WorkerHost
 
-__all__ = ["SESSION", "FakeSupervisor", "cost_event", "host_signals", "play"]
+__all__ = [
+    "SESSION",
+    "FakeSupervisor",
+    "cost_event",
+    "cost_log_request",
+    "gated_ledger_host",
+    "host_signals",
+    "play",
+]
 
 SESSION = "2026-11-30-230000"
 
@@ -46,6 +56,55 @@ def cost_event(seq: int, request_id: str) -> list[bytes]:
     return encode_event(
         "cost.logged", "cost_ledger", seq, "2026-11-30T23:00:00.2Z", {"operation": operation}
     )
+
+
+def cost_log_request(token: int, request_id: str) -> list[bytes]:
+    """The frames of a `cost.log` request as the supervisor forwards it to the ledger."""
+    args = {
+        "operation": "scene_generation",
+        "model": "claude-sonnet-3.5",
+        "input_tokens": 12450,
+        "output_tokens": 3200,
+    }
+    request = {"v": 1, "id": request_id, "op": "cost.log", "args": args}
+    return [REQ, token.to_bytes(8, "big"), json.dumps(request).encode()]
+
+
+def gated_ledger_host(
+    project: str,
+    lifeline: int,
+    endpoint: str,
+    gate: threading.Event | None = None,
+    entered: threading.Event | None = None,
+) -> tuple[WorkerHost, FakeSupervisor]:
+    """A real cost ledger host and its fake supervisor on `endpoint`.
+
+    With `gate`, the ledger's first batch sets `entered` (if given) and waits for
+    `gate`: what the supervisor sends meanwhile is queued and read in one go.
+    """
+    assignment = WorkerAssignment(
+        name=WorkerName.COST_LEDGER,
+        project=project,
+        session_id=SESSION,
+        backend=endpoint,
+        settings={"ledger": {"prices_load_delay_s": 60.0}},
+    )
+    supervisor = FakeSupervisor(endpoint)
+    host = WorkerHost(assignment, lifeline)
+    if gate is not None:
+        handle_batch = host.worker.handle_batch
+        first = threading.Event()
+
+        def held(calls: Any) -> Any:
+            if not first.is_set():
+                first.set()
+                if entered is not None:
+                    entered.set()
+                gate.wait(10.0)
+            return handle_batch(calls)
+
+        host.worker.handle_batch = held  # type: ignore[method-assign]
+    return host, supervisor
 
 
 class FakeSupervisor:

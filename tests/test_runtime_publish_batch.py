@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import zmq
@@ -22,10 +21,8 @@ from protocol.internal import (
     PUB,
     PUBS,
     REP,
-    REQ,
     MalformedFrame,
     Published,
-    WorkerAssignment,
     WorkerPublish,
     WorkerPublishBatch,
     decode_from_worker,
@@ -33,9 +30,13 @@ from protocol.internal import (
     plain_publish_batch,
     publish_messages,
 )
-from protocol.names import WorkerName
-from services.runtime.host import WorkerHost
-from tests.host_harness import SESSION, FakeSupervisor, host_signals, play
+from tests.host_harness import (
+    FakeSupervisor,
+    cost_log_request,
+    gated_ledger_host,
+    host_signals,
+    play,
+)
 
 _TS = b"2026-12-01T02:00:00.123456Z"
 
@@ -141,47 +142,20 @@ def test_what_is_forwarded_as_bytes_is_what_the_model_reads(parts: list[bytes]) 
         ] == events
 
 
-def _cost_log(token: int, request_id: str) -> list[bytes]:
-    args = {
-        "operation": "scene_generation",
-        "model": "claude-sonnet-3.5",
-        "input_tokens": 12450,
-        "output_tokens": 3200,
-    }
-    request = {"v": 1, "id": request_id, "op": "cost.log", "args": args}
-    return [REQ, token.to_bytes(8, "big"), json.dumps(request).encode()]
-
-
 def test_a_ledger_batch_sends_its_replies_then_its_events_in_one_message(tmp_path: Path) -> None:
     """Three `cost.log`s read together get three replies, then one `PUBS` with their
     three `cost.logged` events in the order of the requests; one alone gets a `PUB`."""
     entered, gate = threading.Event(), threading.Event()
     with host_signals() as lifeline:
         endpoint = "inproc://ledger-publish-batch"
-        assignment = WorkerAssignment(
-            name=WorkerName.COST_LEDGER,
-            project=str(tmp_path),
-            session_id=SESSION,
-            backend=endpoint,
-            settings={"ledger": {"prices_load_delay_s": 60.0}},
-        )
-        supervisor = FakeSupervisor(endpoint)
-        host = WorkerHost(assignment, lifeline)
-        handle_batch = host.worker.handle_batch
-
-        def held(calls: Any) -> Any:
-            if not entered.is_set():  # the first batch waits: what comes meanwhile queues
-                entered.set()
-                gate.wait(10.0)
-            return handle_batch(calls)
-
-        host.worker.handle_batch = held  # type: ignore[method-assign]
+        # The first batch waits for `gate`: what comes meanwhile queues.
+        host, supervisor = gated_ledger_host(str(tmp_path), lifeline, endpoint, gate, entered)
 
         def script(supervisor: FakeSupervisor) -> list[list[bytes]]:
-            supervisor.send(_cost_log(1, "alone"))
+            supervisor.send(cost_log_request(1, "alone"))
             assert entered.wait(10.0)
             for n in (2, 3, 4):  # inproc: queued on the host's side once sent
-                supervisor.send(_cost_log(n, f"batch-{n}"))
+                supervisor.send(cost_log_request(n, f"batch-{n}"))
             gate.set()
             seen: list[list[bytes]] = []
             while sum(len(_published(frames)) for frames in seen) < 4:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,10 +9,15 @@ from typing import Any
 
 import pytest
 
-from protocol.internal import PUB, REP, REQ, WorkerAssignment
-from protocol.names import WorkerName
-from services.runtime.host import WorkerHost
-from tests.host_harness import SESSION, FakeSupervisor, cost_event, host_signals, play
+from protocol.internal import PUB, REP
+from tests.host_harness import (
+    FakeSupervisor,
+    cost_event,
+    cost_log_request,
+    gated_ledger_host,
+    host_signals,
+    play,
+)
 
 Script = Callable[[FakeSupervisor], Any]
 Run = Callable[..., Any]
@@ -30,41 +34,10 @@ def ledger_host(tmp_path: Path) -> Iterator[Run]:
 
         def run(script: Script, gate: threading.Event | None = None) -> Any:
             endpoint = f"inproc://ledger-{id(script)}"
-            assignment = WorkerAssignment(
-                name=WorkerName.COST_LEDGER,
-                project=str(tmp_path),
-                session_id=SESSION,
-                backend=endpoint,
-                settings={"ledger": {"prices_load_delay_s": 60.0}},
-            )
-            supervisor = FakeSupervisor(endpoint)
-            host = WorkerHost(assignment, lifeline)
-            if gate is not None:
-                handle_batch = host.worker.handle_batch
-
-                def held(calls: Any) -> Any:
-                    gate.wait(10.0)
-                    return handle_batch(calls)
-
-                host.worker.handle_batch = held  # type: ignore[method-assign]
+            host, supervisor = gated_ledger_host(str(tmp_path), lifeline, endpoint, gate)
             return play(host, supervisor, script)
 
         yield run
-
-
-def _cost_log(token: int, request_id: str) -> list[bytes]:
-    request = {
-        "v": 1,
-        "id": request_id,
-        "op": "cost.log",
-        "args": {
-            "operation": "scene_generation",
-            "model": "claude-sonnet-3.5",
-            "input_tokens": 12450,
-            "output_tokens": 3200,
-        },
-    }
-    return [REQ, token.to_bytes(8, "big"), json.dumps(request).encode()]
 
 
 def _replies_and_events(supervisor: FakeSupervisor, count: int) -> list[tuple[bytes, bytes]]:
@@ -81,7 +54,7 @@ def test_a_cost_log_reply_goes_out_before_its_event(ledger_host: Any) -> None:
     """The supervisor gets each `cost.log` reply ahead of the `cost.logged` it caused."""
 
     def script(supervisor: FakeSupervisor) -> list[tuple[bytes, bytes]]:
-        supervisor.send(_cost_log(1, "first"))
+        supervisor.send(cost_log_request(1, "first"))
         return _replies_and_events(supervisor, 2)
 
     assert ledger_host(script) == [(REP, (1).to_bytes(8, "big")), (PUB, b"cost.logged")]
@@ -92,18 +65,18 @@ def test_requests_read_before_an_event_are_answered_once(ledger_host: Any) -> No
     gate = threading.Event()
 
     def script(supervisor: FakeSupervisor) -> list[bytes]:
-        supervisor.send(_cost_log(1, "first"))  # its batch waits for the gate
-        supervisor.send(_cost_log(2, "second"))
+        supervisor.send(cost_log_request(1, "first"))  # its batch waits for the gate
+        supervisor.send(cost_log_request(2, "second"))
         topic, body = cost_event(1, "elsewhere")
         supervisor.send([b"EVT", (1).to_bytes(8, "big"), topic, body])
-        supervisor.send(_cost_log(3, "third"))
+        supervisor.send(cost_log_request(3, "third"))
         gate.set()
         tokens: list[bytes] = []
         while not tokens or tokens[-1] != (3).to_bytes(8, "big"):
             frames = supervisor.next_message(10.0)[1:]
             if frames[0] == REP:
                 tokens.append(frames[1])
-        supervisor.send(_cost_log(4, "fourth"))  # a marker: a late duplicate comes before it
+        supervisor.send(cost_log_request(4, "fourth"))  # a marker: a late duplicate comes before it
         while tokens[-1] != (4).to_bytes(8, "big"):
             frames = supervisor.next_message(10.0)[1:]
             if frames[0] == REP:

@@ -29,7 +29,7 @@ from typing import Any, Final, NamedTuple
 import orjson
 
 from protocol.codec import decimal_text
-from services.history.operation import canonical_operation
+from services.history.operation import canonical_operation, real_utc_time
 
 __all__ = ["COST_LOGGED", "CostLine", "read_cost_logged", "utc_stamp"]
 
@@ -165,13 +165,7 @@ def _operation_json(body: bytes, start: int, operation: dict[str, Any]) -> bytes
 
 def _stamp(ts: Any) -> bool:
     """Whether `ts` is a real UTC time as `utc_text` (or orjson) writes it."""
-    if type(ts) is not str or not _STAMP.fullmatch(ts):
-        return False
-    try:
-        datetime.fromisoformat(ts)
-    except ValueError:
-        return False  # the shape of a time, not a real one (month 13)
-    return True
+    return real_utc_time(ts, _STAMP)
 
 
 def _amount(digits: bytes) -> Decimal | int | None:

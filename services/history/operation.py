@@ -21,7 +21,7 @@ from typing import Any, Final
 from protocol.base import MAX_TEXT_CHARS
 from protocol.costs import CostOperation
 
-__all__ = ["canonical_operation"]
+__all__ = ["canonical_operation", "real_utc_time"]
 
 _FIELDS: Final = tuple(CostOperation.model_fields)
 _TOKENS: Final = (
@@ -65,18 +65,20 @@ def canonical_operation(raw: Any) -> dict[str, Any] | None:
         and len(model) <= MAX_TEXT_CHARS
         and type(raw["priced"]) is bool
         and _exact_amount(raw["cost"])
-        and _orjson_utc(raw["timestamp"])
+        and real_utc_time(raw["timestamp"], _ORJSON_UTC)
     )
     return raw if fits else None
 
 
-def _orjson_utc(stamp: Any) -> bool:
-    if type(stamp) is not str or not _ORJSON_UTC.fullmatch(stamp):
+def real_utc_time(stamp: Any, shape: re.Pattern[str]) -> bool:
+    """Whether `stamp` is text of `shape` (a UTC time as one writer writes it) and a real
+    time: the shape alone lets month 13 through."""
+    if type(stamp) is not str or not shape.fullmatch(stamp):
         return False
     try:
         datetime.fromisoformat(stamp)
     except ValueError:
-        return False  # the shape of a time, not a real one (month 13)
+        return False
     return True
 
 
