@@ -70,8 +70,12 @@ SERIES_FORMAT = 1
 SERIES_SAVE_EVERY_S = 600.0
 """series.json is rewritten at most this often (and at a clean stop)."""
 
-_YIELD_EVERY = 200
-"""A background read pauses after this many records (see `read_index`)."""
+_YIELD_EVERY = 20
+"""A background read pauses after this many records (see `read_index`): ~1 ms of
+reading here. The ledger's thread waits for the interpreter lock after each write
+and fsync; with 200 records between pauses it waited the 5 ms switch interval each
+time and a `cost.log` took ~16 ms during the read, with 20 it takes ~1.2 ms and the
+read is no slower (docs/benchmarks.md, "the rows with prior operations")."""
 
 MAX_BUCKETS = 5_000
 """More buckets than this in one answer is refused (13 years of days)."""
