@@ -25,14 +25,17 @@ __all__ = [
     "BudgetLimits",
     "DueWarning",
     "Level",
+    "PeriodRule",
     "PeriodSpend",
     "budget_warnings",
     "due_warnings",
     "limit_text",
     "most_severe",
     "most_severe_due",
+    "period_rules",
     "refusal",
     "warning_words",
+    "warns",
 ]
 
 Level = Literal["warning", "exceeded"]
@@ -186,7 +189,7 @@ def warning_words(
     return text
 
 
-class _Rule(NamedTuple):
+class PeriodRule(NamedTuple):
     """A period's limit and the spend from which it warns (`limit x fraction`)."""
 
     limit: Decimal
@@ -197,14 +200,15 @@ class _Rule(NamedTuple):
 
 
 @lru_cache(maxsize=64)
-def _rules(limits: BudgetLimits, fraction: Decimal) -> dict[str, _Rule]:
-    """Each limited period's rule, worked out once per budget and fraction (not per call)."""
-    rules: dict[str, _Rule] = {}
+def period_rules(limits: BudgetLimits, fraction: Decimal) -> dict[Period, PeriodRule]:
+    """Each limited period's rule, in `PERIODS` order, worked out once per budget and
+    fraction (not per call)."""
+    rules: dict[Period, PeriodRule] = {}
     for period in PERIODS:
         limit = limits.limit(period)
         if limit is not None:
             threshold = None if limit == 0 else limit * fraction
-            rules[period] = _Rule(limit, threshold, limit_text(limit))
+            rules[period] = PeriodRule(limit, threshold, limit_text(limit))
     return rules
 
 
@@ -217,30 +221,33 @@ def _limit_usd(limit: Decimal) -> str:
 _ONE = Decimal(1)
 
 
+def warns(spent: Decimal, rule: PeriodRule) -> tuple[bool, Decimal] | None:
+    """Whether a period that spent `spent` warns under `rule`: (exceeded, share), or None."""
+    limit, threshold, _key = rule
+    if threshold is None:  # a zero limit: exceeded as soon as anything is spent
+        return (True, _ONE) if spent > 0 else None
+    if spent < threshold:
+        return None
+    return spent >= limit, (spent / limit).quantize(_FRACTION_PLACES, rounding=ROUND_HALF_EVEN)
+
+
 def due_warnings(
     limits: BudgetLimits, spends: list[PeriodSpend], fraction: Decimal
 ) -> list[DueWarning]:
     """Every warning due now, one per period at most (none if warnings are off)."""
     if not limits.warnings_enabled:
         return []
-    rules = _rules(limits, fraction)
+    rules = period_rules(limits, fraction)
     due: list[DueWarning] = []
     for spend in spends:
         rule = rules.get(spend.period)
-        if rule is None:
+        judged = None if rule is None else warns(spend.spent, rule)
+        if rule is None or judged is None:
             continue
-        limit, threshold, limit_key = rule
-        spent = spend.spent
-        if threshold is None:  # a zero limit
-            if spent > 0:
-                key = (spend.period, spend.window, "exceeded", limit_key)
-                due.append(DueWarning(spend, limit, True, _ONE, key))
-            continue
-        if spent >= threshold:
-            exceeded = spent >= limit
-            key = (spend.period, spend.window, "exceeded" if exceeded else "warning", limit_key)
-            share = (spent / limit).quantize(_FRACTION_PLACES, rounding=ROUND_HALF_EVEN)
-            due.append(DueWarning(spend, limit, exceeded, share, key))
+        exceeded, share = judged
+        level = "exceeded" if exceeded else "warning"
+        key = (spend.period, spend.window, level, rule.limit_key)
+        due.append(DueWarning(spend, rule.limit, exceeded, share, key))
     return due
 
 

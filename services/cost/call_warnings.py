@@ -19,28 +19,30 @@ checks it for any budget, fraction, spending and fired set).
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import NamedTuple
 
-from services.cost.budget import BudgetLimits, DueWarning, PeriodSpend, limit_text, warning_words
+from services.cost.budget import (
+    BudgetLimits,
+    DueWarning,
+    PeriodRule,
+    PeriodSpend,
+    period_rules,
+    warning_words,
+    warns,
+)
 from services.cost.money import usd
 from services.cost.state import FiredKey, LedgerState
 from services.cost.windows import PERIODS, Period
 
 __all__ = ["CallWarnings", "WarningsNow"]
 
-_FRACTION_PLACES = Decimal("0.0001")
-_ONE = Decimal(1)
 
-
-class _PeriodRule(NamedTuple):
+class _RankedRule(NamedTuple):
     period: Period
     rank: int
     """The period's place in `PERIODS`: the longer period is the worse of two equal shares."""
-    limit: Decimal
-    threshold: Decimal | None
-    """None for a zero limit: due (exceeded) as soon as anything is spent."""
-    limit_key: str
+    rule: PeriodRule
     limit_usd: str
 
 
@@ -62,21 +64,19 @@ class CallWarnings:
     def __init__(self) -> None:
         self._limits: BudgetLimits | None = None
         self._fraction: Decimal | None = None
-        self._rules: tuple[_PeriodRule, ...] = ()
+        self._rules: tuple[_RankedRule, ...] = ()
 
-    def _rules_of(self, limits: BudgetLimits, fraction: Decimal) -> tuple[_PeriodRule, ...]:
-        """The limited periods' rules, worked out again only for another budget or fraction."""
+    def _rules_of(self, limits: BudgetLimits, fraction: Decimal) -> tuple[_RankedRule, ...]:
+        """`period_rules` with each period's rank and limit in words, looked up again
+        only for another budget or fraction (no hashing of the budget per call)."""
         if limits is self._limits and fraction is self._fraction:
             return self._rules
-        rules = []
-        for rank, period in enumerate(PERIODS):
-            limit = limits.limit(period)
-            if limit is not None:
-                threshold = None if limit == 0 else limit * fraction
-                rules.append(
-                    _PeriodRule(period, rank, limit, threshold, limit_text(limit), usd(limit))
-                )
-        self._limits, self._fraction, self._rules = limits, fraction, tuple(rules)
+        rules = period_rules(limits, fraction)
+        self._rules = tuple(
+            _RankedRule(period, PERIODS.index(period), rule, usd(rule.limit))
+            for period, rule in rules.items()
+        )
+        self._limits, self._fraction = limits, fraction
         return self._rules
 
     def now(self, state: LedgerState, fraction: Decimal) -> WarningsNow:
@@ -93,22 +93,16 @@ class CallWarnings:
         worst: tuple[bool, Decimal, int] | None = None
         words: tuple[Period, Decimal, Decimal, bool, int] | None = None
         words_limit = ""
-        for period, rank, limit, threshold, limit_key, limit_usd in self._rules_of(
-            limits, fraction
-        ):
+        for period, rank, rule, limit_usd in self._rules_of(limits, fraction):
             current = windows[period]
             spent = current.total
-            if threshold is None:  # a zero limit
-                if not spent > 0:
-                    continue
-                exceeded, share = True, _ONE
-            elif spent < threshold:
+            judged = warns(spent, rule)
+            if judged is None:
                 continue  # the common case while a period is under its threshold
-            else:
-                exceeded = spent >= limit
-                share = (spent / limit).quantize(_FRACTION_PLACES, rounding=ROUND_HALF_EVEN)
+            exceeded, share = judged
+            limit = rule.limit
             window = current.window.key
-            key: FiredKey = (period, window, "exceeded" if exceeded else "warning", limit_key)
+            key: FiredKey = (period, window, "exceeded" if exceeded else "warning", rule.limit_key)
             if key not in fired:
                 spend = PeriodSpend(period, window, spent, current.unpriced)
                 to_fire.append(DueWarning(spend, limit, exceeded, share, key))
