@@ -65,38 +65,43 @@ _CHECKED_BROKER = _BROKER.replace(
     "from protocol.envelopes import read_request\n",
 ).replace("        counter += 1\n", "        read_request(frames[-1])\n        counter += 1\n")
 
-_CHECKED_WORKER = r"""
+_WORKER_LOOP = r"""
+ctx = zmq.Context()
+dealer = ctx.socket(zmq.DEALER); dealer.setsockopt(zmq.ROUTING_ID, b"worker")
+dealer.connect(sys.argv[1]); dealer.send(b"READY")
+while True:
+    frames = dealer.recv_multipart()
+    if frames[0] == b"STOP":
+        break
+"""
+"""Both floor workers: connect, say READY, and read requests until STOP (the body follows)."""
+
+_CHECKED_WORKER = (
+    r"""
 import sys, zmq
 sys.path.insert(0, sys.argv[2])
 from protocol.envelopes import encode_ok_json, read_request
 from protocol.ops import OP_BY_NAME, parse_args
 from services.runtime.worker import Call
 result = sys.stdin.buffer.read()
-ctx = zmq.Context()
-dealer = ctx.socket(zmq.DEALER); dealer.setsockopt(zmq.ROUTING_ID, b"worker")
-dealer.connect(sys.argv[1]); dealer.send(b"READY")
-while True:
-    frames = dealer.recv_multipart()
-    if frames[0] == b"STOP":
-        break
-    request = read_request(frames[2])
+"""
+    + _WORKER_LOOP
+    + r"""    request = read_request(frames[2])
     args = parse_args(request.op, request.args, request_id=request.id)
     call = Call(id=request.id, op=OP_BY_NAME[request.op], args=args)
     dealer.send_multipart([b"REP", frames[1], encode_ok_json(call.id, result)])
 """
+)
 
-_WORKER = r"""
+_WORKER = (
+    r"""
 import sys, zmq
 reply = sys.stdin.buffer.read()
-ctx = zmq.Context()
-dealer = ctx.socket(zmq.DEALER); dealer.setsockopt(zmq.ROUTING_ID, b"worker")
-dealer.connect(sys.argv[1]); dealer.send(b"READY")
-while True:
-    frames = dealer.recv_multipart()
-    if frames[0] == b"STOP":
-        break
-    dealer.send_multipart([b"REP", frames[1], reply])
 """
+    + _WORKER_LOOP
+    + r"""    dealer.send_multipart([b"REP", frames[1], reply])
+"""
+)
 
 
 class MinimalBroker:
