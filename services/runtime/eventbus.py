@@ -99,10 +99,7 @@ class EventBus:
         A `minor` event skips the workers that want only significant ones of
         its topic (`SIGNIFICANT_ONLY`).
         """
-        body = self._publish(topic, source, ts, data)
-        for slot in self._receivers(topic, source, minor=minor):
-            self._number += 1
-            self._deliver(slot, [(self._number, topic, body)])
+        self.fan_out_many(((topic, source, ts, data, minor),))
 
     def fan_out_many(self, events: Iterable[tuple[bytes, bytes, bytes, bytes, bool]]) -> None:
         """`fan_out` of each `(topic, source, ts, data, minor)` in order, each worker's
